@@ -2,7 +2,6 @@ package dev.retina.templates;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import com.hubspot.jinjava.interpret.Context;
 import com.hubspot.jinjava.interpret.JinjavaInterpreter;
 import com.hubspot.jinjava.interpret.TemplateError;
 import com.hubspot.jinjava.tree.Node;
@@ -43,7 +42,7 @@ public final class ChatTemplate {
         // jinja2 (keep_trailing_newline=False) drops a single trailing newline of the source.
         String body = source.endsWith("\n") ? source.substring(0, source.length() - 1) : source;
         HfJinjava env = HfJinjava.INSTANCE;
-        JinjavaInterpreter parser = env.jinjava.newInterpreter();
+        JinjavaInterpreter parser = env.newInterpreter(Map.of());
         JinjavaInterpreter.pushCurrent(parser);
         try {
             this.root = parser.parse(body);
@@ -144,10 +143,7 @@ public final class ChatTemplate {
         Map<String, Object> bindings = new HashMap<>(extraContext);
         bindings.put("messages", messages);
         bindings.put("add_generation_prompt", addGenerationPrompt);
-        HfJinjava env = HfJinjava.INSTANCE;
-        Context context = new Context(env.jinjava.getGlobalContextCopy(), bindings, env.config.getDisabled());
-        JinjavaInterpreter interpreter = env.config.getInterpreterFactory().newInstance(env.jinjava, context,
-                env.config);
+        JinjavaInterpreter interpreter = HfJinjava.INSTANCE.newInterpreter(bindings);
         String output;
         JinjavaInterpreter.pushCurrent(interpreter);
         try {

@@ -69,12 +69,21 @@ final class PythonMethodResolver extends ELResolver {
     private static Object mapMethod(Map<?, ?> map, String name, Object[] args) {
         return switch (name) {
             case "get" -> args.length == 0 ? NOT_HANDLED
-                    : map.containsKey(args[0]) ? map.get(args[0]) : (args.length > 1 ? args[1] : null);
+                    : containsKey(map, args[0]) ? map.get(args[0]) : (args.length > 1 ? args[1] : null);
             case "items" -> args.length == 0 ? new ArrayList<>(map.entrySet()) : NOT_HANDLED;
             case "keys" -> args.length == 0 ? new ArrayList<>(map.keySet()) : NOT_HANDLED;
             case "values" -> args.length == 0 ? new ArrayList<>(map.values()) : NOT_HANDLED;
             default -> NOT_HANDLED;
         };
+    }
+
+    /** Immutable maps (Map.of) throw on a null key where Python's dict.get just misses. */
+    private static boolean containsKey(Map<?, ?> map, Object key) {
+        try {
+            return map.containsKey(key);
+        } catch (NullPointerException | ClassCastException e) {
+            return false;
+        }
     }
 
     private static String arg(Object[] args, int i) {
