@@ -67,6 +67,7 @@ final class HfJinjava {
         }
         baseContext.registerFilter(new HfToJsonFilter());
         baseContext.registerTag(new GenerationTag());
+        baseContext.registerTag(new FilteredForTag()); // replaces Jinjava's "for"
     }
 
     /**
