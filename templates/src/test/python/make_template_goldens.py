@@ -136,7 +136,7 @@ TOJSON_TEMPLATE = (
 )
 
 BOOLEAN_TEMPLATE = (
-    "{{ flag }} {{ not flag }} {{ 1 == 1 }} {{ messages | length > 0 }}"
+    "{{ flag }} {{ not flag }} {{ 1 == 1 }} {{ messages | length > 0 }} {{ flag | string }}"
     "{% if flag %} yes{% else %} no{% endif %}{% if not missing %} missing-falsy{% endif %}"
 )
 

@@ -66,6 +66,7 @@ final class HfJinjava {
             baseContext.registerFunction(function);
         }
         baseContext.registerFilter(new HfToJsonFilter());
+        baseContext.registerFilter(new PythonStringFilter());
         baseContext.registerTag(new GenerationTag());
         baseContext.registerTag(new FilteredForTag()); // replaces Jinjava's "for"
     }
