@@ -12,6 +12,8 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.OptionalInt;
+import java.util.Random;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
@@ -35,6 +37,30 @@ class FixtureTokenizerTest {
             out[i] = array.get(i).asInt();
         }
         return out;
+    }
+
+    @Test
+    void randomIdsStreamExactlyWithTheFixtureTokenizer() throws IOException {
+        try (Tokenizer t = Tokenizer.load(fixtures().resolve("models/llava15-336-mha"))) {
+            int[] cjkAndEmoji = t.encode("猫がいます 😀 Ñandú");
+            Random random = new Random(7);
+            for (int trial = 0; trial < 200; trial++) {
+                int[] ids = new int[1 + random.nextInt(30)];
+                for (int i = 0; i < ids.length; i++) {
+                    ids[i] = switch (random.nextInt(4)) {
+                        case 0 -> 3 + random.nextInt(256); // "<0xNN>" byte-fallback pieces
+                        case 1 -> cjkAndEmoji[random.nextInt(cjkAndEmoji.length)];
+                        case 2 -> List.copyOf(t.specialTokens().specialTokenIds())
+                                .get(random.nextInt(t.specialTokens().specialTokenIds().size()));
+                        default -> random.nextInt(t.vocabSize());
+                    };
+                }
+                for (boolean skip : new boolean[] {false, true}) {
+                    assertEquals(t.decode(ids, skip), String.join("", IncrementalDetokenizerTest.stream(t, ids, skip)),
+                            java.util.Arrays.toString(ids));
+                }
+            }
+        }
     }
 
     @ParameterizedTest
