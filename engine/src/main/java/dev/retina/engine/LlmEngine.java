@@ -188,7 +188,10 @@ public final class LlmEngine implements AutoCloseable {
             if (sink == null) continue;
             emit(sink, seq, new int[] {u.tokenId()}, u.logprobs() == null ? null : List.of(u.logprobs()),
                     u.finishReason(), null);
-            if (!scheduler.hasRequest(seq.requestId())) sinks.remove(seq.requestId());
+        }
+        // Only after all of this step's outputs went out: several choices of one request may finish together.
+        for (Scheduler.SequenceUpdate u : updates) {
+            if (!scheduler.hasRequest(u.sequence().requestId())) sinks.remove(u.sequence().requestId());
         }
     }
 
