@@ -185,6 +185,24 @@ class LlmEngineTest {
         }
     }
 
+    @Test
+    void aThrowingSinkAbortsOnlyItsOwnRequest() throws Exception {
+        FakeModelRunner runner = new FakeModelRunner(NUM_BLOCKS, BLOCK_SIZE);
+        try (LlmEngine engine = engine(runner, 8)) {
+            java.util.concurrent.atomic.AtomicInteger calls = new java.util.concurrent.atomic.AtomicInteger();
+            engine.addRequest(request("broken", new int[] {4, 5, 6}, SchedulerHarness.params(1, 1, 40)), out -> {
+                if (calls.incrementAndGet() == 2) throw new IllegalStateException("client gone");
+            });
+            Collector ok = new Collector(1);
+            engine.addRequest(request("ok", new int[] {4, 5, 6}, SchedulerHarness.params(1, 1, 40)), ok);
+            ok.await();
+            assertEquals(40, ok.tokens(0).size());
+            awaitIdle(engine);
+            assertEquals(2, calls.get(), "no outputs after the sink threw");
+            assertEquals(NUM_BLOCKS, engine.stats().numFreeBlocks());
+        }
+    }
+
     private static void awaitIdle(LlmEngine engine) throws InterruptedException {
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
         while (System.nanoTime() < deadline) {
