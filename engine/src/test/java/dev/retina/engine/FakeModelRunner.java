@@ -68,7 +68,7 @@ final class FakeModelRunner implements ModelRunner {
             }
             int token;
             if (eosEvery > 0 && Math.floorMod(h, eosEvery) == 0) token = EOS;
-            else token = 3 + (int) Math.floorMod(h * 0x9E3779B97F4A7C15L + (long) (s.uniform() * 1e6), vocabSize - 3);
+            else token = 3 + Math.floorMod(h * 0x9E3779B97F4A7C15L + (long) (s.uniform() * 1e6), vocabSize - 3);
             sampled.add(token);
             logprobs.add(s.params().logprobs() == null ? null
                     : new TokenLogprobs(token, -1f, new int[] {token}, new float[] {-1f}));
