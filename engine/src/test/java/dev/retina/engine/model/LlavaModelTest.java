@@ -55,6 +55,13 @@ class LlavaModelTest {
     }
 
     @Test
+    void stepsLeaveNothingBehindInTheModelManager() {
+        int before = ((ai.djl.ndarray.BaseNDManager) model.manager()).getManagedArrays().size();
+        new LlavaGenerator(model).greedy(prompt, pixels, 1, 3, 7);
+        assertEquals(before, ((ai.djl.ndarray.BaseNDManager) model.manager()).getManagedArrays().size());
+    }
+
+    @Test
     void chunkedPrefillMatchesWholePrefill() {
         LlavaGenerator gen = new LlavaGenerator(model);
         LlavaGenerator.Result whole = gen.greedy(prompt, pixels, 1, 6, 0);
