@@ -1,0 +1,91 @@
+package dev.retina.engine.model;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+
+/**
+ * Per-step index tensors for attention over the paged cache, built once on the host from a {@link ForwardBatch} and
+ * shared by every layer. Queries are padded per sequence to {@code maxQueryLen} and contexts to {@code maxSeqLen}
+ * so one batched matmul serves all sequences; the mask hides padding and future positions.
+ */
+final class AttentionMetadata {
+    final int numSeqs;
+    final int maxQueryLen;
+    final int maxSeqLen;
+    final int maxPosition;
+    final NDArray positions;      // (T) int64
+    final NDArray slotMapping;    // (T) int64
+    final NDArray queryPadIndex;  // (numSeqs * maxQueryLen) int64: flattened token of each padded query row
+    final NDArray queryUnpadIndex; // (T) int64: padded row of each flattened token
+    final NDArray contextSlots;   // (numSeqs * maxSeqLen) int64: cache slot of each context position (pad: slot 0)
+    final NDArray mask;           // (numSeqs, 1, 1, maxQueryLen, maxSeqLen) float32: 0 visible, -inf hidden
+    final NDArray logitsIndices;  // (numSeqs) int64
+
+    AttentionMetadata(ForwardBatch batch, int blockSize, NDManager step) {
+        numSeqs = batch.numSeqs();
+        int numTokens = batch.numTokens();
+        int[] starts = batch.queryStartLoc();
+        int maxQ = 0;
+        int maxS = 0;
+        int maxPos = 0;
+        for (int s = 0; s < numSeqs; s++) {
+            maxQ = Math.max(maxQ, starts[s + 1] - starts[s]);
+            maxS = Math.max(maxS, batch.seqLens()[s]);
+        }
+        for (int p : batch.positions()) maxPos = Math.max(maxPos, p);
+        maxQueryLen = maxQ;
+        maxSeqLen = maxS;
+        maxPosition = maxPos;
+
+        long[] pad = new long[numSeqs * maxQ];
+        long[] unpad = new long[numTokens];
+        long[] ctx = new long[numSeqs * maxS];
+        float[] maskValues = new float[numSeqs * maxQ * maxS];
+        java.util.Arrays.fill(maskValues, Float.NEGATIVE_INFINITY);
+        for (int s = 0; s < numSeqs; s++) {
+            int start = starts[s];
+            int numNew = starts[s + 1] - start;
+            int seqLen = batch.seqLens()[s];
+            int[] table = batch.blockTables()[s];
+            for (int j = 0; j < seqLen; j++) ctx[s * maxS + j] = (long) table[j / blockSize] * blockSize + j % blockSize;
+            for (int i = 0; i < maxQ; i++) {
+                int row = (s * maxQ + i) * maxS;
+                if (i < numNew) {
+                    pad[s * maxQ + i] = start + i;
+                    unpad[start + i] = s * maxQ + i;
+                    int pos = batch.positions()[start + i];
+                    for (int j = 0; j <= pos; j++) maskValues[row + j] = 0f; // causal: itself and earlier
+                } else {
+                    pad[s * maxQ + i] = start; // padding row: any real token, result discarded
+                    maskValues[row] = 0f;      // one visible column keeps its softmax finite
+                }
+            }
+        }
+        long[] pos = new long[numTokens];
+        long[] slots = new long[numTokens];
+        for (int t = 0; t < numTokens; t++) {
+            pos[t] = batch.positions()[t];
+            slots[t] = batch.slotMapping()[t];
+        }
+        long[] logits = new long[numSeqs];
+        for (int s = 0; s < numSeqs; s++) logits[s] = batch.logitsIndices()[s];
+        positions = step.create(pos);
+        slotMapping = step.create(slots);
+        queryPadIndex = step.create(pad);
+        queryUnpadIndex = step.create(unpad);
+        contextSlots = step.create(ctx);
+        mask = step.create(maskValues, new Shape(numSeqs, 1, 1, maxQ, maxS));
+        logitsIndices = step.create(logits);
+    }
+
+    /** True when every sequence adds exactly as many tokens as the padded width (no padded query rows). */
+    boolean noQueryPadding(int numTokens) {
+        return numTokens == numSeqs * maxQueryLen;
+    }
+
+    static DataType indexType() {
+        return DataType.INT64;
+    }
+}

@@ -1,0 +1,156 @@
+package dev.retina.engine.model;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDArrays;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.Activation;
+import ai.djl.nn.core.Linear;
+import ai.djl.nn.norm.LayerNorm;
+
+/**
+ * LLaVA's {@code vision_tower}: HF {@code CLIPVisionModel} up to the deepest hidden state LLaVA selects (layers
+ * past it are neither loaded nor run). Weights live in the model manager; results land in the input's manager.
+ * Called only from the engine thread.
+ */
+final class ClipVisionTower {
+    /** One CLIP encoder layer, q/k/v fused at load into one projection. */
+    private record EncoderLayer(NDArray layerNorm1Weight, NDArray layerNorm1Bias, // (hidden)
+                                NDArray qkvProjWeight,  // (3*hidden, hidden): q, k, v rows
+                                NDArray qkvProjBias,    // (3*hidden)
+                                NDArray outProjWeight,  // (hidden, hidden)
+                                NDArray outProjBias,    // (hidden)
+                                NDArray layerNorm2Weight, NDArray layerNorm2Bias, // (hidden)
+                                NDArray fc1Weight,      // (intermediate, hidden)
+                                NDArray fc1Bias,        // (intermediate)
+                                NDArray fc2Weight,      // (hidden, intermediate)
+                                NDArray fc2Bias) {      // (hidden)
+    }
+
+    private final LlavaConfig.VisionConfig config;
+    private final NDArray patchEmbeddingWeight; // (3*patch*patch, hidden): conv kernel flattened (c, y, x), transposed
+    private final NDArray classEmbedding;       // (1, 1, hidden)
+    private final NDArray positionEmbedding;    // (numPatches + 1, hidden)
+    private final NDArray preLayrnormWeight;    // (hidden)
+    private final NDArray preLayrnormBias;      // (hidden)
+    private final EncoderLayer[] layers;        // the first numLayersToRun layers
+    private final NDArray quickGeluAlpha;       // () 1.702, model dtype
+    private final NDArray attentionScale;       // () headDim^-0.5, model dtype
+
+    ClipVisionTower(LlavaConfig.VisionConfig config, int numLayersToRun, WeightSource weights, NDManager manager,
+                    DataType dtype) {
+        this.config = config;
+        long h = config.hiddenSize();
+        long inter = config.intermediateSize();
+        long p = config.patchSize();
+        long c = config.numChannels();
+        String pre = "vision_tower.";
+        try (NDArray conv = weights.get(pre + "embeddings.patch_embedding.weight", h, c, p, p);
+             NDArray flat = conv.reshape(h, c * p * p)) {
+            // A stride-p convolution without bias is a matmul over flattened patches; transposed once here.
+            patchEmbeddingWeight = flat.transpose().duplicate();
+        }
+        try (NDArray cls = weights.get(pre + "embeddings.class_embedding", h)) {
+            classEmbedding = cls.reshape(1, 1, h).duplicate();
+        }
+        positionEmbedding = weights.get(pre + "embeddings.position_embedding.weight", config.numPatches() + 1, h);
+        preLayrnormWeight = weights.get(pre + "pre_layrnorm.weight", h);
+        preLayrnormBias = weights.get(pre + "pre_layrnorm.bias", h);
+        layers = new EncoderLayer[numLayersToRun];
+        for (int i = 0; i < numLayersToRun; i++) {
+            String l = pre + "encoder.layers." + i + ".";
+            NDArray qkvW;
+            NDArray qkvB;
+            try (NDList w = new NDList(weights.get(l + "self_attn.q_proj.weight", h, h),
+                    weights.get(l + "self_attn.k_proj.weight", h, h), weights.get(l + "self_attn.v_proj.weight", h, h));
+                 NDList b = new NDList(weights.get(l + "self_attn.q_proj.bias", h),
+                         weights.get(l + "self_attn.k_proj.bias", h), weights.get(l + "self_attn.v_proj.bias", h))) {
+                qkvW = NDArrays.concat(w, 0);
+                qkvB = NDArrays.concat(b, 0);
+            }
+            layers[i] = new EncoderLayer(
+                    weights.get(l + "layer_norm1.weight", h), weights.get(l + "layer_norm1.bias", h), qkvW, qkvB,
+                    weights.get(l + "self_attn.out_proj.weight", h, h), weights.get(l + "self_attn.out_proj.bias", h),
+                    weights.get(l + "layer_norm2.weight", h), weights.get(l + "layer_norm2.bias", h),
+                    weights.get(l + "mlp.fc1.weight", inter, h), weights.get(l + "mlp.fc1.bias", inter),
+                    weights.get(l + "mlp.fc2.weight", h, inter), weights.get(l + "mlp.fc2.bias", h));
+        }
+        try (NDArray a = manager.create(1.702f); NDArray s = manager.create((float) Math.pow(config.headDim(), -0.5))) {
+            quickGeluAlpha = a.toType(dtype, true);
+            attentionScale = s.toType(dtype, true);
+        }
+    }
+
+    /**
+     * Runs the tower and returns HF's {@code hidden_states[i]} for each requested non-negative index (0: embeddings
+     * after pre_layrnorm; i: output of encoder layer i - 1).
+     *
+     * @param pixelValues (numImages, 3, imageSize, imageSize), model dtype
+     * @return one (numImages, numPatches + 1, hidden) array per index, in pixelValues' manager
+     */
+    NDArray[] hiddenStates(NDArray pixelValues, int[] indices) {
+        long b = pixelValues.getShape().get(0);
+        long p = config.patchSize();
+        long g = config.imageSize() / p;
+        long c = config.numChannels();
+        long h = config.hiddenSize();
+        // (B, C, g, p, g, p) -> (B, g, g, C, p, p) -> (B, g*g, C*p*p): patches in row-major order, as the conv.
+        NDArray patches = pixelValues.reshape(b, c, g, p, g, p).transpose(0, 2, 4, 1, 3, 5).reshape(b, g * g, c * p * p);
+        NDArray patchEmbeds = patches.matMul(patchEmbeddingWeight); // (B, g*g, hidden)
+        NDArray cls = classEmbedding.broadcast(new Shape(b, 1, h));
+        cls.attach(pixelValues.getManager());
+        NDArray embeddings = cls.concat(patchEmbeds, 1).add(positionEmbedding); // (B, g*g + 1, hidden)
+        NDArray hidden = layerNorm(embeddings, preLayrnormWeight, preLayrnormBias);
+        NDArray[] out = new NDArray[indices.length];
+        for (int layer = 0; ; layer++) {
+            for (int j = 0; j < indices.length; j++) if (indices[j] == layer) out[j] = hidden;
+            if (layer == layers.length) break;
+            hidden = encoderLayer(layers[layer], hidden);
+        }
+        return out;
+    }
+
+    private NDArray encoderLayer(EncoderLayer w, NDArray x) {
+        Shape shape = x.getShape(); // (B, S, hidden)
+        long b = shape.get(0);
+        long s = shape.get(1);
+        long heads = config.numAttentionHeads();
+        long d = config.headDim();
+        NDArray normed = layerNorm(x, w.layerNorm1Weight(), w.layerNorm1Bias());
+        NDArray qkv = Linear.linear(normed, w.qkvProjWeight(), w.qkvProjBias()).singletonOrThrow()
+                .reshape(b, s, 3, heads, d).transpose(2, 0, 3, 1, 4); // (3, B, heads, S, d)
+        NDArray q = qkv.get(0);
+        NDArray k = qkv.get(1);
+        NDArray v = qkv.get(2);
+        NDArray scores = q.matMul(k.transpose(0, 1, 3, 2)).mul(attentionScale); // (B, heads, S, S)
+        NDArray probs = scores.softmax(-1);
+        NDArray attn = probs.matMul(v).transpose(0, 2, 1, 3).reshape(b, s, heads * d);
+        NDArray attnOut = Linear.linear(attn, w.outProjWeight(), w.outProjBias()).singletonOrThrow();
+        NDArray residual = x.add(attnOut);
+        NDArray normed2 = layerNorm(residual, w.layerNorm2Weight(), w.layerNorm2Bias());
+        NDArray fc1 = Linear.linear(normed2, w.fc1Weight(), w.fc1Bias()).singletonOrThrow();
+        NDArray act = activation(fc1, config.hiddenAct(), quickGeluAlpha);
+        NDArray fc2 = Linear.linear(act, w.fc2Weight(), w.fc2Bias()).singletonOrThrow();
+        return residual.add(fc2);
+    }
+
+    private NDArray layerNorm(NDArray x, NDArray weight, NDArray bias) {
+        return LayerNorm.layerNorm(x, new Shape(config.hiddenSize()), weight, bias, (float) config.layerNormEps())
+                .singletonOrThrow();
+    }
+
+    /** HF ACT2FN: "gelu" is exact (erf) GELU; "quick_gelu" is x * sigmoid(1.702 x). */
+    static NDArray activation(NDArray x, String name, NDArray quickGeluAlpha) {
+        return switch (name) {
+            case "gelu" -> Activation.gelu(x);
+            case "quick_gelu" -> x.mul(Activation.sigmoid(x.mul(quickGeluAlpha)));
+            default -> throw new IllegalArgumentException("unsupported activation " + name);
+        };
+    }
+
+    NDArray quickGeluAlpha() {
+        return quickGeluAlpha;
+    }
+}

@@ -1,0 +1,202 @@
+package dev.retina.engine.model;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDArrays;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.index.NDIndex;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.SparseFormat;
+import ai.djl.nn.Activation;
+import ai.djl.nn.core.Linear;
+
+/**
+ * LLaVA's {@code language_model}: HF {@code LlamaModel} plus {@code lm_head}, run over a flattened batch against the
+ * paged KV cache. q/k/v and gate/up weights are fused at load so a layer costs few ops. Weights live in the model
+ * manager; every per-step array lands in the manager of the step's input. Called only from the engine thread.
+ */
+final class LlamaModel implements AutoCloseable {
+    /** One decoder layer, fused. */
+    private record DecoderLayer(NDArray inputLayernormWeight,          // (hidden)
+                                NDArray qkvProjWeight,                 // (qDim + 2 * kvDim, hidden): q, k, v rows
+                                NDArray qkvProjBias,                   // (qDim + 2 * kvDim) or null
+                                NDArray oProjWeight,                   // (hidden, qDim)
+                                NDArray oProjBias,                     // (hidden) or null
+                                NDArray postAttentionLayernormWeight,  // (hidden)
+                                NDArray gateUpProjWeight,              // (2 * intermediate, hidden): gate, up rows
+                                NDArray gateUpProjBias,                // (2 * intermediate) or null
+                                NDArray downProjWeight,                // (hidden, intermediate)
+                                NDArray downProjBias) {                // (hidden) or null
+    }
+
+    private final LlavaConfig.TextConfig config;
+    private final DataType dtype;
+    private final NDArray embedTokens; // (vocab, hidden)
+    private final DecoderLayer[] layers;
+    private final NDArray norm;        // (hidden)
+    private final NDArray lmHead;      // (vocab, hidden); the same array as embedTokens when tied
+    private final RotaryEmbedding rotaryEmb;
+    private final NDArray rmsNormEps;  // () float32
+    private final NDArray attentionScale; // () float32 or model dtype: headDim^-0.5
+    private final int qDim;
+    private final int kvDim;
+
+    LlamaModel(LlavaConfig.TextConfig config, boolean tieWordEmbeddings, WeightSource weights, NDManager manager,
+               DataType dtype) {
+        this.config = config;
+        this.dtype = dtype;
+        long h = config.hiddenSize();
+        long inter = config.intermediateSize();
+        qDim = config.numAttentionHeads() * config.headDim();
+        kvDim = config.numKeyValueHeads() * config.headDim();
+        String pre = "language_model.";
+        embedTokens = weights.get(pre + "embed_tokens.weight", config.vocabSize(), h);
+        layers = new DecoderLayer[config.numHiddenLayers()];
+        for (int i = 0; i < layers.length; i++) {
+            String l = pre + "layers." + i + ".";
+            layers[i] = new DecoderLayer(
+                    weights.get(l + "input_layernorm.weight", h),
+                    fused(weights, new String[] {l + "self_attn.q_proj", l + "self_attn.k_proj", l + "self_attn.v_proj"},
+                            new long[] {qDim, kvDim, kvDim}, h, ".weight"),
+                    config.attentionBias() ? fused(weights, new String[] {l + "self_attn.q_proj", l + "self_attn.k_proj",
+                            l + "self_attn.v_proj"}, new long[] {qDim, kvDim, kvDim}, -1, ".bias") : null,
+                    weights.get(l + "self_attn.o_proj.weight", h, qDim),
+                    config.attentionBias() ? weights.get(l + "self_attn.o_proj.bias", h) : null,
+                    weights.get(l + "post_attention_layernorm.weight", h),
+                    fused(weights, new String[] {l + "mlp.gate_proj", l + "mlp.up_proj"}, new long[] {inter, inter}, h,
+                            ".weight"),
+                    config.mlpBias() ? fused(weights, new String[] {l + "mlp.gate_proj", l + "mlp.up_proj"},
+                            new long[] {inter, inter}, -1, ".bias") : null,
+                    weights.get(l + "mlp.down_proj.weight", h, inter),
+                    config.mlpBias() ? weights.get(l + "mlp.down_proj.bias", h) : null);
+        }
+        norm = weights.get(pre + "norm.weight", h);
+        boolean tied = tieWordEmbeddings || !weights.has("lm_head.weight");
+        lmHead = tied ? embedTokens : weights.get("lm_head.weight", config.vocabSize(), h);
+        rotaryEmb = new RotaryEmbedding(config, manager, dtype);
+        rmsNormEps = manager.create((float) config.rmsNormEps());
+        try (NDArray s = manager.create((float) Math.pow(config.headDim(), -0.5))) {
+            attentionScale = s.toType(dtype, true);
+        }
+    }
+
+    /** Loads the named projections and concatenates them along the output dimension (one matmul instead of n). */
+    private static NDArray fused(WeightSource weights, String[] names, long[] outSizes, long inSize, String suffix) {
+        try (NDList parts = new NDList()) {
+            for (int i = 0; i < names.length; i++) {
+                parts.add(inSize < 0 ? weights.get(names[i] + suffix, outSizes[i])
+                        : weights.get(names[i] + suffix, outSizes[i], inSize));
+            }
+            return NDArrays.concat(parts, 0);
+        }
+    }
+
+    /** (T) int -> (T, hidden), in inputIds' manager. */
+    NDArray embedTokens(NDArray inputIds) {
+        NDArray ids = inputIds.getDataType() == DataType.INT64 ? inputIds : inputIds.toType(DataType.INT64, false);
+        return ids.getNDArrayInternal().embedding(ids, embedTokens, SparseFormat.DENSE).singletonOrThrow();
+    }
+
+    /**
+     * Runs every decoder layer over the batch, writing new K/V into the cache, and returns float32 logits at the
+     * batch's logits indices.
+     *
+     * @param inputsEmbeds (T, hidden) model dtype, in the step manager (left open: the caller owns it)
+     * @return (numSeqs, vocab) float32, in inputsEmbeds' manager
+     */
+    NDArray forward(NDArray inputsEmbeds, ForwardBatch batch, KvCache cache) {
+        NDManager step = inputsEmbeds.getManager();
+        AttentionMetadata meta = new AttentionMetadata(batch, cache.blockSize(), step);
+        NDArray hidden = inputsEmbeds;
+        for (int i = 0; i < layers.length; i++) {
+            // Each layer's temporaries die with its scope; only the residual stream survives to the next layer.
+            try (NDManager scope = step.newSubManager()) {
+                hidden.tempAttach(scope);
+                NDArray out = decoderLayer(layers[i], hidden, meta, cache.keyCache(i), cache.valueCache(i));
+                out.attach(step);
+                if (hidden != inputsEmbeds) hidden.attach(scope); // the previous layer's output: free it with the scope
+                hidden = out;
+            }
+        }
+        NDArray last = rows(meta.logitsIndices, hidden, step); // (numSeqs, hidden): only the rows we return
+        NDArray logits = Linear.linear(rmsNorm(last, norm), lmHead, null).singletonOrThrow(); // (numSeqs, vocab)
+        return logits.getDataType() == DataType.FLOAT32 ? logits : logits.toType(DataType.FLOAT32, false);
+    }
+
+    private NDArray decoderLayer(DecoderLayer w, NDArray hidden, AttentionMetadata meta, NDArray keyCache,
+                                 NDArray valueCache) {
+        long numTokens = hidden.getShape().get(0);
+        int heads = config.numAttentionHeads();
+        int kvHeads = config.numKeyValueHeads();
+        int d = config.headDim();
+        NDArray qkv = Linear.linear(rmsNorm(hidden, w.inputLayernormWeight()), w.qkvProjWeight(), w.qkvProjBias())
+                .singletonOrThrow(); // (T, qDim + 2 * kvDim)
+        NDList split = qkv.split(new long[] {qDim, qDim + kvDim}, 1);
+        NDArray[] rotated = rotaryEmb.apply(split.get(0).reshape(numTokens, heads, d),
+                split.get(1).reshape(numTokens, kvHeads, d), meta.positions, meta.maxPosition);
+        NDArray q = rotated[0];                                   // (T, heads, d)
+        NDArray k = rotated[1].reshape(numTokens, kvDim);         // (T, kvDim)
+        NDArray v = split.get(2);                                 // (T, kvDim)
+        keyCache.set(new NDIndex("{}", meta.slotMapping), k);
+        valueCache.set(new NDIndex("{}", meta.slotMapping), v);
+        NDArray attn = attention(q, keyCache, valueCache, meta);  // (T, qDim)
+        NDArray h = hidden.add(Linear.linear(attn, w.oProjWeight(), w.oProjBias()).singletonOrThrow());
+        NDArray gateUp = Linear.linear(rmsNorm(h, w.postAttentionLayernormWeight()), w.gateUpProjWeight(),
+                w.gateUpProjBias()).singletonOrThrow(); // (T, 2 * intermediate)
+        NDList gu = gateUp.split(2, 1);
+        NDArray gate = gu.get(0);
+        NDArray act = gate.mul(Activation.sigmoid(gate)).mul(gu.get(1)); // silu(gate) * up
+        return h.add(Linear.linear(act, w.downProjWeight(), w.downProjBias()).singletonOrThrow());
+    }
+
+    /**
+     * Each sequence's queries over its whole context, read from the cache. Grouped-query attention without copying
+     * K/V: query heads are grouped under their KV head (head h uses KV head h / numRep, as HF's repeat_kv).
+     */
+    private NDArray attention(NDArray q, NDArray keyCache, NDArray valueCache, AttentionMetadata meta) {
+        long numTokens = q.getShape().get(0);
+        long s = meta.numSeqs;
+        long maxQ = meta.maxQueryLen;
+        long maxS = meta.maxSeqLen;
+        long kvHeads = config.numKeyValueHeads();
+        long rep = config.numAttentionHeads() / kvHeads;
+        long d = config.headDim();
+        NDArray qFlat = q.reshape(numTokens, qDim);
+        NDManager scope = q.getManager();
+        NDArray qPadded = meta.noQueryPadding((int) numTokens) ? qFlat : rows(meta.queryPadIndex, qFlat, scope);
+        NDArray query = qPadded.reshape(s, maxQ, kvHeads, rep, d).transpose(0, 2, 3, 1, 4)
+                .reshape(s, kvHeads, rep * maxQ, d);                                   // (S, kv, rep*maxQ, d)
+        NDArray keys = rows(meta.contextSlots, keyCache, scope).reshape(s, maxS, kvHeads, d)
+                .transpose(0, 2, 3, 1);                                                 // (S, kv, d, maxS)
+        NDArray values = rows(meta.contextSlots, valueCache, scope).reshape(s, maxS, kvHeads, d)
+                .transpose(0, 2, 1, 3);                                                 // (S, kv, maxS, d)
+        NDArray scores = query.matMul(keys).mul(attentionScale).reshape(s, kvHeads, rep, maxQ, maxS);
+        if (scores.getDataType() != DataType.FLOAT32) scores = scores.toType(DataType.FLOAT32, false);
+        NDArray probs = scores.add(meta.mask).softmax(-1).reshape(s, kvHeads, rep * maxQ, maxS);
+        if (probs.getDataType() != dtype) probs = probs.toType(dtype, false);
+        NDArray out = probs.matMul(values)                                              // (S, kv, rep*maxQ, d)
+                .reshape(s, kvHeads, rep, maxQ, d).transpose(0, 3, 1, 2, 4).reshape(s * maxQ, qDim);
+        return meta.noQueryPadding((int) numTokens) ? out : rows(meta.queryUnpadIndex, out, scope);
+    }
+
+    /** HF LlamaRMSNorm: in float32, x * rsqrt(mean(x^2) + eps), back to the input dtype, times the weight. */
+    private NDArray rmsNorm(NDArray x, NDArray weight) {
+        NDArray x32 = x.getDataType() == DataType.FLOAT32 ? x : x.toType(DataType.FLOAT32, false);
+        NDArray variance = x32.square().mean(new int[] {-1}, true);
+        NDArray normed = x32.div(variance.add(rmsNormEps).sqrt());
+        if (normed.getDataType() != dtype) normed = normed.toType(dtype, false);
+        return normed.mul(weight);
+    }
+
+    /** Rows of a 2-D table at int64 indices (one gather), attached to {@code target}. */
+    static NDArray rows(NDArray indices, NDArray table, NDManager target) {
+        NDArray out = indices.getNDArrayInternal().embedding(indices, table, SparseFormat.DENSE).singletonOrThrow();
+        if (out.getManager() != target) out.attach(target);
+        return out;
+    }
+
+    @Override
+    public void close() {
+        rotaryEmb.close();
+    }
+}

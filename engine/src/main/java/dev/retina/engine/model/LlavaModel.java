@@ -1,0 +1,174 @@
+package dev.retina.engine.model;
+
+import ai.djl.Device;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDArrays;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.index.NDIndex;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+/**
+ * A LLaVA-1.5 model on DJL, module for module as HF's {@code LlavaForConditionalGeneration}: {@code visionTower}
+ * (CLIP), {@code multiModalProjector}, {@code languageModel} (Llama over a paged KV cache). Called only from the
+ * engine thread.
+ *
+ * <p>Memory rule: weights live in {@link #manager()}, on the device. Every array a method returns, and every
+ * temporary it makes, lands in the manager of its tensor argument ({@code pixelValues}, {@code inputIds},
+ * {@code inputsEmbeds}). The caller runs each step in a child manager, {@code model.manager().newSubManager()}, and
+ * closes it at step end; nothing of a step outlives it but what the caller copies out.
+ */
+public final class LlavaModel implements AutoCloseable {
+    private static final Logger log = LoggerFactory.getLogger(LlavaModel.class);
+
+    private final LlavaConfig config;
+    private final NDManager manager;
+    private final DataType dtype;
+    private final ClipVisionTower visionTower;
+    private final MultiModalProjector multiModalProjector;
+    private final LlamaModel languageModel;
+    private final int[] visionFeatureIndices; // non-negative HF hidden_states indices
+
+    private LlavaModel(LlavaConfig config, NDManager manager, DataType dtype, WeightSource weights) {
+        this.config = config;
+        this.manager = manager;
+        this.dtype = dtype;
+        this.visionTower = new ClipVisionTower(config.visionConfig(), config.numVisionLayersToRun(), weights, manager,
+                dtype);
+        this.multiModalProjector = new MultiModalProjector(config, weights, visionTower.quickGeluAlpha());
+        this.languageModel = new LlamaModel(config.textConfig(), config.tieWordEmbeddings(), weights, manager, dtype);
+        this.visionFeatureIndices = config.visionFeatureLayers().stream().mapToInt(config::resolveVisionLayer).toArray();
+    }
+
+    /** Loads {@code config.json} and the weights from a HF checkpoint directory onto the configured device. */
+    public static LlavaModel load(Path modelDir, ModelLoadConfig cfg) throws IOException {
+        LlavaConfig config = LlavaConfig.load(modelDir);
+        DataType dtype = cfg.resolvedDtype();
+        LoadFormat format = cfg.loadFormat();
+        if (format == LoadFormat.AUTO) format = LoadFormat.SAFETENSORS;
+        long startNanos = System.nanoTime();
+        NDManager manager = NDManager.newBaseManager(cfg.device());
+        try (WeightSource weights = format == LoadFormat.DUMMY
+                ? new DummyWeights(manager, dtype, cfg.seed(), config.tieWordEmbeddings())
+                : new CheckpointWeights(modelDir, manager, dtype)) {
+            LlavaModel model = new LlavaModel(config, manager, dtype, weights);
+            log.info("loaded {} ({} weights) on {} as {} in {} ms", modelDir.getFileName(), format, cfg.device(), dtype,
+                    (System.nanoTime() - startNanos) / 1_000_000);
+            return model;
+        } catch (IOException | RuntimeException e) {
+            manager.close();
+            throw e;
+        }
+    }
+
+    /** True when the directory holds something {@link #load} can read with {@link LoadFormat#SAFETENSORS}. */
+    public static boolean hasSafetensors(Path modelDir) throws IOException {
+        try (var files = Files.list(modelDir)) {
+            return files.anyMatch(p -> p.getFileName().toString().endsWith(".safetensors"));
+        }
+    }
+
+    public LlavaConfig config() {
+        return config;
+    }
+
+    /** The manager holding the weights, on the model's device; parent of per-step managers. */
+    public NDManager manager() {
+        return manager;
+    }
+
+    public DataType dtype() {
+        return dtype;
+    }
+
+    public Device device() {
+        return manager.getDevice();
+    }
+
+    /**
+     * Vision tower, feature selection and projector.
+     *
+     * @param pixelValues (numImages, 3, imageSize, imageSize) float32 (or model dtype), on the model's device
+     * @return imageFeatures (numImages, numImageTokens, textHidden), model dtype, in pixelValues' manager
+     */
+    public NDArray encodeImages(NDArray pixelValues) {
+        NDArray pixels = pixelValues.getDataType() == dtype ? pixelValues : pixelValues.toType(dtype, false);
+        NDArray[] selected = visionTower.hiddenStates(pixels, visionFeatureIndices); // each (N, P + 1, visionHidden)
+        boolean dropCls = config.visionFeatureSelectStrategy().equals("default");
+        NDList features = new NDList(selected.length);
+        for (NDArray hs : selected) features.add(dropCls ? hs.get(":, 1:, :") : hs);
+        NDArray imageFeatures = features.size() == 1 ? features.get(0) : NDArrays.concat(features, -1);
+        return multiModalProjector.forward(imageFeatures);
+    }
+
+    /**
+     * @param inputIds (numTokens) int32 or int64, on the model's device
+     * @return inputsEmbeds (numTokens, textHidden), model dtype, in inputIds' manager
+     */
+    public NDArray embedTokens(NDArray inputIds) {
+        return languageModel.embedTokens(inputIds);
+    }
+
+    /**
+     * Writes image features over the embeddings of image-token positions, in place (index_put), so a runner can place
+     * the features for any chunk of a prompt.
+     *
+     * @param inputsEmbeds          (numTokens, textHidden) model dtype; modified
+     * @param imageTokenPositions   indices into inputsEmbeds' rows, one per feature row, in order
+     * @param imageFeatures         (N, textHidden) or (numImages, numImageTokens, textHidden), N rows in all
+     * @return inputsEmbeds
+     */
+    public NDArray mergeImageFeatures(NDArray inputsEmbeds, int[] imageTokenPositions, NDArray imageFeatures) {
+        long hidden = config.textConfig().hiddenSize();
+        Shape fs = imageFeatures.getShape();
+        long rows = fs.size() / hidden;
+        if (rows != imageTokenPositions.length || fs.get(fs.dimension() - 1) != hidden)
+            throw new IllegalArgumentException("imageFeatures " + fs + " do not match " + imageTokenPositions.length
+                    + " image-token positions");
+        if (imageTokenPositions.length == 0) return inputsEmbeds;
+        NDManager step = inputsEmbeds.getManager();
+        long[] positions = new long[imageTokenPositions.length];
+        for (int i = 0; i < positions.length; i++) positions[i] = imageTokenPositions[i];
+        NDArray index = step.create(positions);
+        NDArray values = imageFeatures.reshape(rows, hidden);
+        if (values.getDataType() != inputsEmbeds.getDataType()) values = values.toType(inputsEmbeds.getDataType(), false);
+        inputsEmbeds.set(new NDIndex("{}", index), values);
+        return inputsEmbeds;
+    }
+
+    /**
+     * One language-model step over a flattened batch: writes each new token's K and V into {@code cache} at
+     * {@code batch.slotMapping()}, attends each sequence's queries over its cached context (causal within the new
+     * tokens), and returns the logits at {@code batch.logitsIndices()}.
+     *
+     * @param inputsEmbeds (T, textHidden) model dtype, in a per-step manager
+     * @return logits (numSeqs, vocab) float32, in inputsEmbeds' manager
+     */
+    public NDArray forward(NDArray inputsEmbeds, ForwardBatch batch, KvCache cache) {
+        if (inputsEmbeds.getShape().get(0) != batch.numTokens())
+            throw new IllegalArgumentException("inputsEmbeds has " + inputsEmbeds.getShape().get(0) + " rows, batch "
+                    + batch.numTokens() + " tokens");
+        if (cache.numLayers() != config.textConfig().numHiddenLayers())
+            throw new IllegalArgumentException("KV cache has " + cache.numLayers() + " layers, model "
+                    + config.textConfig().numHiddenLayers());
+        return languageModel.forward(inputsEmbeds, batch, cache);
+    }
+
+    /** A KV cache of {@code numBlocks} blocks shaped for this model. */
+    public KvCache newKvCache(int numBlocks, int blockSize) {
+        return KvCache.forModel(this, numBlocks, blockSize);
+    }
+
+    @Override
+    public void close() {
+        languageModel.close();
+        manager.close();
+    }
+}
