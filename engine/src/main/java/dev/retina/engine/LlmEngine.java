@@ -1,0 +1,230 @@
+package dev.retina.engine;
+
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.SplittableRandom;
+import java.util.concurrent.LinkedBlockingQueue;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The batching engine: one thread ("retina-engine") owns the scheduler, block manager, model runner and every
+ * sequence. {@link #addRequest}, {@link #abort}, {@link #stats} and {@link #close} are thread-safe; they only enqueue
+ * commands (or read a volatile snapshot). Outputs go to each request's {@link OutputSink} on the engine thread.
+ */
+public final class LlmEngine implements AutoCloseable {
+    private static final Logger log = LoggerFactory.getLogger(LlmEngine.class);
+
+    private sealed interface Command permits Add, Abort, Shutdown {}
+    private record Add(EngineRequest request, OutputSink sink, long arrivalNanos) implements Command {}
+    private record Abort(String requestId) implements Command {}
+    private record Shutdown() implements Command {}
+
+    private final EngineConfig config;
+    private final ModelRunner runner;
+    private final Scheduler scheduler;
+    private final LinkedBlockingQueue<Command> inbox = new LinkedBlockingQueue<>();
+    private final Thread thread;
+    private volatile EngineStats stats;
+    private volatile boolean closed;
+    // Engine-thread state below.
+    private final Map<String, OutputSink> sinks = new HashMap<>();
+    private final SplittableRandom seedSource = new SplittableRandom();
+    private long nextSeqId;
+    private volatile long numSteps;
+
+    /**
+     * Starts the engine thread. The engine owns {@code runner} from now on and closes it on its own thread at
+     * {@link #close()}.
+     *
+     * @param numBlocks KV blocks the runner's cache holds (see {@link EngineConfig#numBlocks})
+     */
+    public LlmEngine(EngineConfig config, int numBlocks, ModelRunner runner) {
+        this.config = config;
+        this.runner = runner;
+        this.scheduler = new Scheduler(config.schedulerConfig(), new BlockManager(numBlocks, config.blockSize()));
+        publishStats();
+        this.thread = Thread.ofPlatform().name("retina-engine").daemon(true).unstarted(this::loop);
+        thread.start();
+    }
+
+    public EngineConfig config() { return config; }
+
+    /** Queues a request; its outputs (or an error output) arrive at {@code sink} on the engine thread. */
+    public void addRequest(EngineRequest request, OutputSink sink) {
+        if (closed) throw new IllegalStateException("engine is closed");
+        inbox.add(new Add(request, sink, System.nanoTime()));
+    }
+
+    /** Aborts a request if it is still live: its blocks are freed and each unfinished choice gets an ABORT output. */
+    public void abort(String requestId) {
+        inbox.add(new Abort(requestId));
+    }
+
+    public EngineStats stats() { return stats; }
+
+    /** Steps the engine has run (for tests and metrics); read from any thread, approximately current. */
+    public long numSteps() { return numSteps; }
+
+    /** Stops the loop after the current step, aborts what is left, closes the runner, and waits for the thread. */
+    @Override
+    public void close() {
+        if (closed) return;
+        closed = true;
+        inbox.add(new Shutdown());
+        try {
+            thread.join();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+
+    private void loop() {
+        try {
+            while (true) {
+                Command command = scheduler.hasWork() ? inbox.poll() : inbox.take(); // idle: block, never spin
+                boolean shutdown = false;
+                while (command != null) {
+                    shutdown |= handle(command);
+                    command = inbox.poll();
+                }
+                if (shutdown) break;
+                if (scheduler.hasWork()) step();
+                publishStats();
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        } catch (Throwable t) {
+            log.error("engine loop died", t);
+        } finally {
+            for (String requestId : List.copyOf(sinks.keySet())) failRequest(requestId, "engine shut down");
+            publishStats();
+            try {
+                runner.close();
+            } catch (Exception e) {
+                log.warn("closing the model runner failed", e);
+            }
+        }
+    }
+
+    private boolean handle(Command command) {
+        switch (command) {
+            case Add add -> admit(add);
+            case Abort abort -> {
+                OutputSink sink = sinks.get(abort.requestId());
+                if (sink != null) {
+                    for (Sequence seq : scheduler.finishRequest(abort.requestId(), FinishReason.ABORT))
+                        emit(sink, seq, new int[0], null, FinishReason.ABORT, null);
+                    sinks.remove(abort.requestId());
+                }
+            }
+            case Shutdown ignored -> {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    private void admit(Add add) {
+        EngineRequest req = add.request();
+        String problem = null;
+        if (sinks.containsKey(req.requestId()) || scheduler.hasRequest(req.requestId()))
+            problem = "duplicate request id " + req.requestId();
+        else if (req.promptTokenIds().length >= config.maxModelLen())
+            problem = "prompt has " + req.promptTokenIds().length + " tokens; the model's context is "
+                    + config.maxModelLen() + " (at least one must remain for output)";
+        else {
+            for (ImageInput image : req.images()) {
+                if (image.numImageTokens() > config.maxNumBatchedTokens())
+                    problem = "an image takes " + image.numImageTokens() + " tokens, more than maxNumBatchedTokens "
+                            + config.maxNumBatchedTokens();
+            }
+        }
+        if (problem != null) {
+            safeAccept(add.sink(), new RequestOutput(req.requestId(), 0, new int[0], null, FinishReason.ABORT,
+                    req.promptTokenIds().length, 0, 0, problem));
+            return;
+        }
+        SamplingParams p = req.params();
+        long baseSeed = p.seed() != null ? p.seed() : seedSource.nextLong();
+        List<Sequence> choices = new ArrayList<>(p.n());
+        for (int i = 0; i < p.n(); i++) {
+            // Like vLLM's parallel sampling: choice i of a seeded request uses seed + i.
+            choices.add(new Sequence(nextSeqId++, req.requestId(), i, req.promptTokenIds(), req.images(), p,
+                    req.eosTokenIds(), baseSeed + i, add.arrivalNanos()));
+        }
+        scheduler.add(choices);
+        sinks.put(req.requestId(), add.sink());
+    }
+
+    private void step() {
+        SchedulerOutput schedulerOutput = scheduler.schedule();
+        if (schedulerOutput.isEmpty()) {
+            // Cannot happen while the cache holds one maxModelLen sequence and waiting sequences hold no blocks.
+            throw new IllegalStateException("scheduler made no progress: running=" + scheduler.numRunning()
+                    + " waiting=" + scheduler.numWaiting() + " free=" + scheduler.blockManager().numFreeBlocks());
+        }
+        numSteps++;
+        List<Scheduler.SequenceUpdate> updates;
+        try {
+            RunnerOutput runnerOutput = runner.execute(schedulerOutput);
+            updates = scheduler.update(schedulerOutput, runnerOutput);
+        } catch (RuntimeException | Error e) {
+            if (e instanceof VirtualMachineError vme && !(e instanceof OutOfMemoryError)) throw vme;
+            log.error("step failed; failing its {} sequences", schedulerOutput.sequences().size(), e);
+            Set<String> failed = new LinkedHashSet<>();
+            for (ScheduledSequence s : schedulerOutput.sequences()) failed.add(s.requestId());
+            String message = "engine step failed: " + e;
+            for (String requestId : failed) failRequest(requestId, message);
+            return;
+        }
+        for (Scheduler.SequenceUpdate u : updates) {
+            Sequence seq = u.sequence();
+            OutputSink sink = sinks.get(seq.requestId());
+            if (sink == null) continue;
+            emit(sink, seq, new int[] {u.tokenId()}, u.logprobs() == null ? null : List.of(u.logprobs()),
+                    u.finishReason(), null);
+        }
+        // Only after all of this step's outputs went out: several choices of one request may finish together.
+        for (Scheduler.SequenceUpdate u : updates) {
+            if (!scheduler.hasRequest(u.sequence().requestId())) sinks.remove(u.sequence().requestId());
+        }
+    }
+
+    private void failRequest(String requestId, String message) {
+        OutputSink sink = sinks.remove(requestId);
+        List<Sequence> finished = scheduler.finishRequest(requestId, FinishReason.ABORT);
+        if (sink == null) return;
+        for (Sequence seq : finished) emit(sink, seq, new int[0], null, FinishReason.ABORT, message);
+    }
+
+    private void emit(OutputSink sink, Sequence seq, int[] newTokenIds, List<TokenLogprobs> logprobs,
+                      FinishReason reason, String error) {
+        RequestOutput out = new RequestOutput(seq.requestId(), seq.choiceIndex(), newTokenIds, logprobs, reason,
+                seq.numPromptTokens(), seq.numOutputTokens(), seq.numCachedTokens(), error);
+        if (!safeAccept(sink, out) && scheduler.hasRequest(seq.requestId())) {
+            sinks.remove(seq.requestId());
+            scheduler.finishRequest(seq.requestId(), FinishReason.ABORT); // a broken sink ends its request
+        }
+    }
+
+    private static boolean safeAccept(OutputSink sink, RequestOutput out) {
+        try {
+            sink.accept(out);
+            return true;
+        } catch (RuntimeException e) {
+            log.warn("output sink of request {} threw; aborting the request", out.requestId(), e);
+            return false;
+        }
+    }
+
+    private void publishStats() {
+        BlockManager bm = scheduler.blockManager();
+        stats = new EngineStats(scheduler.numRunning(), scheduler.numWaiting(), bm.numFreeBlocks(), bm.numBlocks(),
+                scheduler.numPreemptions());
+    }
+}

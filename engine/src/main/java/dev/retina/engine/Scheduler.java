@@ -1,0 +1,258 @@
+package dev.retina.engine;
+
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.HashMap;
+import java.util.IdentityHashMap;
+import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * Decides what runs each step (continuous batching with chunked prefill over a paged KV cache) and applies each
+ * step's sampled tokens. Called only from the engine thread.
+ */
+public final class Scheduler {
+    /** What one step did to one sampling sequence. {@code finishReason} is null while it keeps running. */
+    public record SequenceUpdate(Sequence sequence, int tokenId, TokenLogprobs logprobs, FinishReason finishReason) {
+    }
+
+    private final SchedulerConfig config;
+    private final BlockManager blockManager;
+    private final ArrayDeque<Sequence> waiting = new ArrayDeque<>();
+    /** Admission order: the last element is the newest, the first to be preempted. */
+    private final List<Sequence> running = new ArrayList<>();
+    /** Choices 1..n-1 of a request, held back until choice 0 has computed the prompt they will share. */
+    private final Map<String, List<Sequence>> pendingSiblings = new HashMap<>();
+    /** All unfinished choices of each live request. */
+    private final Map<String, List<Sequence>> requests = new LinkedHashMap<>();
+    private final Map<Long, Sequence> liveById = new HashMap<>();
+    private final Set<String> finishedRequestIds = new LinkedHashSet<>();
+    private long numPreemptions;
+
+    public Scheduler(SchedulerConfig config, BlockManager blockManager) {
+        this.config = config;
+        this.blockManager = blockManager;
+        long capacity = (long) blockManager.numBlocks() * blockManager.blockSize();
+        if (capacity < config.maxModelLen())
+            throw new IllegalArgumentException("KV cache holds " + capacity + " tokens, less than maxModelLen "
+                    + config.maxModelLen() + ": one long sequence could never finish");
+    }
+
+    public SchedulerConfig config() { return config; }
+    public BlockManager blockManager() { return blockManager; }
+    public int numRunning() { return running.size(); }
+
+    public int numWaiting() {
+        int n = waiting.size();
+        for (List<Sequence> l : pendingSiblings.values()) n += l.size();
+        return n;
+    }
+
+    public long numPreemptions() { return numPreemptions; }
+    public boolean hasWork() { return !waiting.isEmpty() || !running.isEmpty(); }
+    public boolean hasRequest(String requestId) { return requests.containsKey(requestId); }
+
+    /** Every unfinished sequence (running, waiting or pending), for invariant checks. */
+    public List<Sequence> liveSequences() { return List.copyOf(liveById.values()); }
+
+    /**
+     * Adds the choices of one request (choice 0 first). The prompt must leave room for one generated token.
+     */
+    public void add(List<Sequence> choices) {
+        Sequence first = choices.getFirst();
+        if (first.numPromptTokens() >= config.maxModelLen())
+            throw new IllegalArgumentException("prompt has " + first.numPromptTokens()
+                    + " tokens; the model's context is " + config.maxModelLen());
+        if (requests.containsKey(first.requestId()))
+            throw new IllegalArgumentException("duplicate request id " + first.requestId());
+        requests.put(first.requestId(), new ArrayList<>(choices));
+        for (Sequence s : choices) liveById.put(s.seqId(), s);
+        waiting.addLast(first);
+        if (choices.size() > 1) pendingSiblings.put(first.requestId(), new ArrayList<>(choices.subList(1, choices.size())));
+    }
+
+    /**
+     * Plans one step. Policy (after vLLM v1 with chunked prefill): running decodes first, then running prefill
+     * chunks, then new or preempted sequences from the waiting queue in FCFS order, all within
+     * {@code maxNumBatchedTokens} and {@code maxNumSeqs}. A prefill longer than the remaining budget is cut into a
+     * chunk; chunks may end anywhere, including inside an image's tokens (the runner encodes whole images once per
+     * request and slices). When a running sequence needs a block and none is free, the newest running sequence not
+     * yet scheduled this step is preempted by recompute (blocks freed, back to the front of the waiting queue,
+     * recomputed from token 0 on resumption, prompt and output alike, so its output is unchanged). No waiting
+     * sequence is admitted in a step that preempted, and the queue head is never skipped (strict FCFS).
+     */
+    public SchedulerOutput schedule() {
+        int budget = config.maxNumBatchedTokens();
+        List<ScheduledSequence> scheduled = new ArrayList<>();
+        Set<Sequence> scheduledSet = Collections.newSetFromMap(new IdentityHashMap<>());
+        List<Long> preempted = new ArrayList<>();
+
+        for (int pass = 0; pass < 2; pass++) {
+            boolean decodes = pass == 0;
+            int i = 0;
+            while (i < running.size() && budget > 0) {
+                Sequence seq = running.get(i);
+                int remaining = seq.numTokens() - seq.numComputedTokens();
+                if (scheduledSet.contains(seq) || (remaining == 1) != decodes) {
+                    i++;
+                    continue;
+                }
+                int numNew = Math.min(remaining, budget);
+                boolean preemptedSelf = false;
+                while (!blockManager.canAllocate(seq, numNew)) {
+                    Sequence victim = newestUnscheduled(scheduledSet);
+                    preempt(victim);
+                    preempted.add(victim.seqId());
+                    if (victim == seq) {
+                        preemptedSelf = true;
+                        break;
+                    }
+                }
+                if (preemptedSelf) continue; // the next sequence moved into index i
+                budget -= scheduleChunk(seq, numNew, scheduled, scheduledSet);
+                i++;
+            }
+        }
+
+        while (preempted.isEmpty() && budget > 0 && !waiting.isEmpty() && running.size() < config.maxNumSeqs()) {
+            Sequence seq = waiting.peekFirst();
+            int numNew = Math.min(seq.numTokens() - seq.numComputedTokens(), budget);
+            if (!blockManager.canAllocate(seq, numNew)) break;
+            waiting.pollFirst();
+            seq.setStatus(Sequence.Status.RUNNING);
+            running.add(seq);
+            budget -= scheduleChunk(seq, numNew, scheduled, scheduledSet);
+        }
+
+        int numBatched = config.maxNumBatchedTokens() - budget;
+        SchedulerOutput out = new SchedulerOutput(scheduled, numBatched, preempted, finishedRequestIds);
+        finishedRequestIds.clear();
+        return out;
+    }
+
+    private Sequence newestUnscheduled(Set<Sequence> scheduledSet) {
+        for (int j = running.size() - 1; j >= 0; j--) {
+            if (!scheduledSet.contains(running.get(j))) return running.get(j);
+        }
+        throw new IllegalStateException("no unscheduled running sequence to preempt");
+    }
+
+    private void preempt(Sequence seq) {
+        running.remove(seq);
+        blockManager.free(seq);
+        seq.resetForRecompute();
+        seq.setStatus(Sequence.Status.PREEMPTED);
+        waiting.addFirst(seq);
+        numPreemptions++;
+    }
+
+    private int scheduleChunk(Sequence seq, int numNew, List<ScheduledSequence> scheduled, Set<Sequence> scheduledSet) {
+        blockManager.allocate(seq, numNew);
+        int start = seq.numComputedTokens();
+        boolean sample = start + numNew == seq.numTokens();
+        scheduled.add(new ScheduledSequence(seq.seqId(), seq.requestId(), seq.choiceIndex(),
+                seq.tokenIds(start, start + numNew), start, seq.blockTableCopy(), sample, seq.promptTokenIds(),
+                sample ? seq.outputTokenIds() : new int[0], sample ? seq.nextUniform() : Double.NaN,
+                seq.params(), seq.eosTokenIds(), seq.images()));
+        scheduledSet.add(seq);
+        return numNew;
+    }
+
+    /**
+     * Applies a step's results: advances computed counts, appends sampled tokens, forks pending n &gt; 1 siblings
+     * once choice 0 has its prompt in the cache, checks stop conditions and frees finished sequences' blocks.
+     */
+    public List<SequenceUpdate> update(SchedulerOutput schedulerOutput, RunnerOutput runnerOutput) {
+        List<SequenceUpdate> updates = new ArrayList<>();
+        int k = 0;
+        for (ScheduledSequence s : schedulerOutput.sequences()) {
+            Sequence seq = liveById.get(s.seqId());
+            if (seq == null || seq.status() != Sequence.Status.RUNNING)
+                throw new IllegalStateException("scheduled sequence " + s.seqId() + " is not running");
+            seq.advanceComputed(s.numNewTokens());
+            if (!s.sample()) continue;
+            if (k >= runnerOutput.sampledTokenIds().length)
+                throw new IllegalStateException("runner returned " + runnerOutput.sampledTokenIds().length + " tokens");
+            int tokenId = runnerOutput.sampledTokenIds()[k];
+            TokenLogprobs logprobs = runnerOutput.logprobsAt(k);
+            k++;
+            if (seq.numOutputTokens() == 0 && seq.choiceIndex() == 0) forkSiblings(seq);
+            seq.appendOutput(tokenId);
+            FinishReason reason = checkStop(seq, tokenId);
+            if (reason != null) finish(seq, reason);
+            updates.add(new SequenceUpdate(seq, tokenId, logprobs, reason));
+        }
+        if (k != runnerOutput.sampledTokenIds().length)
+            throw new IllegalStateException("runner returned " + runnerOutput.sampledTokenIds().length
+                    + " tokens for " + k + " sampling sequences");
+        return updates;
+    }
+
+    private void forkSiblings(Sequence parent) {
+        List<Sequence> siblings = pendingSiblings.remove(parent.requestId());
+        if (siblings == null) return;
+        int numShared = (parent.numPromptTokens() - 1) / blockManager.blockSize();
+        List<Sequence> toWaiting = new ArrayList<>();
+        for (Sequence sib : siblings) {
+            if (running.size() < config.maxNumSeqs()) {
+                blockManager.share(parent, sib, numShared);
+                sib.setCachedPrefix(numShared * blockManager.blockSize());
+                sib.setStatus(Sequence.Status.RUNNING);
+                running.add(sib);
+            } else {
+                toWaiting.add(sib); // no room to run now: it will prefill the whole prompt itself later
+            }
+        }
+        for (int j = toWaiting.size() - 1; j >= 0; j--) waiting.addFirst(toWaiting.get(j));
+    }
+
+    /** Stop ids win over length when both apply on the same token (the model did choose to stop). */
+    private FinishReason checkStop(Sequence seq, int tokenId) {
+        SamplingParams p = seq.params();
+        if (seq.numOutputTokens() >= p.minTokens()) {
+            if (!p.ignoreEos() && seq.eosTokenIds().contains(tokenId)) return FinishReason.STOP;
+            if (p.stopTokenIds().contains(tokenId)) return FinishReason.STOP;
+        }
+        if (seq.numOutputTokens() >= p.maxTokens() || seq.numTokens() >= config.maxModelLen()) return FinishReason.LENGTH;
+        return null;
+    }
+
+    private void finish(Sequence seq, FinishReason reason) {
+        switch (seq.status()) {
+            case RUNNING -> running.remove(seq);
+            case WAITING, PREEMPTED -> {
+                if (!waiting.remove(seq)) {
+                    List<Sequence> pending = pendingSiblings.get(seq.requestId());
+                    if (pending != null) pending.remove(seq);
+                }
+            }
+            case FINISHED -> throw new IllegalStateException("already finished: " + seq);
+        }
+        blockManager.free(seq);
+        seq.finish(reason);
+        liveById.remove(seq.seqId());
+        List<Sequence> choices = requests.get(seq.requestId());
+        choices.remove(seq);
+        if (choices.isEmpty()) {
+            requests.remove(seq.requestId());
+            pendingSiblings.remove(seq.requestId());
+            finishedRequestIds.add(seq.requestId());
+        }
+    }
+
+    /**
+     * Finishes every unfinished choice of a request with {@code reason} (ABORT for a client abort or an engine
+     * failure), freeing its blocks. Returns the choices it finished (empty if the request is unknown or done).
+     */
+    public List<Sequence> finishRequest(String requestId, FinishReason reason) {
+        List<Sequence> choices = requests.get(requestId);
+        if (choices == null) return List.of();
+        List<Sequence> finished = new ArrayList<>(choices);
+        for (Sequence seq : finished) finish(seq, reason);
+        return finished;
+    }
+}
