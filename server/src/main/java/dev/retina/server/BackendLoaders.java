@@ -1,14 +1,14 @@
 package dev.retina.server;
 
+import dev.retina.server.backend.LlavaBackendLoader;
+
 /** The loaders {@code retina serve} can use. */
 public final class BackendLoaders {
     private BackendLoaders() {
     }
 
-    /** The LLaVA backend over DJL. Not wired yet in this build: startup stops with a clear message. */
+    /** The LLaVA-1.5 backend over DJL (see {@link LlavaBackendLoader}). */
     public static BackendLoader standard() {
-        return config -> {
-            throw new UnsupportedOperationException("the LLaVA backend is not wired into this build yet");
-        };
+        return new LlavaBackendLoader();
     }
 }
