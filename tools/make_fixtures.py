@@ -247,6 +247,10 @@ def to_v4_layout(case_dir):
             nk = "multi_modal_projector." + nk[len("model.multi_modal_projector."):]
         elif nk == "lm_head.weight":
             nk = "language_model.lm_head.weight"
+        elif nk.startswith("vision_tower.") and not nk.startswith("vision_tower.vision_model."):
+            # transformers 5.x save_pretrained already writes language_model.model.* / multi_modal_projector.*, but
+            # its CLIP vision tower has no vision_model level: 4.x checkpoints have vision_tower.vision_model.*
+            nk = "vision_tower.vision_model." + nk[len("vision_tower."):]
         new[nk] = v.contiguous()
     # split into two shards with an index, as large checkpoints are
     keys = sorted(new)
@@ -309,8 +313,11 @@ def make_case(case, tok, images, out):
     vcfg = transformers.CLIPVisionConfig(initializer_range=0.2, initializer_factor=1.0, projection_dim=32,
                                          **case["vision"])
     tcfg = text_config(case, vocab_size, image_token_id, pad_id)
+    # transformers 5 validates image_seq_length as an int (None is rejected): use the real number of image tokens.
+    n_img_tokens = ((case["vision"]["image_size"] // case["vision"]["patch_size"]) ** 2
+                    + (1 if case["llava"]["vision_feature_select_strategy"] == "full" else 0))
     cfg = transformers.LlavaConfig(vision_config=vcfg, text_config=tcfg, image_token_index=image_token_id,
-                                   image_seq_length=None, tie_word_embeddings=case["text"]["tie_word_embeddings"],
+                                   image_seq_length=n_img_tokens, tie_word_embeddings=case["text"]["tie_word_embeddings"],
                                    **case["llava"])
     model = transformers.LlavaForConditionalGeneration(cfg).eval()
     # Make the random weights larger than the default init so logits separate clearly between tokens.
@@ -330,6 +337,9 @@ def make_case(case, tok, images, out):
                     std = 0.5
                 p.copy_(std * torch.randn(p.shape, generator=g))
     dtype = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[case["dtype"]]
+    # Non-persistent buffers (the rotary inv_freq) are not saved and get recomputed on load; keep them at full
+    # precision so the in-memory comparison model below does not carry float16/bfloat16-rounded copies of them.
+    fresh_buffers = {n: b.detach().clone() for n, b in model.named_buffers()}
     model.to(dtype)
     model.save_pretrained(d, safe_serialization=True)
     hf_tok = transformers.PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>",
@@ -347,6 +357,9 @@ def make_case(case, tok, images, out):
         tc["chat_template"] = LIST_TEMPLATE
         tc["add_bos_token"] = True
         tc["add_eos_token"] = False
+        # transformers 4.x knows no "TokenizersBackend" class and no "backend" field: spell it as 4.x wrote it.
+        tc.pop("backend", None)
+        tc["tokenizer_class"] = "PreTrainedTokenizerFast"
         json.dump(tc, open(os.path.join(d, "tokenizer_config.json"), "w"), indent=2)
         for extra in ["chat_template.jinja", "chat_template.json"]:
             if os.path.exists(os.path.join(d, extra)):
@@ -370,6 +383,10 @@ def make_case(case, tok, images, out):
     log("reloaded text config rope:", getattr(ref.config.text_config, "rope_parameters", None),
         getattr(ref.config.text_config, "rope_scaling", None), "tokenizer class", type(ref_tok).__name__)
     mem = model.to(torch.float64).eval()
+    with torch.no_grad():
+        for n, b in mem.named_buffers():
+            if b.is_floating_point():
+                b.copy_(fresh_buffers[n].to(b.dtype))
 
     proc = slow_clip_processor(pcfg)
     golden_pixels = {}

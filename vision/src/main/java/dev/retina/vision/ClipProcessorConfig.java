@@ -100,12 +100,12 @@ public record ClipProcessorConfig(int shortestEdge, int resizeHeight, int resize
             if (size.isInt()) { // legacy int: CLIPImageProcessor reads it as {shortest_edge: n}
                 shortestEdge = size.asInt();
             } else if (size.isObject()) {
-                if (size.has("longest_edge") || size.has("max_height") || size.has("max_width"))
+                if (present(size, "longest_edge") || present(size, "max_height") || present(size, "max_width"))
                     throw new IllegalArgumentException("size " + size + " is not supported: use shortest_edge or "
                             + "height/width");
-                if (size.has("shortest_edge")) {
+                if (present(size, "shortest_edge")) {
                     shortestEdge = intField(size, "shortest_edge");
-                } else if (size.has("height") && size.has("width")) {
+                } else if (present(size, "height") && present(size, "width")) {
                     shortestEdge = 0;
                     resizeHeight = intField(size, "height");
                     resizeWidth = intField(size, "width");
@@ -121,7 +121,7 @@ public record ClipProcessorConfig(int shortestEdge, int resizeHeight, int resize
         if (crop != null && !crop.isNull()) {
             if (crop.isInt()) { // legacy int: a square crop
                 cropHeight = cropWidth = crop.asInt();
-            } else if (crop.isObject() && crop.has("height") && crop.has("width")) {
+            } else if (crop.isObject() && present(crop, "height") && present(crop, "width")) {
                 cropHeight = intField(crop, "height");
                 cropWidth = intField(crop, "width");
             } else {
@@ -133,6 +133,12 @@ public record ClipProcessorConfig(int shortestEdge, int resizeHeight, int resize
                 number(root, "rescale_factor", 1 / 255.0), bool(root, "do_normalize", true),
                 triple(root, "image_mean", OPENAI_CLIP_MEAN), triple(root, "image_std", OPENAI_CLIP_STD),
                 bool(root, "do_convert_rgb", true), resample(root.get("resample")));
+    }
+
+    /** A key with a non-null value (transformers 5.x may write unused size keys as null). */
+    private static boolean present(JsonNode node, String name) {
+        JsonNode v = node.get(name);
+        return v != null && !v.isNull();
     }
 
     private static int intField(JsonNode node, String name) {

@@ -2,7 +2,6 @@ package dev.retina.engine.model;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
-import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 
 /**
@@ -83,9 +82,5 @@ final class AttentionMetadata {
     /** True when every sequence adds exactly as many tokens as the padded width (no padded query rows). */
     boolean noQueryPadding(int numTokens) {
         return numTokens == numSeqs * maxQueryLen;
-    }
-
-    static DataType indexType() {
-        return DataType.INT64;
     }
 }
