@@ -136,7 +136,7 @@ TOJSON_TEMPLATE = (
 )
 
 BOOLEAN_TEMPLATE = (
-    "{{ flag }} {{ not flag }} {{ 1 == 1 }} {{ messages | length > 0 }}"
+    "{{ flag }} {{ not flag }} {{ 1 == 1 }} {{ messages | length > 0 }} {{ flag | string }}"
     "{% if flag %} yes{% else %} no{% endif %}{% if not missing %} missing-falsy{% endif %}"
 )
 
@@ -169,6 +169,15 @@ system={{ ns.found }} count={{ ns.count }}
 {{ extra.keys() | list | length }} {{ 'x' if true else 'y' }} {{ [1, 2, 3] | join(',') }} {{ '  a b  ' | trim }}
 """
 
+IDIOMS_TEMPLATE = """{{- messages[-1]['content'] }}|{{ messages[0]['content'][1:4] }}|{{ messages | length }}
+{%- for m in messages %}{% if loop.index > 2 %}{% break %}{% endif %}|{{ loop.length }}{{ m.role[0] }}{% endfor %}
+{%- set users = messages | selectattr('role', 'equalto', 'user') | list %}|users={{ users | length }}
+{%- if tools is not defined or tools is none %}|no-tools{% endif %}
+{%- if 'user' in (messages | map(attribute='role') | list) %}|has-user{% endif %}
+|{{ missing | default('dflt') }}|{{ '  pad  ' | trim }}|{{ 'a-b-c'.split('-')[-1] }}|{{ (messages | last).role }}
+{%- for m in messages if m.role != 'system' %}|{{ m.content | upper }}{% endfor %}
+"""
+
 
 def llava_source():
     with open(LLAVA) as f:
@@ -186,6 +195,7 @@ TEMPLATES = {
     "booleans": BOOLEAN_TEMPLATE,
     "string_methods": STRING_METHODS_TEMPLATE,
     "pythonic": PYTHONIC_TEMPLATE,
+    "idioms": IDIOMS_TEMPLATE,
 }
 
 SPECIAL = {"bos_token": "<s>", "eos_token": "</s>"}
@@ -244,6 +254,7 @@ CASES = [
     ("pythonic", "pythonic", [s("sys"), {"role": "user", "content": "hi", "name": "bob"},
                               {"role": "assistant", "content": "", "tool_calls": [{"id": "1"}, {"id": "2"}]}],
      False, {"extra": {"alpha": 1, "beta": "two"}}),
+    ("idioms", "idioms", [s("system text"), u("first q"), a("answer"), u("last q")], False, {}),
 ]
 
 

@@ -66,7 +66,9 @@ final class HfJinjava {
             baseContext.registerFunction(function);
         }
         baseContext.registerFilter(new HfToJsonFilter());
+        baseContext.registerFilter(new PythonStringFilter());
         baseContext.registerTag(new GenerationTag());
+        baseContext.registerTag(new FilteredForTag()); // replaces Jinjava's "for"
     }
 
     /**

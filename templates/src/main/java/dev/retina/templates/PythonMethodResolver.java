@@ -42,6 +42,7 @@ final class PythonMethodResolver extends ELResolver {
     }
 
     private static final Object NOT_HANDLED = new Object();
+    private static final java.util.regex.Pattern INDEX = java.util.regex.Pattern.compile("-?\\d{1,9}");
 
     private static Object stringMethod(String s, String name, Object[] args) {
         return switch (name) {
@@ -239,9 +240,21 @@ final class PythonMethodResolver extends ELResolver {
         return n;
     }
 
-    // Property access is left to Jinjava's resolvers.
+    /** {@code s[0]}, {@code s[-1]}: Python indexes strings by character; other property access is Jinjava's. */
     @Override
     public Object getValue(ELContext context, Object base, Object property) {
+        // Jinjava hands the index over as its string spelling ("0", "-1").
+        if ((base instanceof String || base instanceof SafeString) && property != null
+                && INDEX.matcher(property.toString()).matches()) {
+            String s = base.toString();
+            int index = Integer.parseInt(property.toString());
+            int i = index < 0 ? s.length() + index : index;
+            context.setPropertyResolved(true);
+            if (i < 0 || i >= s.length()) {
+                throw new IllegalArgumentException("string index out of range");
+            }
+            return String.valueOf(s.charAt(i));
+        }
         return null;
     }
 

@@ -123,6 +123,14 @@ class ChatTemplateTest {
     }
 
     @Test
+    void strftimeNowFormatsTodaysDate() {
+        String out = ChatTemplate.fromString("{{ strftime_now('%d %b %Y') }}|{{ strftime_now('%Y-%m-%d') }}")
+                .render(user("a"), false, SPECIAL);
+        assertTrue(out.endsWith("|" + java.time.LocalDate.now()), out);
+        assertTrue(out.matches("\\d{2} [A-Z][a-z]{2} \\d{4}\\|\\d{4}-\\d{2}-\\d{2}"), out);
+    }
+
+    @Test
     void builtinUnknownNameIsRejected() {
         assertThrows(IllegalArgumentException.class, () -> ChatTemplate.builtin("nope"));
         assertFalse(ChatTemplate.builtin("llava").source().isEmpty());

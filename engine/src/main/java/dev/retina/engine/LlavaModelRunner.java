@@ -1,0 +1,179 @@
+package dev.retina.engine;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDArrays;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.index.NDIndex;
+import ai.djl.ndarray.types.Shape;
+import dev.retina.engine.model.ForwardBatch;
+import dev.retina.engine.model.KvCache;
+import dev.retina.engine.model.LlavaModel;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * The real {@link ModelRunner}: turns a {@link SchedulerOutput} into one {@link ForwardBatch} over the paged KV cache
+ * (token embeddings with image features placed at image-token positions), runs the LLaVA forward pass and samples
+ * with the {@link Sampler}. Called only from the engine thread.
+ *
+ * <p>Images: the first time a request's prompt tokens are fed (first chunk, a forked n &gt; 1 choice's tail, or a
+ * recompute after preemption), all its images are encoded at once and kept, in a manager of their own, until the
+ * request appears in {@link SchedulerOutput#finishedRequestIds()}; each chunk takes the feature rows of the image
+ * tokens it holds. So a chunk may end anywhere inside an image's tokens.
+ *
+ * <p>Owns the KV cache (closed in {@link #close()}); the model stays the caller's to close.
+ */
+public final class LlavaModelRunner implements ModelRunner {
+    /** A request's encoded images and where their tokens sit in the prompt. */
+    private record RequestImages(NDManager manager, NDArray imageFeatures /* (numImagePositions, textHidden) */,
+                                 int[] imageTokenPositions /* ascending prompt positions */) {
+    }
+
+    private final LlavaModel model;
+    private final KvCache cache;
+    private final int blockSize;
+    private final int imageTokenId;
+    private final Sampler sampler = new Sampler();
+    private final Map<String, RequestImages> images = new HashMap<>();
+
+    public LlavaModelRunner(LlavaModel model, int numBlocks, int blockSize) {
+        this.model = model;
+        this.cache = model.newKvCache(numBlocks, blockSize);
+        this.blockSize = blockSize;
+        this.imageTokenId = model.config().imageTokenIndex();
+    }
+
+    public KvCache cache() { return cache; }
+
+    @Override
+    public RunnerOutput execute(SchedulerOutput so) {
+        for (String requestId : so.finishedRequestIds()) dropImages(requestId);
+        List<ScheduledSequence> seqs = so.sequences();
+        int numSeqs = seqs.size();
+        int numTokens = so.numBatchedTokens();
+        int[] inputIds = new int[numTokens];
+        int[] positions = new int[numTokens];
+        int[] slotMapping = new int[numTokens];
+        int[] queryStartLoc = new int[numSeqs + 1];
+        int[] seqLens = new int[numSeqs];
+        int[][] blockTables = new int[numSeqs][];
+        int[] logitsIndices = new int[numSeqs];
+        List<Integer> samplingRows = new ArrayList<>();
+        List<ScheduledSequence> samplingSeqs = new ArrayList<>();
+        int t = 0;
+        for (int s = 0; s < numSeqs; s++) {
+            ScheduledSequence seq = seqs.get(s);
+            queryStartLoc[s] = t;
+            for (int i = 0; i < seq.numNewTokens(); i++, t++) {
+                int pos = seq.startPosition() + i;
+                inputIds[t] = seq.tokenIds()[i];
+                positions[t] = pos;
+                slotMapping[t] = seq.blockTable()[pos / blockSize] * blockSize + pos % blockSize;
+            }
+            seqLens[s] = seq.seqLen();
+            blockTables[s] = seq.blockTable();
+            logitsIndices[s] = t - 1;
+            if (seq.sample()) {
+                samplingRows.add(s);
+                samplingSeqs.add(seq);
+            }
+        }
+        queryStartLoc[numSeqs] = t;
+        ForwardBatch batch = new ForwardBatch(positions, slotMapping, queryStartLoc, seqLens, blockTables, logitsIndices);
+
+        try (NDManager step = model.manager().newSubManager()) {
+            NDArray inputsEmbeds = model.embedTokens(step.create(inputIds)); // (T, textHidden)
+            mergeImages(step, inputsEmbeds, seqs, queryStartLoc);
+            NDArray logits = model.forward(inputsEmbeds, batch, cache);    // (numSeqs, vocab) float32
+            if (samplingSeqs.isEmpty()) return new RunnerOutput(new int[0], List.of());
+            if (samplingSeqs.size() < numSeqs) {
+                long[] rows = samplingRows.stream().mapToLong(Integer::longValue).toArray();
+                logits = logits.get(new NDIndex("{}", step.create(rows)));
+            }
+            return sampler.sample(logits, samplingSeqs);
+        }
+    }
+
+    /** Places each chunk's image-token features (encoding a request's images on first need). */
+    private void mergeImages(NDManager step, NDArray inputsEmbeds, List<ScheduledSequence> seqs, int[] queryStartLoc) {
+        List<Integer> batchPositions = new ArrayList<>();
+        NDList featureRows = new NDList();
+        for (int s = 0; s < seqs.size(); s++) {
+            ScheduledSequence seq = seqs.get(s);
+            if (seq.images().isEmpty() || !seq.hasPromptTokens()) continue;
+            RequestImages ri = images.computeIfAbsent(seq.requestId(), id -> encode(seq));
+            int from = lowerBound(ri.imageTokenPositions(), seq.startPosition());
+            int to = lowerBound(ri.imageTokenPositions(), Math.min(seq.seqLen(), seq.promptTokenIds().length));
+            if (from == to) continue;
+            for (int r = from; r < to; r++)
+                batchPositions.add(queryStartLoc[s] + ri.imageTokenPositions()[r] - seq.startPosition());
+            NDArray slice = ri.imageFeatures().get(from + ":" + to); // a view; owned by this step, not the request
+            slice.attach(step);
+            featureRows.add(slice);
+        }
+        if (batchPositions.isEmpty()) return;
+        NDArray rows = featureRows.size() == 1 ? featureRows.get(0) : NDArrays.concat(featureRows, 0);
+        model.mergeImageFeatures(inputsEmbeds, batchPositions.stream().mapToInt(Integer::intValue).toArray(), rows);
+    }
+
+    private RequestImages encode(ScheduledSequence seq) {
+        int[] prompt = seq.promptTokenIds();
+        int[] imagePositions = Arrays.stream(java.util.stream.IntStream.range(0, prompt.length).toArray())
+                .filter(i -> prompt[i] == imageTokenId).toArray();
+        int expected = seq.images().stream().mapToInt(ImageInput::numImageTokens).sum();
+        if (imagePositions.length != expected)
+            throw new IllegalArgumentException("request " + seq.requestId() + ": " + imagePositions.length
+                    + " image tokens in the prompt, images need " + expected);
+        long hidden = model.config().textConfig().hiddenSize();
+        NDManager m = model.manager().newSubManager();
+        // Encoder temporaries live in enc and go at once; only the final features move to the request's manager.
+        try (NDManager enc = model.manager().newSubManager()) {
+            NDList perImage = new NDList();
+            for (ImageInput image : seq.images()) {
+                NDArray features; // (numImageTokens, textHidden)
+                if (image.imageFeatures() != null) {
+                    features = enc.create(image.imageFeatures(), new Shape(image.numImageTokens(), hidden));
+                } else {
+                    NDArray pixelValues = enc.create(image.pixelValues(), new Shape(1, 3, image.height(), image.width()));
+                    features = model.encodeImages(pixelValues);
+                    features = features.reshape(features.getShape().size() / hidden, hidden);
+                }
+                if (features.getShape().get(0) != image.numImageTokens())
+                    throw new IllegalArgumentException("image gives " + features.getShape().get(0)
+                            + " feature rows, its placeholder has " + image.numImageTokens());
+                perImage.add(features);
+            }
+            NDArray all = perImage.size() == 1 ? perImage.get(0) : NDArrays.concat(perImage, 0);
+            all = all.toType(model.dtype(), false).toDevice(model.device(), false);
+            all.attach(m);
+            return new RequestImages(m, all, imagePositions);
+        } catch (RuntimeException e) {
+            m.close();
+            throw e;
+        }
+    }
+
+    private static int lowerBound(int[] sorted, int key) {
+        int i = Arrays.binarySearch(sorted, key);
+        return i >= 0 ? i : -i - 1;
+    }
+
+    private void dropImages(String requestId) {
+        RequestImages ri = images.remove(requestId);
+        if (ri != null) ri.manager().close();
+    }
+
+    /** Requests whose image features are held (for tests and metrics). */
+    public int numRequestsWithImages() { return images.size(); }
+
+    @Override
+    public void close() {
+        for (RequestImages ri : images.values()) ri.manager().close();
+        images.clear();
+        cache.close();
+    }
+}

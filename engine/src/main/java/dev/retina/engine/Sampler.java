@@ -1,0 +1,230 @@
+package dev.retina.engine;
+
+import ai.djl.Device;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDArrays;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.BitSet;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Turns one step's logits into token ids on the logits' device, with vLLM's semantics: penalties, min_tokens,
+ * temperature (0 = greedy), min_p, top_k, top_p, and logprobs of the raw distribution. Called only from the engine
+ * thread.
+ *
+ * <p>Reproducibility: each sequence brings its own uniform draw in [0, 1) ({@link ScheduledSequence#uniform()},
+ * drawn on the host from the sequence's seeded generator), and a row's token is the inverse CDF of its filtered,
+ * descending-sorted distribution at that draw. All ops are row-wise, so a seed gives the same tokens whatever else
+ * is in the batch. Only the chosen ids (and requested logprobs) come back to the host, in one transfer.
+ */
+public final class Sampler {
+
+    /**
+     * @param logits        (numSeqs, vocabSize) float32 (or f16) on the model's device, one row per sampling sequence
+     * @param samplingSeqs  the sampling sequences, in row order
+     */
+    public RunnerOutput sample(NDArray logits, List<ScheduledSequence> samplingSeqs) {
+        int numSeqs = samplingSeqs.size();
+        if (logits.getShape().dimension() != 2 || logits.getShape().get(0) != numSeqs)
+            throw new IllegalArgumentException("logits " + logits.getShape() + " for " + numSeqs + " sequences");
+        int vocabSize = (int) logits.getShape().get(1);
+        try (NDManager sm = logits.getManager().newSubManager()) {
+            NDArray raw = logits.toType(DataType.FLOAT32, true); // (numSeqs, vocab), a copy owned by this step
+            raw.attach(sm);
+            int maxTopLogprobs = -1;
+            boolean allGreedy = true;
+            for (ScheduledSequence s : samplingSeqs) {
+                Integer lp = s.params().logprobs();
+                if (lp != null) maxTopLogprobs = Math.max(maxTopLogprobs, lp);
+                allGreedy &= s.params().isGreedy();
+            }
+
+            NDArray x = applyPenalties(sm, raw, samplingSeqs, vocabSize);
+            x = applyMinTokens(sm, x, samplingSeqs, vocabSize);
+
+            NDArray chosen = x.argMax(1); // (numSeqs,) int64
+            if (!allGreedy) chosen = sampleRandom(sm, x, samplingSeqs, vocabSize, chosen);
+
+            if (maxTopLogprobs < 0) {
+                long[] ids = chosen.toLongArray(); // the step's one host sync
+                return new RunnerOutput(toInts(ids), null);
+            }
+            return withLogprobs(sm, raw, chosen, samplingSeqs, maxTopLogprobs);
+        }
+    }
+
+    /** vLLM's penalties: repetition over prompt and output, frequency and presence over output, on raw logits. */
+    static NDArray applyPenalties(NDManager sm, NDArray x, List<ScheduledSequence> seqs, int vocabSize) {
+        int numSeqs = seqs.size();
+        boolean any = false;
+        for (ScheduledSequence s : seqs) any |= hasPenalty(s.params());
+        if (!any) return x;
+        List<Long> countIdx = new ArrayList<>();
+        List<Float> countVal = new ArrayList<>();
+        List<Long> seenIdx = new ArrayList<>();
+        float[] rep = new float[numSeqs];
+        float[] freq = new float[numSeqs];
+        float[] pres = new float[numSeqs];
+        for (int row = 0; row < numSeqs; row++) {
+            ScheduledSequence s = seqs.get(row);
+            SamplingParams p = s.params();
+            rep[row] = p.repetitionPenalty();
+            freq[row] = p.frequencyPenalty();
+            pres[row] = p.presencePenalty();
+            if (!hasPenalty(p)) continue;
+            Map<Integer, Integer> counts = new HashMap<>();
+            for (int id : s.outputTokenIds()) counts.merge(id, 1, Integer::sum);
+            long base = (long) row * vocabSize;
+            for (Map.Entry<Integer, Integer> e : counts.entrySet()) {
+                countIdx.add(base + e.getKey());
+                countVal.add((float) e.getValue());
+            }
+            if (p.repetitionPenalty() != 1f) {
+                BitSet seen = new BitSet(vocabSize);
+                for (int id : s.promptTokenIds()) if (id >= 0 && id < vocabSize) seen.set(id);
+                for (int id : s.outputTokenIds()) seen.set(id);
+                for (int id = seen.nextSetBit(0); id >= 0; id = seen.nextSetBit(id + 1)) seenIdx.add(base + id);
+            }
+        }
+        Shape shape = new Shape(numSeqs, vocabSize);
+        Shape col = new Shape(numSeqs, 1);
+        if (!seenIdx.isEmpty()) {
+            NDArray seen = scatterOnes(sm, seenIdx, numSeqs, vocabSize, x.getDevice()).reshape(shape).gt(0f);
+            NDArray r = sm.create(rep, col).toDevice(x.getDevice(), false);
+            NDArray penalised = NDArrays.where(x.gt(0f), x.div(r), x.mul(r));
+            x = NDArrays.where(seen, penalised, x);
+        }
+        if (!countIdx.isEmpty()) {
+            long[] idx = countIdx.stream().mapToLong(Long::longValue).toArray();
+            float[] val = new float[countVal.size()];
+            for (int i = 0; i < val.length; i++) val[i] = countVal.get(i);
+            NDArray counts = sm.zeros(new Shape((long) numSeqs * vocabSize)).toDevice(x.getDevice(), false)
+                    .put(sm.create(idx).toDevice(x.getDevice(), false), sm.create(val).toDevice(x.getDevice(), false))
+                    .reshape(shape);
+            x = x.sub(counts.mul(sm.create(freq, col).toDevice(x.getDevice(), false)));
+            x = x.sub(counts.gt(0f).toType(DataType.FLOAT32, false).mul(sm.create(pres, col).toDevice(x.getDevice(), false)));
+        }
+        return x;
+    }
+
+    private static boolean hasPenalty(SamplingParams p) {
+        return p.repetitionPenalty() != 1f || p.frequencyPenalty() != 0f || p.presencePenalty() != 0f;
+    }
+
+    /** Until min_tokens are out, EOS (unless ignore_eos) and stop ids cannot be sampled. */
+    private static NDArray applyMinTokens(NDManager sm, NDArray x, List<ScheduledSequence> seqs, int vocabSize) {
+        List<Long> banned = new ArrayList<>();
+        for (int row = 0; row < seqs.size(); row++) {
+            ScheduledSequence s = seqs.get(row);
+            if (s.outputTokenIds().length >= s.params().minTokens()) continue;
+            long base = (long) row * vocabSize;
+            if (!s.params().ignoreEos()) for (int id : s.eosTokenIds()) if (id < vocabSize) banned.add(base + id);
+            for (int id : s.params().stopTokenIds()) if (id < vocabSize) banned.add(base + id);
+        }
+        if (banned.isEmpty()) return x;
+        NDArray allowed = scatterOnes(sm, banned, seqs.size(), vocabSize, x.getDevice()).reshape(x.getShape()).eq(0f);
+        // DJL's where broadcasts only its third operand: keep x in the second.
+        return NDArrays.where(allowed, x, sm.create(Float.NEGATIVE_INFINITY).toDevice(x.getDevice(), false));
+    }
+
+    /** A (numSeqs * vocab) float tensor on {@code device}: 1 at the given flat indices, 0 elsewhere. */
+    private static NDArray scatterOnes(NDManager sm, List<Long> flatIdx, int numSeqs, int vocabSize, Device device) {
+        long[] idx = flatIdx.stream().mapToLong(Long::longValue).distinct().toArray();
+        float[] ones = new float[idx.length];
+        Arrays.fill(ones, 1f);
+        return sm.zeros(new Shape((long) numSeqs * vocabSize)).toDevice(device, false)
+                .put(sm.create(idx).toDevice(device, false), sm.create(ones).toDevice(device, false));
+    }
+
+    /**
+     * Temperature, then min_p on the full distribution, top_k, top_p on what remains (vLLM v1's order), then the
+     * inverse CDF at each row's uniform. Greedy rows keep {@code greedyIds}.
+     */
+    private static NDArray sampleRandom(NDManager sm, NDArray x, List<ScheduledSequence> seqs, int vocabSize,
+                                        NDArray greedyIds) {
+        int numSeqs = seqs.size();
+        float[] temp = new float[numSeqs];
+        float[] topK = new float[numSeqs];
+        float[] topP = new float[numSeqs];
+        float[] minP = new float[numSeqs];
+        float[] uniform = new float[numSeqs];
+        boolean[] greedy = new boolean[numSeqs];
+        for (int row = 0; row < numSeqs; row++) {
+            SamplingParams p = seqs.get(row).params();
+            greedy[row] = p.isGreedy();
+            temp[row] = p.isGreedy() ? 1f : p.temperature();
+            topK[row] = p.topK() < 0 ? vocabSize : Math.min(p.topK(), vocabSize);
+            topP[row] = p.topP();
+            minP[row] = p.minP();
+            uniform[row] = (float) seqs.get(row).uniform();
+        }
+        Device device = x.getDevice();
+        Shape col = new Shape(numSeqs, 1);
+        NDArray scaled = x.div(sm.create(temp, col).toDevice(device, false));
+        NDArray order = scaled.argSort(1, false);                      // (numSeqs, vocab) ids, most likely first
+        NDArray sorted = scaled.gather(order, 1);
+        NDArray probs = sorted.softmax(1);                             // (numSeqs, vocab), descending
+        NDArray positions = sm.arange(0f, (float) vocabSize, 1f).toDevice(device, false).reshape(1, vocabSize);
+        NDArray keep = positions.lt(sm.create(topK, col).toDevice(device, false));
+        keep = keep.logicalAnd(probs.gte(probs.get(":, 0:1").mul(sm.create(minP, col).toDevice(device, false))));
+        NDArray kept = NDArrays.where(keep, probs, sm.zeros(new Shape(1)).toDevice(device, false));
+        kept = kept.div(kept.sum(new int[] {1}, true));
+        NDArray exclusiveCum = kept.cumSum(1).sub(kept);
+        keep = keep.logicalAnd(exclusiveCum.lt(sm.create(topP, col).toDevice(device, false)));
+        NDArray finalProbs = NDArrays.where(keep, kept, sm.zeros(new Shape(1)).toDevice(device, false));
+        NDArray cum = finalProbs.cumSum(1);
+        NDArray target = cum.get(":, -1:").mul(sm.create(uniform, col).toDevice(device, false));
+        NDArray index = cum.lt(target).sum(new int[] {1}, true).toType(DataType.INT64, false).clip(0, vocabSize - 1);
+        NDArray sampledIds = order.gather(index, 1).reshape(numSeqs);
+        NDArray isGreedy = sm.create(greedy).toDevice(device, false);
+        return NDArrays.where(isGreedy, greedyIds, sampledIds);
+    }
+
+    /** Logprobs of the raw distribution: the chosen id's and the top ones, pulled to the host in one transfer. */
+    private static RunnerOutput withLogprobs(NDManager sm, NDArray raw, NDArray chosen, List<ScheduledSequence> seqs,
+                                             int maxTop) {
+        int numSeqs = seqs.size();
+        NDArray logprobs = raw.logSoftmax(1);                           // (numSeqs, vocab)
+        NDArray chosenCol = chosen.reshape(numSeqs, 1);
+        NDList parts = new NDList(chosenCol.toType(DataType.FLOAT32, false), logprobs.gather(chosenCol, 1));
+        if (maxTop > 0) {
+            NDList top = logprobs.topK(maxTop, 1, true, true);        // values (numSeqs, maxTop), indices
+            parts.add(top.get(0));
+            parts.add(top.get(1).toType(DataType.FLOAT32, false));     // ids < 2^24 are exact in float32
+        }
+        int width = 2 + 2 * maxTop;
+        float[] host = NDArrays.concat(parts, 1).toFloatArray();       // the step's one host sync
+        int[] ids = new int[numSeqs];
+        List<TokenLogprobs> out = new ArrayList<>(numSeqs);
+        for (int row = 0; row < numSeqs; row++) {
+            int o = row * width;
+            ids[row] = (int) host[o];
+            Integer wanted = seqs.get(row).params().logprobs();
+            if (wanted == null) {
+                out.add(null);
+                continue;
+            }
+            int[] topIds = new int[wanted];
+            float[] topLps = new float[wanted];
+            for (int j = 0; j < wanted; j++) {
+                topLps[j] = host[o + 2 + j];
+                topIds[j] = (int) host[o + 2 + maxTop + j];
+            }
+            out.add(new TokenLogprobs(ids[row], host[o + 1], topIds, topLps));
+        }
+        return new RunnerOutput(ids, out);
+    }
+
+    private static int[] toInts(long[] ids) {
+        int[] out = new int[ids.length];
+        for (int i = 0; i < ids.length; i++) out[i] = (int) ids[i];
+        return out;
+    }
+}

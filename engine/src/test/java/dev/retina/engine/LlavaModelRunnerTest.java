@@ -1,0 +1,181 @@
+package dev.retina.engine;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.djl.Device;
+import dev.retina.engine.model.LlavaGenerator;
+import dev.retina.engine.model.LlavaModel;
+import dev.retina.engine.model.LoadFormat;
+import dev.retina.engine.model.ModelLoadConfig;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.SplittableRandom;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** The real runner on a tiny random LLaVA (dummy weights, CPU), checked against the model's own greedy loop. */
+class LlavaModelRunnerTest {
+    private static final int IMAGE_TOKEN = 60;
+    private static final int NUM_IMAGE_TOKENS = 16; // 28/7 = 4x4 patches, CLS dropped
+    // Tiny LLaVA-1.5-shaped config (transformers 4.x layout): vision 28/7, 2+2 layers, GQA 4 over 2 KV heads.
+    private static final String CONFIG = """
+            {"vision_config": {"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 2,
+              "num_attention_heads": 2, "image_size": 28, "patch_size": 7, "hidden_act": "quick_gelu",
+              "model_type": "clip_vision_model"},
+             "text_config": {"vocab_size": 64, "hidden_size": 32, "intermediate_size": 48, "num_hidden_layers": 2,
+              "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 128,
+              "rms_norm_eps": 1e-5, "model_type": "llama", "rope_theta": 10000.0},
+             "image_token_index": 60, "torch_dtype": "float32", "tie_word_embeddings": false,
+             "vision_feature_layer": -2, "vision_feature_select_strategy": "default", "projector_hidden_act": "gelu"}
+            """;
+
+    @TempDir
+    static Path dir;
+    private static LlavaModel model;
+
+    @BeforeAll
+    static void load() throws IOException {
+        Files.writeString(dir.resolve("config.json"), CONFIG);
+        model = LlavaModel.load(dir, new ModelLoadConfig(Device.cpu(), null, LoadFormat.DUMMY, 42));
+    }
+
+    @AfterAll
+    static void close() {
+        model.close();
+    }
+
+    private static int[] prompt(SplittableRandom rnd, boolean withImage) {
+        List<Integer> ids = new ArrayList<>(List.of(1));
+        for (int i = 0, n = 2 + rnd.nextInt(6); i < n; i++) ids.add(3 + rnd.nextInt(50));
+        if (withImage) for (int i = 0; i < NUM_IMAGE_TOKENS; i++) ids.add(IMAGE_TOKEN);
+        for (int i = 0, n = 3 + rnd.nextInt(8); i < n; i++) ids.add(3 + rnd.nextInt(50));
+        return ids.stream().mapToInt(Integer::intValue).toArray();
+    }
+
+    private static float[] pixels(SplittableRandom rnd) {
+        float[] p = new float[3 * 28 * 28];
+        for (int i = 0; i < p.length; i++) p[i] = (float) rnd.nextGaussian();
+        return p;
+    }
+
+    @Test
+    void batchedChunkedPreemptedGreedyMatchesTheModelsOwnLoop() throws Exception {
+        SplittableRandom rnd = new SplittableRandom(11);
+        int numRequests = 6;
+        int maxTokens = 10;
+        Map<String, int[]> prompts = new HashMap<>();
+        Map<String, float[]> images = new HashMap<>();
+        // Budget 16 tokens per step (one image): image spans get split across chunks; 12 blocks of 4 force preemptions.
+        EngineConfig cfg = new EngineConfig(4, 16, 4, 48, 12, 0, 0.9);
+        int numBlocks = cfg.numBlocks(1, 0);
+        Map<String, LlmEngineTest.Collector> collectors = new HashMap<>();
+        LlmEngine engine = new LlmEngine(cfg, numBlocks, new LlavaModelRunner(model, numBlocks, cfg.blockSize()));
+        long preemptions;
+        try (engine) {
+            for (int r = 0; r < numRequests; r++) {
+                String id = "r" + r;
+                boolean withImage = r % 3 != 2;
+                prompts.put(id, prompt(rnd, withImage));
+                List<ImageInput> imgs = List.of();
+                if (withImage) {
+                    images.put(id, pixels(rnd));
+                    imgs = List.of(ImageInput.ofPixels(images.get(id), 28, 28, NUM_IMAGE_TOKENS));
+                }
+                SamplingParams greedy = new SamplingParams(1, 0f, 1f, -1, 0f, null, 0f, 0f, 1f, maxTokens, 0, List.of(),
+                        true, null);
+                LlmEngineTest.Collector c = new LlmEngineTest.Collector(1);
+                collectors.put(id, c);
+                engine.addRequest(new EngineRequest(id, prompts.get(id), imgs, greedy, List.of(2)), c);
+            }
+            for (LlmEngineTest.Collector c : collectors.values()) c.await();
+            preemptions = engine.stats().numPreemptions();
+        }
+        assertTrue(preemptions > 0, "the small cache should have forced preemptions");
+        LlavaGenerator reference = new LlavaGenerator(model);
+        for (String id : prompts.keySet()) {
+            LlmEngineTest.Collector c = collectors.get(id);
+            assertEquals(null, c.last(0).error());
+            int[] expected = reference.greedy(prompts.get(id), images.get(id), images.containsKey(id) ? 1 : 0, maxTokens, 0)
+                    .tokenIds();
+            assertArrayEquals(expected, c.tokens(0).stream().mapToInt(Integer::intValue).toArray(), id);
+        }
+    }
+
+    @Test
+    void seededSamplingIsTheSameAloneAndInABatchAndReturnsLogprobs() throws Exception {
+        SplittableRandom rnd = new SplittableRandom(12);
+        int[] prompt = prompt(rnd, true);
+        float[] px = pixels(rnd);
+        SamplingParams seeded = new SamplingParams(2, 0.9f, 0.95f, 20, 0f, 1234L, 0f, 0.2f, 1.1f, 8, 0, List.of(), true, 3);
+        EngineConfig cfg = new EngineConfig(8, 64, 4, 80, 64, 0, 0.9);
+        List<List<Integer>> alone = new ArrayList<>();
+        List<List<Integer>> batched = new ArrayList<>();
+        for (int run = 0; run < 2; run++) {
+            try (LlmEngine engine = new LlmEngine(cfg, 64, new LlavaModelRunner(model, 64, 4))) {
+                List<LlmEngineTest.Collector> others = new ArrayList<>();
+                if (run == 1) {
+                    for (int o = 0; o < 3; o++) {
+                        LlmEngineTest.Collector oc = new LlmEngineTest.Collector(1);
+                        others.add(oc);
+                        engine.addRequest(new EngineRequest("other" + o, prompt(rnd, false), List.of(),
+                                new SamplingParams(1, 1.5f, 1f, -1, 0f, (long) o, 0f, 0f, 1f, 12, 0, List.of(), true, null),
+                                List.of()), oc);
+                    }
+                }
+                LlmEngineTest.Collector c = new LlmEngineTest.Collector(2);
+                engine.addRequest(new EngineRequest("s", prompt, List.of(ImageInput.ofPixels(px, 28, 28, NUM_IMAGE_TOKENS)),
+                        seeded, List.of()), c);
+                c.await();
+                for (LlmEngineTest.Collector oc : others) oc.await();
+                List<List<Integer>> target = run == 0 ? alone : batched;
+                for (int choice = 0; choice < 2; choice++) target.add(c.tokens(choice));
+                RequestOutput first = c.outputs.getFirst();
+                assertNotNull(first.logprobs());
+                TokenLogprobs lp = first.logprobs().getFirst();
+                assertEquals(3, lp.topTokenIds().length);
+                assertTrue(lp.logprob() <= 0 && lp.logprob() >= lp.topLogprobs()[2] - 50);
+                assertTrue(lp.topLogprobs()[0] >= lp.topLogprobs()[1]);
+            }
+        }
+        assertEquals(alone, batched);
+        assertEquals(8, alone.get(0).size());
+    }
+
+    @Test
+    void imageFeaturesAreEncodedOncePerRequestAndDroppedWhenItFinishes() {
+        SplittableRandom rnd = new SplittableRandom(13);
+        Scheduler scheduler = new Scheduler(new SchedulerConfig(4, 16, 64), new BlockManager(32, 4));
+        try (LlavaModelRunner runner = new LlavaModelRunner(model, 32, 4)) {
+            int[] prompt = prompt(rnd, true);
+            SamplingParams p = new SamplingParams(2, 0f, 1f, -1, 0f, null, 0f, 0f, 1f, 3, 0, List.of(), true, null);
+            List<Sequence> choices = new ArrayList<>();
+            for (int i = 0; i < 2; i++)
+                choices.add(new Sequence(i, "img", i, prompt, List.of(ImageInput.ofPixels(pixels(rnd), 28, 28,
+                        NUM_IMAGE_TOKENS)), p, List.of(), 7, 0));
+            scheduler.add(choices);
+            int maxHeld = 0;
+            while (scheduler.hasWork()) {
+                SchedulerOutput so = scheduler.schedule();
+                scheduler.update(so, runner.execute(so));
+                maxHeld = Math.max(maxHeld, runner.numRequestsWithImages());
+            }
+            assertEquals(1, maxHeld, "both choices (and the forked tail) use one encoding");
+            scheduler.add(List.of(new Sequence(9, "text", 0, prompt(rnd, false), List.of(), SamplingParams.greedy(1),
+                    List.of(), 0, 0)));
+            SchedulerOutput so = scheduler.schedule();
+            assertTrue(so.finishedRequestIds().contains("img"));
+            scheduler.update(so, runner.execute(so));
+            assertEquals(0, runner.numRequestsWithImages());
+        }
+    }
+}
