@@ -1,0 +1,20 @@
+package dev.retina.server;
+
+import dev.retina.server.config.ServerConfig;
+
+/** Loads the model behind the server once, at startup, on the main thread (the HTTP port is already open). */
+@FunctionalInterface
+public interface BackendLoader {
+    /**
+     * @throws dev.retina.server.config.ConfigException when a flag contradicts the checkpoint
+     * @throws Exception                                when the checkpoint cannot be read
+     */
+    LoadedModel load(ServerConfig config) throws Exception;
+
+    /**
+     * @param root        where the weights came from (shown by /v1/models)
+     * @param maxModelLen the longest prompt plus completion in force
+     */
+    record LoadedModel(ChatBackend backend, String root, int maxModelLen) {
+    }
+}

@@ -1,0 +1,145 @@
+package dev.retina.server;
+
+import dev.retina.server.config.ConfigException;
+import dev.retina.server.config.Device;
+import dev.retina.server.config.Dtype;
+import dev.retina.server.config.ImageInputType;
+import dev.retina.server.config.LoadFormat;
+import dev.retina.server.config.ServerConfig;
+import dev.retina.server.config.VlmConfig;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.Map;
+import java.util.concurrent.Callable;
+
+/**
+ * {@code retina serve}: parses flags (and the image-fetch-timeout environment variables: the only place Retina reads
+ * the environment) into one {@link ServerConfig}, then runs the server until it is stopped.
+ */
+@Command(name = "serve", mixinStandardHelpOptions = true, showDefaultValues = true,
+        description = "Serve a LLaVA checkpoint over the OpenAI chat completions API.%n"
+                + "Environment: RETINA_IMAGE_FETCH_TIMEOUT or VLLM_IMAGE_FETCH_TIMEOUT = seconds one image URL may "
+                + "take (default 5; RETINA_ wins when both are set).")
+public final class ServeCommand implements Callable<Integer> {
+    static final double DEFAULT_IMAGE_FETCH_TIMEOUT_SECONDS = 5;
+
+    @Option(names = "--model", defaultValue = ServerConfig.DEMO_MODEL,
+            description = "HF checkpoint directory (config.json, *.safetensors, tokenizer.json, ...). "
+                    + "'demo' serves the tiny random LLaVA-1.5 checkpoint bundled in the jar (its answers are noise).")
+    String model;
+
+    @Option(names = "--served-model-name", description = "Model name clients send as 'model' (default: the --model value).")
+    String servedModelName;
+
+    @Option(names = "--host", defaultValue = "0.0.0.0",
+            description = "Address to bind; all interfaces by default, as vLLM does (use 127.0.0.1 for local only).")
+    String host;
+
+    @Option(names = "--port", defaultValue = "8000", description = "TCP port.")
+    int port;
+
+    @Option(names = "--chat-template", description = "Jinja chat template file, overriding the checkpoint's.")
+    Path chatTemplate;
+
+    @Option(names = "--dtype", defaultValue = "auto", description = "auto|float32|float16 (auto: float16 on GPU, float32 on CPU).")
+    Dtype dtype;
+
+    @Option(names = "--device", defaultValue = "auto", description = "auto|cpu|gpu.")
+    Device device;
+
+    @Option(names = "--max-model-len", description = "Longest prompt plus completion (default: the checkpoint's max_position_embeddings).")
+    Integer maxModelLen;
+
+    @Option(names = "--seed", defaultValue = "0", description = "Random seed of the engine.")
+    long seed;
+
+    @Option(names = "--load-format", defaultValue = "auto", description = "auto|safetensors|dummy (dummy: random weights).")
+    LoadFormat loadFormat;
+
+    @Option(names = "--image-input-type", defaultValue = "pixel_values",
+            description = "pixel_values|image_features: what the model receives per image.")
+    String imageInputType;
+
+    @Option(names = "--image-token-id", description = "Id of the image placeholder token (default and check: the checkpoint's image_token_index).")
+    Integer imageTokenId;
+
+    @Option(names = "--image-input-shape", description = "Largest image input, N,C,H,W for pixel_values (e.g. 1,3,336,336) or N,F,D for image_features; N = images per prompt (default: 1 and the checkpoint's sizes).")
+    String imageInputShape;
+
+    @Option(names = "--image-feature-size", description = "Image tokens per image (default and check: the checkpoint's, e.g. 576).")
+    Integer imageFeatureSize;
+
+    @Option(names = "--image-processor", description = "Directory with preprocessor_config.json (default: the model's).")
+    String imageProcessor;
+
+    @Option(names = "--image-processor-revision", description = "Hub revision of the image processor (Hub ids only).")
+    String imageProcessorRevision;
+
+    @Option(names = "--disable-image-processor", description = "Load no image processor; requests with images are then refused.")
+    boolean disableImageProcessor;
+
+    @Option(names = "--max-request-bytes", defaultValue = "20971520", description = "Largest HTTP request body (413 above).")
+    int maxRequestBytes;
+
+    @Option(names = "--max-image-bytes", defaultValue = "20971520", description = "Largest image an image URL may return.")
+    long maxImageBytes;
+
+    /** How the model gets loaded; replaced in tests. */
+    BackendLoader loader = BackendLoaders.standard();
+
+    @Override
+    public Integer call() throws Exception {
+        ServerConfig config;
+        try {
+            config = toConfig(System.getenv());
+        } catch (ConfigException e) {
+            System.err.println("retina serve: " + e.getMessage());
+            return 2;
+        }
+        try (RetinaServer server = RetinaServer.start(config, loader)) {
+            Runtime.getRuntime().addShutdownHook(new Thread(server::close, "retina-shutdown"));
+            server.awaitClose();
+        } catch (ConfigException e) {
+            System.err.println("retina serve: " + e.getMessage());
+            return 2;
+        }
+        return 0;
+    }
+
+    /** The flags (already parsed into this object) plus the environment, as one validated config. */
+    ServerConfig toConfig(Map<String, String> env) {
+        VlmConfig vlm = new VlmConfig(parseImageInputType(imageInputType), imageTokenId,
+                imageInputShape == null ? null : VlmConfig.parseShape(imageInputShape), imageFeatureSize,
+                imageProcessor, imageProcessorRevision, disableImageProcessor);
+        return new ServerConfig(model, servedModelName, host, port, chatTemplate, dtype, device, maxModelLen, seed,
+                loadFormat, vlm, imageFetchTimeout(env), maxRequestBytes, maxImageBytes);
+    }
+
+    static ImageInputType parseImageInputType(String value) {
+        for (ImageInputType t : ImageInputType.values())
+            if (t.cliName().equalsIgnoreCase(value)) return t;
+        throw new ConfigException("--image-input-type must be pixel_values or image_features, got '" + value + "'");
+    }
+
+    /** RETINA_IMAGE_FETCH_TIMEOUT, else VLLM_IMAGE_FETCH_TIMEOUT, else 5 seconds; fractional seconds allowed. */
+    static Duration imageFetchTimeout(Map<String, String> env) {
+        for (String name : new String[]{"RETINA_IMAGE_FETCH_TIMEOUT", "VLLM_IMAGE_FETCH_TIMEOUT"}) {
+            String value = env.get(name);
+            if (value == null || value.isBlank()) continue;
+            double seconds;
+            try {
+                seconds = Double.parseDouble(value.strip());
+            } catch (NumberFormatException e) {
+                seconds = Double.NaN;
+            }
+            if (!(seconds > 0) || Double.isInfinite(seconds))
+                throw new ConfigException(name + " must be a positive number of seconds, got '" + value + "'");
+            return Duration.ofNanos(Math.round(seconds * 1e9));
+        }
+        return Duration.ofNanos(Math.round(DEFAULT_IMAGE_FETCH_TIMEOUT_SECONDS * 1e9));
+    }
+
+}

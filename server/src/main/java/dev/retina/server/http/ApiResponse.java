@@ -1,0 +1,16 @@
+package dev.retina.server.http;
+
+import dev.retina.server.protocol.ApiException;
+
+/**
+ * What an endpoint answers: a status and a JSON-serialisable body (null for an empty body).
+ */
+public record ApiResponse(int status, Object body) {
+    public static ApiResponse ok(Object body) {
+        return new ApiResponse(200, body);
+    }
+
+    public static ApiResponse error(ApiException e) {
+        return new ApiResponse(e.status(), e.toBody());
+    }
+}

@@ -1,0 +1,203 @@
+package dev.retina.server.input;
+
+import dev.retina.engine.EngineRequest;
+import dev.retina.engine.ImageInput;
+import dev.retina.engine.SamplingParams;
+import dev.retina.server.protocol.ApiException;
+import dev.retina.server.protocol.ChatCompletionRequest;
+import dev.retina.server.protocol.ChatMessage;
+import dev.retina.server.protocol.ContentPart;
+import dev.retina.server.protocol.ImageUrlPart;
+import dev.retina.server.protocol.MessageContent;
+import dev.retina.server.protocol.TextPart;
+import dev.retina.templates.ChatTemplate;
+import dev.retina.templates.ChatTemplateException;
+import dev.retina.templates.ContentFormat;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.Executor;
+
+/**
+ * Turns a validated chat request into an {@link EngineRequest}, off the event loop on a bounded executor: fetches
+ * and preprocesses each image, converts the messages to the chat template's content format, renders the template,
+ * tokenizes, expands each image placeholder to the model's image-token count, and builds the sampling settings.
+ *
+ * <p>Content formats follow vLLM: an OPENAI-format template gets each message's content as a list of
+ * {@code {"type":"image"}} and {@code {"type":"text","text":…}} items in request order; a STRING-format template gets
+ * one string per message: each image's placeholder on its own line, then the text parts, joined by newlines.
+ */
+public final class InputProcessor {
+    private static final Logger log = LoggerFactory.getLogger(InputProcessor.class);
+    /** OpenAI's default when temperature is absent. */
+    static final float DEFAULT_TEMPERATURE = 1.0f;
+
+    private final ChatTemplate template;
+    private final PromptTokenizer tokenizer;
+    private final ImageLoader imageLoader; // null: images refused (--disable-image-processor)
+    private final PromptLimits limits;
+    private final String imagePlaceholder;
+    private final Executor executor;
+
+    /**
+     * @param imageLoader null when the image processor is disabled; image parts are then refused with 400
+     * @param executor    bounded; where fetching, preprocessing, rendering and tokenizing run
+     */
+    public InputProcessor(ChatTemplate template, PromptTokenizer tokenizer, ImageLoader imageLoader,
+                          PromptLimits limits, Executor executor) {
+        this.template = Objects.requireNonNull(template);
+        this.tokenizer = Objects.requireNonNull(tokenizer);
+        this.imageLoader = imageLoader;
+        this.limits = limits;
+        this.executor = executor;
+        this.imagePlaceholder = tokenizer.decode(new int[]{limits.imageTokenId()}, false);
+    }
+
+    public CompletableFuture<PreparedRequest> process(ChatCompletionRequest req, String requestId) {
+        return CompletableFuture.supplyAsync(() -> prepare(req, requestId), executor);
+    }
+
+    /** The blocking body of {@link #process}; runs on the caller's thread. */
+    public PreparedRequest prepare(ChatCompletionRequest req, String requestId) {
+        List<ImageInput> images = loadImages(req.messages());
+        List<Map<String, Object>> messages = toTemplateMessages(req.messages(), template.contentFormat());
+        Map<String, Object> extra = new HashMap<>();
+        extra.put("bos_token", tokenizer.bosToken() == null ? "" : tokenizer.bosToken());
+        extra.put("eos_token", tokenizer.eosToken() == null ? "" : tokenizer.eosToken());
+        String rendered;
+        try {
+            rendered = template.render(messages, true, extra);
+        } catch (ChatTemplateException e) {
+            // raise_exception() texts are written for users (e.g. "roles must alternate"); log the rest.
+            log.debug("chat template refused a request", e);
+            throw ApiException.badRequest("The chat template could not render these messages: "
+                    + ApiException.truncate(e.getMessage()), "messages");
+        }
+        int[] promptTokenIds = expandImageTokens(tokenizer.encodePrompt(rendered), images.size());
+        int promptLen = promptTokenIds.length;
+        if (promptLen >= limits.maxModelLen())
+            throw ApiException.badRequest("This model's maximum context length is " + limits.maxModelLen()
+                    + " tokens, but the messages take " + promptLen + " tokens (images included)", "messages");
+        Integer requested = req.requestedMaxTokens();
+        int maxTokens = requested != null ? requested : limits.maxModelLen() - promptLen;
+        if (promptLen + maxTokens > limits.maxModelLen())
+            throw ApiException.badRequest("This model's maximum context length is " + limits.maxModelLen()
+                    + " tokens. However, you requested " + (promptLen + maxTokens) + " tokens (" + promptLen
+                    + " in the messages, " + maxTokens + " in the completion)",
+                    req.maxCompletionTokens() != null ? "max_completion_tokens" : "max_tokens");
+        SamplingParams params = samplingParams(req, maxTokens);
+        EngineRequest engineRequest = new EngineRequest(requestId, promptTokenIds, images, params,
+                tokenizer.eosTokenIds());
+        return new PreparedRequest(engineRequest, req.stop() == null ? List.of() : req.stop(),
+                !Boolean.FALSE.equals(req.skipSpecialTokens()));
+    }
+
+    private List<ImageInput> loadImages(List<ChatMessage> messages) {
+        List<ImageInput> images = new ArrayList<>();
+        for (int i = 0; i < messages.size(); i++) {
+            if (!(messages.get(i).content() instanceof MessageContent.Parts parts)) continue;
+            for (int j = 0; j < parts.parts().size(); j++) {
+                if (!(parts.parts().get(j) instanceof ImageUrlPart img)) continue;
+                String param = "messages[" + i + "].content[" + j + "].image_url";
+                if (imageLoader == null)
+                    throw ApiException.badRequest("This server was started with --disable-image-processor and "
+                            + "cannot take images", param);
+                if (images.size() == limits.maxImagesPerPrompt())
+                    throw ApiException.badRequest("At most " + limits.maxImagesPerPrompt() + " image(s) per request "
+                            + "are supported (--image-input-shape N)", param);
+                images.add(imageLoader.load(img.imageUrl().url(), param));
+            }
+        }
+        return images;
+    }
+
+    /** The request's messages in the shape the template reads (see the class comment). */
+    List<Map<String, Object>> toTemplateMessages(List<ChatMessage> messages, ContentFormat format) {
+        List<Map<String, Object>> out = new ArrayList<>();
+        for (ChatMessage m : messages) {
+            Map<String, Object> message = new LinkedHashMap<>();
+            message.put("role", m.role());
+            message.put("content", format == ContentFormat.OPENAI ? openAiContent(m.content()) : stringContent(m.content()));
+            if (m.name() != null) message.put("name", m.name());
+            out.add(message);
+        }
+        return out;
+    }
+
+    private static List<Map<String, Object>> openAiContent(MessageContent content) {
+        List<Map<String, Object>> items = new ArrayList<>();
+        switch (content) {
+            case null -> {
+            }
+            case MessageContent.Text t -> items.add(Map.of("type", "text", "text", t.text()));
+            case MessageContent.Parts p -> {
+                for (ContentPart part : p.parts()) {
+                    switch (part) {
+                        case TextPart t -> items.add(Map.of("type", "text", "text", t.text()));
+                        case ImageUrlPart i -> items.add(Map.of("type", "image"));
+                    }
+                }
+            }
+        }
+        return items;
+    }
+
+    private String stringContent(MessageContent content) {
+        return switch (content) {
+            case null -> "";
+            case MessageContent.Text t -> t.text();
+            case MessageContent.Parts p -> {
+                // vLLM's rule: every image's placeholder on its own line, before the text parts.
+                List<String> lines = new ArrayList<>();
+                for (ContentPart part : p.parts()) if (part instanceof ImageUrlPart) lines.add(imagePlaceholder);
+                for (ContentPart part : p.parts()) if (part instanceof TextPart t) lines.add(t.text());
+                yield String.join("\n", lines);
+            }
+        };
+    }
+
+    /** Replaces each placeholder id by {@code numImageTokens} copies; the count must equal the number of images. */
+    int[] expandImageTokens(int[] ids, int numImages) {
+        int placeholders = 0;
+        for (int id : ids) if (id == limits.imageTokenId()) placeholders++;
+        if (placeholders != numImages)
+            throw ApiException.badRequest("The prompt has " + placeholders + " image placeholder(s) ('"
+                    + imagePlaceholder + "') but the request carries " + numImages + " image(s)", "messages");
+        int[] out = new int[ids.length + placeholders * (limits.numImageTokens() - 1)];
+        int k = 0;
+        for (int id : ids) {
+            if (id == limits.imageTokenId()) for (int r = 0; r < limits.numImageTokens(); r++) out[k++] = id;
+            else out[k++] = id;
+        }
+        return out;
+    }
+
+    static SamplingParams samplingParams(ChatCompletionRequest req, int maxTokens) {
+        try {
+            return new SamplingParams(1,
+                    req.temperature() == null ? DEFAULT_TEMPERATURE : req.temperature().floatValue(),
+                    req.topP() == null ? 1f : req.topP().floatValue(),
+                    req.topK() == null ? -1 : req.topK(),
+                    req.minP() == null ? 0f : req.minP().floatValue(),
+                    req.seed(),
+                    req.presencePenalty() == null ? 0f : req.presencePenalty().floatValue(),
+                    req.frequencyPenalty() == null ? 0f : req.frequencyPenalty().floatValue(),
+                    req.repetitionPenalty() == null ? 1f : req.repetitionPenalty().floatValue(),
+                    maxTokens,
+                    req.minTokens() == null ? 0 : req.minTokens(),
+                    req.stopTokenIds(),
+                    Boolean.TRUE.equals(req.ignoreEos()),
+                    null);
+        } catch (IllegalArgumentException e) {
+            // The validator checks each field first; this only catches combinations it does not know about.
+            throw ApiException.badRequest("Invalid sampling parameters: " + e.getMessage(), null);
+        }
+    }
+}

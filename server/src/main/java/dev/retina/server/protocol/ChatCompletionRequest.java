@@ -1,0 +1,51 @@
+package dev.retina.server.protocol;
+
+import com.fasterxml.jackson.annotation.JsonFormat;
+
+import java.util.List;
+
+/**
+ * The body of {@code POST /v1/chat/completions}, OpenAI's fields plus vLLM's sampling extras. Every field is
+ * nullable (absent); {@link ChatRequestValidator} checks values and names the offending parameter. Unknown fields are
+ * ignored by the mapper.
+ */
+public record ChatCompletionRequest(
+        String model,
+        List<ChatMessage> messages,
+        Double temperature,
+        Double topP,
+        Integer maxTokens,
+        Integer maxCompletionTokens,
+        @JsonFormat(with = JsonFormat.Feature.ACCEPT_SINGLE_VALUE_AS_ARRAY) List<String> stop,
+        Boolean stream,
+        Integer n,
+        Long seed,
+        Double presencePenalty,
+        Double frequencyPenalty,
+        Boolean logprobs,
+        Integer topLogprobs,
+        String user,
+        // vLLM extras
+        Integer topK,
+        Double minP,
+        Double repetitionPenalty,
+        Integer minTokens,
+        Boolean ignoreEos,
+        List<Integer> stopTokenIds,
+        Boolean skipSpecialTokens) {
+
+    /** The completion budget the client asked for: {@code max_completion_tokens}, else {@code max_tokens}, else null. */
+    public Integer requestedMaxTokens() {
+        return maxCompletionTokens != null ? maxCompletionTokens : maxTokens;
+    }
+
+    public boolean isStream() {
+        return Boolean.TRUE.equals(stream);
+    }
+
+    /** A request with just a model and messages (tests, examples). */
+    public static ChatCompletionRequest of(String model, List<ChatMessage> messages) {
+        return new ChatCompletionRequest(model, messages, null, null, null, null, null, null, null, null, null, null,
+                null, null, null, null, null, null, null, null, null, null);
+    }
+}

@@ -1,0 +1,31 @@
+package dev.retina.server.protocol;
+
+import java.util.List;
+
+/**
+ * The body of a non-streaming chat completion, as OpenAI writes it: {@code id} "chatcmpl-…", {@code object}
+ * "chat.completion", choices with {@code finish_reason} and {@code logprobs: null}, usage, and a null
+ * {@code system_fingerprint}.
+ */
+public record ChatCompletionResponse(String id, String object, long created, String model, List<Choice> choices,
+                                     Usage usage, String systemFingerprint) {
+
+    public static ChatCompletionResponse of(String id, long created, String model, String text, String finishReason,
+                                            Usage usage) {
+        return new ChatCompletionResponse(id, "chat.completion", created, model,
+                List.of(new Choice(0, new ResponseMessage("assistant", text), finishReason, null)), usage, null);
+    }
+
+    public record Choice(int index, ResponseMessage message, String finishReason, Object logprobs) {
+    }
+
+    public record ResponseMessage(String role, String content) {
+    }
+
+    /** Token counts; {@code promptTokens} includes the image tokens. */
+    public record Usage(int promptTokens, int completionTokens, int totalTokens) {
+        public static Usage of(int promptTokens, int completionTokens) {
+            return new Usage(promptTokens, completionTokens, promptTokens + completionTokens);
+        }
+    }
+}

@@ -1,0 +1,114 @@
+package dev.retina.server.protocol;
+
+import java.util.List;
+import java.util.Set;
+
+/**
+ * Checks a bound {@link ChatCompletionRequest} before any work is done and names the offending parameter the way
+ * OpenAI does ({@code messages}, {@code messages[1].content[0].image_url}, {@code temperature}). Stateless.
+ */
+public final class ChatRequestValidator {
+    private static final Set<String> ROLES = Set.of("system", "user", "assistant");
+    private static final int MAX_STOP_SEQUENCES = 4;
+
+    private ChatRequestValidator() {
+    }
+
+    /**
+     * @param servedModelName the only model this server answers to
+     * @throws ApiException 400 for a bad value, 404 for another model
+     */
+    public static void validate(ChatCompletionRequest req, String servedModelName) {
+        if (req.model() == null || req.model().isEmpty())
+            throw ApiException.badRequest("you must provide a model parameter", "model");
+        if (!req.model().equals(servedModelName)) throw ApiException.modelNotFound(req.model());
+        validateMessages(req.messages());
+        range(req.temperature(), 0, 2, "temperature");
+        if (req.topP() != null && !(req.topP() > 0 && req.topP() <= 1))
+            throw ApiException.badRequest("top_p must be in (0, 1], got " + req.topP(), "top_p");
+        range(req.presencePenalty(), -2, 2, "presence_penalty");
+        range(req.frequencyPenalty(), -2, 2, "frequency_penalty");
+        range(req.minP(), 0, 1, "min_p");
+        if (req.repetitionPenalty() != null && !(req.repetitionPenalty() > 0))
+            throw ApiException.badRequest("repetition_penalty must be > 0, got " + req.repetitionPenalty(), "repetition_penalty");
+        if (req.topK() != null && (req.topK() == 0 || req.topK() < -1))
+            throw ApiException.badRequest("top_k must be -1 (off) or >= 1, got " + req.topK(), "top_k");
+        atLeast(req.maxTokens(), 1, "max_tokens");
+        atLeast(req.maxCompletionTokens(), 1, "max_completion_tokens");
+        atLeast(req.minTokens(), 0, "min_tokens");
+        Integer maxTokens = req.requestedMaxTokens();
+        if (req.minTokens() != null && maxTokens != null && req.minTokens() > maxTokens)
+            throw ApiException.badRequest("min_tokens (" + req.minTokens() + ") must not exceed max_tokens (" + maxTokens + ")",
+                    "min_tokens");
+        if (req.n() != null && req.n() != 1)
+            throw ApiException.badRequest("only n=1 is supported, got " + req.n(), "n");
+        if (req.isStream())
+            throw ApiException.badRequest("streaming is not supported yet; send stream=false", "stream");
+        if (Boolean.TRUE.equals(req.logprobs()) || req.topLogprobs() != null)
+            throw ApiException.badRequest("logprobs are not supported yet", Boolean.TRUE.equals(req.logprobs())
+                    ? "logprobs" : "top_logprobs");
+        if (req.stop() != null) {
+            if (req.stop().size() > MAX_STOP_SEQUENCES)
+                throw ApiException.badRequest("at most " + MAX_STOP_SEQUENCES + " stop sequences are allowed, got "
+                        + req.stop().size(), "stop");
+            for (String s : req.stop())
+                if (s == null || s.isEmpty()) throw ApiException.badRequest("stop sequences must be non-empty strings", "stop");
+        }
+        if (req.stopTokenIds() != null && req.stopTokenIds().stream().anyMatch(id -> id == null || id < 0))
+            throw ApiException.badRequest("stop_token_ids must be non-negative integers", "stop_token_ids");
+    }
+
+    private static void validateMessages(List<ChatMessage> messages) {
+        if (messages == null || messages.isEmpty())
+            throw ApiException.badRequest("messages must be a non-empty list", "messages");
+        for (int i = 0; i < messages.size(); i++) {
+            ChatMessage m = messages.get(i);
+            String at = "messages[" + i + "]";
+            if (m == null) throw ApiException.badRequest(at + " must be an object", at);
+            if (m.role() == null) throw ApiException.badRequest(at + ".role is required", at + ".role");
+            if (!ROLES.contains(m.role()))
+                throw ApiException.badRequest("unsupported role '" + ApiException.truncate(m.role()) + "' in " + at
+                        + "; use system, user or assistant", at + ".role");
+            switch (m.content()) {
+                case null -> {
+                    // OpenAI allows a null content only on assistant messages (which then carry tool calls).
+                    if (!m.role().equals("assistant"))
+                        throw ApiException.badRequest(at + ".content is required", at + ".content");
+                }
+                case MessageContent.Text t -> {
+                }
+                case MessageContent.Parts p -> validateParts(p.parts(), m.role(), at + ".content");
+            }
+        }
+    }
+
+    private static void validateParts(List<ContentPart> parts, String role, String at) {
+        for (int j = 0; j < parts.size(); j++) {
+            String partAt = at + "[" + j + "]";
+            switch (parts.get(j)) {
+                case TextPart t -> {
+                    if (t.text() == null) throw ApiException.badRequest(partAt + ".text is required", partAt + ".text");
+                }
+                case ImageUrlPart img -> {
+                    if (!role.equals("user"))
+                        throw ApiException.badRequest("image_url parts are only allowed in user messages", partAt);
+                    if (img.imageUrl() == null || img.imageUrl().url() == null || img.imageUrl().url().isBlank())
+                        throw ApiException.badRequest(partAt + ".image_url.url is required", partAt + ".image_url");
+                }
+            }
+        }
+    }
+
+    private static void range(Double value, double min, double max, String param) {
+        if (value != null && !(value >= min && value <= max))
+            throw ApiException.badRequest(param + " must be in [" + fmt(min) + ", " + fmt(max) + "], got " + value, param);
+    }
+
+    private static void atLeast(Integer value, int min, String param) {
+        if (value != null && value < min) throw ApiException.badRequest(param + " must be >= " + min + ", got " + value, param);
+    }
+
+    private static String fmt(double d) {
+        return d == Math.rint(d) ? String.valueOf((long) d) : String.valueOf(d);
+    }
+}

@@ -1,0 +1,34 @@
+package dev.retina.server;
+
+import dev.retina.engine.FinishReason;
+import dev.retina.server.protocol.ChatCompletionRequest;
+
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.function.Function;
+
+/** A backend for handler tests: answers with whatever {@code answer} returns and records each request it got. */
+final class FakeChatBackend implements ChatBackend {
+    final List<ChatCompletionRequest> requests = new CopyOnWriteArrayList<>();
+    final List<CompletableFuture<ChatResult>> futures = new CopyOnWriteArrayList<>();
+    private final Function<ChatCompletionRequest, CompletableFuture<ChatResult>> answer;
+
+    FakeChatBackend(Function<ChatCompletionRequest, CompletableFuture<ChatResult>> answer) {
+        this.answer = answer;
+    }
+
+    /** Always answers "Hello there" with 7 prompt and 2 completion tokens. */
+    static FakeChatBackend fixed() {
+        return new FakeChatBackend(r -> CompletableFuture.completedFuture(
+                new ChatResult("Hello there", FinishReason.STOP, 7, 2)));
+    }
+
+    @Override
+    public CompletableFuture<ChatResult> complete(ChatCompletionRequest request) {
+        requests.add(request);
+        CompletableFuture<ChatResult> f = answer.apply(request);
+        futures.add(f);
+        return f;
+    }
+}
