@@ -78,8 +78,8 @@ final class ClipVisionTower {
                     weights.get(l + "mlp.fc2.weight", h, inter), weights.get(l + "mlp.fc2.bias", h));
         }
         try (NDArray a = manager.create(1.702f); NDArray s = manager.create((float) Math.pow(config.headDim(), -0.5))) {
-            quickGeluAlpha = a.toType(dtype, true);
-            attentionScale = s.toType(dtype, true);
+            quickGeluAlpha = Tensors.owned(a, dtype);
+            attentionScale = Tensors.owned(s, dtype);
         }
     }
 

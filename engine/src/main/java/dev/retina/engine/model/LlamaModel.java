@@ -76,7 +76,7 @@ final class LlamaModel implements AutoCloseable {
         rotaryEmb = new RotaryEmbedding(config, manager, dtype);
         rmsNormEps = manager.create((float) config.rmsNormEps());
         try (NDArray s = manager.create((float) Math.pow(config.headDim(), -0.5))) {
-            attentionScale = s.toType(dtype, true);
+            attentionScale = Tensors.owned(s, dtype);
         }
     }
 

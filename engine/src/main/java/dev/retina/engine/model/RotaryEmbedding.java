@@ -87,8 +87,8 @@ final class RotaryEmbedding implements AutoCloseable {
         }
         try (NDArray c32 = manager.create(cos, new Shape(numPositions, headDim));
              NDArray s32 = manager.create(sin, new Shape(numPositions, headDim))) {
-            cosTable = c32.toType(dtype, true);
-            sinTable = s32.toType(dtype, true);
+            cosTable = Tensors.owned(c32, dtype);
+            sinTable = Tensors.owned(s32, dtype);
         }
     }
 
