@@ -4,6 +4,11 @@
 Run where transformers, torch, tokenizers, pillow and scikit-image are installed (not on the CI machine):
 
     python3 tools/make_fixtures.py OUT_DIR
+    python3 tools/make_fixtures.py --only next,multi [--fixtures src/test/resources/fixtures] OUT_DIR
+
+With --only, just the named later cases are written into OUT_DIR (golden/ and models/<case>/); they read the
+committed images and checkpoints from --fixtures, so the earlier cases' files stay exactly as committed, and the
+rebuilt tokenizer is checked byte for byte against the committed tokenizer.json first.
 
 OUT_DIR receives images/, models/<case>/ (HF checkpoint directories) and golden/ (JSON and .npz files). The
 committed copy lives in src/test/resources/fixtures. Every number the Java tests compare against comes from here:
@@ -23,7 +28,18 @@ from PIL import Image
 import transformers
 from tokenizers import Tokenizer, decoders, models, normalizers, processors, trainers
 
-OUT = sys.argv[1] if len(sys.argv) > 1 else "fixtures"
+ARGS = list(sys.argv[1:])
+ONLY = None
+FIXTURES = "src/test/resources/fixtures"
+while ARGS and ARGS[0].startswith("--"):
+    opt = ARGS.pop(0)
+    if opt == "--only":
+        ONLY = set(ARGS.pop(0).split(","))
+    elif opt == "--fixtures":
+        FIXTURES = ARGS.pop(0)
+    else:
+        raise SystemExit("unknown option " + opt)
+OUT = ARGS[0] if ARGS else "fixtures"
 SEED = 1234
 PROMPT = "What is shown in this image?"
 NUM_GREEDY = 32
@@ -474,6 +490,404 @@ def main():
     with open(os.path.join(OUT, "golden", "make_fixtures.log"), "w") as f:
         f.write("\n".join(LOG) + "\n")
 
+# ---------------------------------------------------------------- later cases (--only next,multi)
+NEXT_TILE = 30
+NEXT_CASE = dict(
+    name="llava-next-tiny",
+    vision=dict(hidden_size=16, intermediate_size=32, num_hidden_layers=3, num_attention_heads=2,
+                image_size=NEXT_TILE, patch_size=6, hidden_act="quick_gelu", layer_norm_eps=1e-5),
+    text=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+              num_key_value_heads=2, rope_theta=10000.0, tie_word_embeddings=False),
+    llava=dict(vision_feature_layer=-2, vision_feature_select_strategy="default", projector_hidden_act="gelu"),
+    # (height, width) in pixels, as HF spells image_grid_pinpoints: 1x2, 2x1, 2x2, 3x1 and 1x3 tiles
+    pinpoints=[[NEXT_TILE, 2 * NEXT_TILE], [2 * NEXT_TILE, NEXT_TILE], [2 * NEXT_TILE, 2 * NEXT_TILE],
+               [3 * NEXT_TILE, NEXT_TILE], [NEXT_TILE, 3 * NEXT_TILE]],
+    images=["astronaut", "coffee", "chelsea", "wide", "tall", "one", "camera", "rgba"],
+    prompt_images=["astronaut", "coffee", "chelsea", "wide", "tall", "one"],
+    multi=["coffee", "wide"])
+
+
+def load_committed_images(fixtures):
+    out = {}
+    for fname in sorted(os.listdir(os.path.join(fixtures, "images"))):
+        name = fname.rsplit(".", 1)[0]
+        out[name] = Image.open(os.path.join(fixtures, "images", fname))
+        out[name].load()
+        log("image", name, out[name].mode, out[name].size)
+    return out
+
+
+def hf_tokenizer(tok):
+    return transformers.PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>",
+                                                unk_token="<unk>", pad_token="<pad>", add_bos_token=True,
+                                                add_eos_token=False, model_max_length=4096,
+                                                clean_up_tokenization_spaces=False)
+
+
+def check_tokenizer_is_committed(tok, fixtures, out):
+    """The later cases must share the committed vocabulary: rebuild it and compare the saved bytes."""
+    import hashlib
+    import tempfile
+    committed = os.path.join(fixtures, "models", "llava-30-mqa-llama3rope", "tokenizer.json")
+    with tempfile.TemporaryDirectory() as td:
+        hf_tokenizer(tok).save_pretrained(td)
+        mine = open(os.path.join(td, "tokenizer.json"), "rb").read()
+    theirs = open(committed, "rb").read()
+    log("tokenizer.json sha256 rebuilt", hashlib.sha256(mine).hexdigest(), "committed",
+        hashlib.sha256(theirs).hexdigest())
+    assert mine == theirs, "rebuilt tokenizer.json differs from the committed one"
+    with tempfile.TemporaryDirectory() as td:
+        os.makedirs(os.path.join(td, "golden"))
+        tokenizer_goldens(tok, td)
+        a = open(os.path.join(td, "golden", "tokenizer.json"), "rb").read()
+    b = open(os.path.join(fixtures, "golden", "tokenizer.json"), "rb").read()
+    assert a == b, "tokenizer goldens differ from the committed ones"
+    log("tokenizer identical to the committed one")
+
+
+def greedy_float64_kw(model, inputs, n):
+    """greedy_float64 for models that take more image inputs than pixel_values (image_sizes)."""
+    ids = inputs["input_ids"]
+    extra = {k: v for k, v in inputs.items() if k not in ("input_ids", "attention_mask")}
+    toks, margins = [], []
+    with torch.no_grad():
+        for _ in range(n):
+            out = model(input_ids=ids, attention_mask=torch.ones_like(ids), **extra)
+            logits = out.logits[0, -1]
+            top2 = torch.topk(logits, 2)
+            margins.append(float(top2.values[0] - top2.values[1]))
+            nxt = int(top2.indices[0])
+            toks.append(nxt)
+            ids = torch.cat([ids, torch.tensor([[nxt]])], dim=1)
+    return toks, margins
+
+
+def randomize_weights(model):
+    with torch.no_grad():
+        g = torch.Generator().manual_seed(SEED)
+        for pname, p in model.named_parameters():
+            if "norm" in pname and pname.endswith("weight"):
+                p.copy_(1.0 + 0.1 * torch.randn(p.shape, generator=g))
+            elif pname.endswith("bias"):
+                p.copy_(0.05 * torch.randn(p.shape, generator=g))
+            elif pname.endswith("image_newline"):
+                # large enough that a misplaced newline row changes the logits visibly
+                p.copy_(1.0 * torch.randn(p.shape, generator=g))
+            else:
+                fan_in = p.shape[-1] if p.dim() > 1 else 1
+                if p.dim() == 4:
+                    fan_in = p.shape[1] * p.shape[2] * p.shape[3]
+                std = 1.0 / math.sqrt(fan_in) if p.dim() > 1 else 0.02
+                if "embed" in pname or "embedding" in pname:
+                    std = 0.5
+                p.copy_(std * torch.randn(p.shape, generator=g))
+
+
+def slow_next_processor(kw):
+    names = sorted(n for n in dir(transformers) if "LlavaNext" in n)
+    log("transformers LlavaNext names:", names)
+    for name in ["LlavaNextImageProcessorPil", "LlavaNextImageProcessor"]:
+        cls = getattr(transformers, name, None)
+        if cls is None:
+            continue
+        for extra in [{}, {"backend": "pil"}]:
+            try:
+                p = cls(**kw, **extra)
+                fast = "Fast" in type(p).__name__ or "torchvision" in str(getattr(p, "backend", ""))
+                log("next image processor candidate", name, extra, type(p).__name__, "fast" if fast else "pil")
+                if not fast:
+                    return p
+            except Exception as e:
+                log("next image processor candidate failed", name, extra, repr(e)[:200])
+    raise RuntimeError("no PIL-backed LlavaNext image processor")
+
+
+def dump_hf_sources(out):
+    """The exact HF code the goldens come from, for whoever ports it (not committed)."""
+    import inspect
+    parts = []
+    mods = []
+    try:
+        from transformers.models.llava_next import modeling_llava_next as m1
+        mods.append(m1)
+    except Exception as e:
+        parts.append("modeling import failed %r" % e)
+    try:
+        from transformers.models.llava_next import processing_llava_next as m2
+        mods.append(m2)
+    except Exception as e:
+        parts.append("processing import failed %r" % e)
+    try:
+        from transformers.models.llava_next import image_processing_pil_llava_next as m3
+        mods.append(m3)
+    except Exception as e:
+        parts.append("pil processing import failed %r" % e)
+    for m in mods:
+        try:
+            parts.append("#### " + m.__name__ + "\n" + inspect.getsource(m))
+        except Exception as e:
+            parts.append("source of %s failed %r" % (m.__name__, e))
+    import transformers.image_processing_utils as ipu
+    import transformers.image_transforms as it
+    for f in [getattr(ipu, "select_best_resolution", None), getattr(ipu, "get_patch_output_size", None),
+              getattr(it, "divide_to_patches", None), getattr(it, "resize", None), getattr(it, "normalize", None),
+              getattr(it, "rescale", None), getattr(it, "center_crop", None)]:
+        if f is not None:
+            try:
+                parts.append("#### " + f.__module__ + "." + f.__name__ + "\n" + inspect.getsource(f))
+            except Exception as e:
+                parts.append("source failed %r" % e)
+    with open(os.path.join(out, "hf_sources.txt"), "w") as f:
+        f.write("\n\n".join(parts))
+
+
+def count_image_tokens_by_model(ref, pv, sizes):
+    """Fallback: the number of features HF's model packs for one image."""
+    m = ref.model if hasattr(ref, "model") else ref
+    cfg = ref.config
+    feats = m.get_image_features(pixel_values=pv, image_sizes=sizes,
+                                 vision_feature_layer=cfg.vision_feature_layer,
+                                 vision_feature_select_strategy=cfg.vision_feature_select_strategy)
+    if hasattr(feats, "pooler_output") and feats.pooler_output is not None:
+        feats = feats.pooler_output
+    if isinstance(feats, (list, tuple)):
+        return int(feats[0].shape[0])
+    return int(feats.shape[0])
+
+
+def make_next_case(case, tok, images, out):
+    name = case["name"]
+    log("=== case", name)
+    try:
+        dump_hf_sources(os.path.join(out, ".."))
+    except Exception:
+        log("source dump failed", traceback.format_exc())
+    d = os.path.join(out, "models", name)
+    os.makedirs(d, exist_ok=True)
+    torch.manual_seed(SEED)
+    vocab_size = tok.get_vocab_size(with_added_tokens=True)
+    image_token_id = tok.token_to_id("<image>")
+    pad_id = tok.token_to_id("<pad>")
+    vcfg = transformers.CLIPVisionConfig(initializer_range=0.2, initializer_factor=1.0, projection_dim=16,
+                                         **case["vision"])
+    tcfg = text_config(case, vocab_size, image_token_id, pad_id)
+    n_base = (case["vision"]["image_size"] // case["vision"]["patch_size"]) ** 2
+    common = dict(vision_config=vcfg, text_config=tcfg, image_grid_pinpoints=case["pinpoints"],
+                  image_seq_length=n_base, tie_word_embeddings=False, **case["llava"])
+    try:
+        cfg = transformers.LlavaNextConfig(image_token_id=image_token_id, **common)
+    except TypeError:
+        cfg = transformers.LlavaNextConfig(image_token_index=image_token_id, **common)
+    got = getattr(cfg, "image_token_id", None)
+    if got is None:
+        got = getattr(cfg, "image_token_index", None)
+    assert got == image_token_id, "image token id not taken: %r" % got
+    model = transformers.LlavaNextForConditionalGeneration(cfg).eval()
+    randomize_weights(model)
+    log("params", [(n, tuple(p.shape)) for n, p in model.named_parameters() if "newline" in n])
+    fresh_buffers = {n: b.detach().clone() for n, b in model.named_buffers()}
+    model.save_pretrained(d, safe_serialization=True)
+    hf_tok = hf_tokenizer(tok)
+    with open(os.path.join(d, "generation_config.json"), "w") as f:
+        json.dump({"bos_token_id": 1, "eos_token_id": 2, "pad_token_id": pad_id,
+                   "transformers_version": transformers.__version__}, f, indent=2)
+    hf_tok.save_pretrained(d)
+    tc = json.load(open(os.path.join(d, "tokenizer_config.json")))
+    tc.pop("chat_template", None)
+    tc["add_bos_token"] = True
+    json.dump(tc, open(os.path.join(d, "tokenizer_config.json"), "w"), indent=2)
+    with open(os.path.join(d, "chat_template.jinja"), "w") as f:
+        f.write(LIST_TEMPLATE)
+    tile = case["vision"]["image_size"]
+    pkw = dict(size={"shortest_edge": tile}, crop_size={"height": tile, "width": tile},
+               image_grid_pinpoints=case["pinpoints"], image_mean=[0.48145466, 0.4578275, 0.40821073],
+               image_std=[0.26862954, 0.26130258, 0.27577711], do_resize=True, do_center_crop=True,
+               do_rescale=True, do_normalize=True, do_convert_rgb=True, do_pad=True, resample=3,
+               rescale_factor=0.00392156862745098)
+    proc = slow_next_processor(pkw)
+    proc.save_pretrained(d)
+    for extra in ["processor_config.json"]:
+        if os.path.exists(os.path.join(d, extra)):
+            log("processor wrote", extra, open(os.path.join(d, extra)).read())
+    log("preprocessor_config.json as HF writes it:", open(os.path.join(d, "preprocessor_config.json")).read())
+    log("files", sorted(os.listdir(d)))
+
+    ref = transformers.LlavaNextForConditionalGeneration.from_pretrained(d, dtype=torch.float64).eval()
+    ref_tok = transformers.AutoTokenizer.from_pretrained(d)
+    mem = model.to(torch.float64).eval()
+    with torch.no_grad():
+        for n, b in mem.named_buffers():
+            if b.is_floating_point():
+                b.copy_(fresh_buffers[n].to(b.dtype))
+    try:
+        reproc = transformers.AutoImageProcessor.from_pretrained(d)
+        log("AutoImageProcessor reloads", type(reproc).__name__)
+    except Exception as e:
+        log("AutoImageProcessor reload failed", repr(e)[:200])
+
+    processor = None
+    try:
+        processor = transformers.LlavaNextProcessor(image_processor=proc, tokenizer=ref_tok,
+                                                    patch_size=case["vision"]["patch_size"],
+                                                    vision_feature_select_strategy="default",
+                                                    num_additional_image_tokens=1, chat_template=LIST_TEMPLATE,
+                                                    image_token="<image>")
+        log("LlavaNextProcessor", type(processor).__name__)
+    except Exception:
+        log("LlavaNextProcessor failed", traceback.format_exc())
+
+    golden_pixels = {}
+    per_image = {}
+    for iname in case["images"]:
+        r = proc(images=images[iname], return_tensors="np")
+        pv = np.asarray(r["pixel_values"])[0].astype(np.float32)          # (num_patches, 3, tile, tile)
+        sizes = [int(x) for x in np.asarray(r["image_sizes"])[0]]          # (height, width)
+        golden_pixels[iname] = pv
+        from transformers.image_processing_utils import select_best_resolution
+        best = select_best_resolution(sizes, case["pinpoints"])
+        per_image[iname] = {"image_size": sizes, "num_tiles": int(pv.shape[0]), "best_resolution": list(best)}
+        log("next pixels", iname, pv.shape, sizes, "best", best)
+    np.savez_compressed(os.path.join(out, "golden", "pixels_" + name + ".npz"), **golden_pixels)
+
+    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": PROMPT}]}]
+    rendered = ref_tok.apply_chat_template(messages, chat_template=LIST_TEMPLATE, add_generation_prompt=True,
+                                           tokenize=False)
+    for iname in case["images"]:
+        pv = torch.from_numpy(golden_pixels[iname]).unsqueeze(0).to(torch.float64)
+        sizes = torch.tensor([per_image[iname]["image_size"]])
+        try:
+            n_model = count_image_tokens_by_model(ref, pv, sizes)
+        except Exception:
+            n_model = None
+            log("model token count failed", traceback.format_exc())
+        n_proc = None
+        if processor is not None:
+            enc = processor(images=images[iname], text=rendered, return_tensors="pt")
+            n_proc = int((enc["input_ids"] == image_token_id).sum())
+            pdiff = float(np.abs(enc["pixel_values"][0].numpy().astype(np.float32) - golden_pixels[iname]).max())
+            log("processor pixels vs image processor", iname, pdiff)
+        log("num image tokens", iname, "processor", n_proc, "model", n_model)
+        assert n_proc is not None or n_model is not None
+        assert n_proc is None or n_model is None or n_proc == n_model
+        per_image[iname]["num_image_tokens"] = n_proc if n_proc is not None else n_model
+
+    results = {"case": name, "transformers": transformers.__version__, "torch": torch.__version__,
+               "rendered_prompt": rendered, "image_token_id": image_token_id, "eos_token_id": 2,
+               "image_grid_pinpoints": case["pinpoints"], "images": per_image, "prompts": []}
+
+    def run_prompt(inames, text):
+        n_tokens = [per_image[i]["num_image_tokens"] for i in inames]
+        expanded = text
+        for k in n_tokens:
+            expanded = expanded.replace("<image>", "\0" * k, 1)
+        expanded = expanded.replace("\0", "<image>")
+        input_ids = ref_tok(expanded, add_special_tokens=True, return_tensors="pt")["input_ids"]
+        assert int((input_ids == image_token_id).sum()) == sum(n_tokens)
+        if processor is not None:
+            enc = processor(images=[images[i] for i in inames], text=text, return_tensors="pt")
+            assert enc["input_ids"].tolist() == input_ids.tolist(), "processor input_ids differ"
+        max_tiles = max(per_image[i]["num_tiles"] for i in inames)
+        pv = torch.zeros((len(inames), max_tiles, 3, tile, tile), dtype=torch.float64)
+        for j, i in enumerate(inames):
+            t = torch.from_numpy(golden_pixels[i]).to(torch.float64)
+            pv[j, :t.shape[0]] = t
+        sizes = torch.tensor([per_image[i]["image_size"] for i in inames])
+        inputs = {"input_ids": input_ids, "pixel_values": pv, "image_sizes": sizes}
+        with torch.no_grad():
+            o = ref(input_ids=input_ids, pixel_values=pv, image_sizes=sizes, attention_mask=torch.ones_like(input_ids))
+            mo = mem(input_ids=input_ids, pixel_values=pv, image_sizes=sizes, attention_mask=torch.ones_like(input_ids))
+        reload_diff = float((mo.logits - o.logits).abs().max())
+        log("reloaded vs in-memory logits max diff", reload_diff)
+        assert reload_diff < 1e-9
+        toks, margins = greedy_float64_kw(ref, inputs, NUM_GREEDY)
+        cut = toks.index(2) if 2 in toks else len(toks)
+        text_out = ref_tok.decode(toks[:cut], skip_special_tokens=True)
+        log(name, inames, "tokens", n_tokens, "greedy", toks, "min margin %.3g" % min(margins))
+        return {"images": inames, "num_image_tokens": n_tokens, "input_ids": input_ids[0].tolist(),
+                "last_logits": o.logits[0, -1].tolist(), "greedy_tokens": toks, "min_margin": min(margins),
+                "text_until_eos": text_out}
+
+    for iname in case["prompt_images"]:
+        results["prompts"].append(run_prompt([iname], rendered))
+    mm = [{"role": "user", "content": [{"type": "image"} for _ in case["multi"]] + [{"type": "text", "text": PROMPT}]}]
+    mrendered = ref_tok.apply_chat_template(mm, chat_template=LIST_TEMPLATE, add_generation_prompt=True,
+                                            tokenize=False)
+    multi = run_prompt(case["multi"], mrendered)
+    multi["rendered_prompt"] = mrendered
+    results["multi_image_prompt"] = multi
+    with open(os.path.join(out, "golden", name + ".json"), "w") as f:
+        json.dump(results, f, indent=1)
+
+
+def make_multi_case(fixtures, images, out, image_names=("coffee", "chelsea")):
+    """Two images in one user message on the committed llava15-336-mha checkpoint (read, never rewritten)."""
+    name = "llava15-336-mha"
+    log("=== multi-image", name, image_names)
+    d = os.path.join(fixtures, "models", name)
+    ref = transformers.LlavaForConditionalGeneration.from_pretrained(d, dtype=torch.float64).eval()
+    ref_tok = transformers.AutoTokenizer.from_pretrained(d)
+    pix = np.load(os.path.join(fixtures, "golden", "pixels_" + name + ".npz"))
+    cfg = json.load(open(os.path.join(d, "preprocessor_config.json")))
+    proc = slow_clip_processor(cfg)
+    for i in image_names:
+        again = proc(images=images[i], return_tensors="np")["pixel_values"][0].astype(np.float32)
+        log("committed pixels reproduce", i, float(np.abs(again - pix[i]).max()))
+        assert np.array_equal(again, pix[i])
+    image_token_id = ref.config.image_token_id if hasattr(ref.config, "image_token_id") else ref.config.image_token_index
+    n = 576
+    messages = [{"role": "user", "content": [{"type": "image"} for _ in image_names]
+                 + [{"type": "text", "text": PROMPT}]}]
+    rendered = ref_tok.apply_chat_template(messages, chat_template=LIST_TEMPLATE, add_generation_prompt=True,
+                                           tokenize=False)
+    expanded = rendered.replace("<image>", "<image>" * n)
+    input_ids = ref_tok(expanded, add_special_tokens=True, return_tensors="pt")["input_ids"]
+    assert int((input_ids == image_token_id).sum()) == n * len(image_names)
+    pv = torch.stack([torch.from_numpy(pix[i]) for i in image_names]).to(torch.float64)
+    with torch.no_grad():
+        o = ref(input_ids=input_ids, pixel_values=pv, attention_mask=torch.ones_like(input_ids))
+    toks, margins = greedy_float64(ref, {"input_ids": input_ids, "pixel_values": pv}, NUM_GREEDY)
+    cut = toks.index(2) if 2 in toks else len(toks)
+    text = ref_tok.decode(toks[:cut], skip_special_tokens=True)
+    log(name, "multi", image_names, "greedy", toks, "min margin %.3g" % min(margins))
+    with torch.no_grad():
+        g = ref.generate(input_ids=input_ids, pixel_values=pv, attention_mask=torch.ones_like(input_ids),
+                         max_new_tokens=NUM_GREEDY, min_new_tokens=NUM_GREEDY, do_sample=False, eos_token_id=None)
+    gen = g[0, input_ids.shape[1]:].tolist()
+    log("generate() agrees with loop:", gen == toks)
+    results = {"case": name, "transformers": transformers.__version__, "torch": torch.__version__,
+               "rendered_prompt": rendered, "num_image_tokens": n, "image_token_id": image_token_id,
+               "eos_token_id": 2, "images": list(image_names), "generate_agrees": gen == toks,
+               "prompts": [{"images": list(image_names), "input_ids": input_ids[0].tolist(),
+                            "last_logits": o.logits[0, -1].tolist(), "greedy_tokens": toks,
+                            "min_margin": min(margins), "text_until_eos": text}]}
+    with open(os.path.join(out, "golden", name + "-multi.json"), "w") as f:
+        json.dump(results, f, indent=1)
+
+
+def main_only(only, fixtures, out):
+    log("transformers", transformers.__version__, "torch", torch.__version__, "only", sorted(only))
+    for sub in ["models", "golden"]:
+        os.makedirs(os.path.join(out, sub), exist_ok=True)
+    images = load_committed_images(fixtures)
+    tok = build_tokenizer()
+    check_tokenizer_is_committed(tok, fixtures, out)
+    failed = False
+    for key, fn in [("next", lambda: make_next_case(NEXT_CASE, tok, images, out)),
+                    ("multi", lambda: make_multi_case(fixtures, images, out))]:
+        if key in only:
+            try:
+                fn()
+            except Exception:
+                failed = True
+                log("CASE FAILED", key, traceback.format_exc())
+    with open(os.path.join(out, "golden", "make_fixtures_" + "_".join(sorted(only)) + ".log"), "w") as f:
+        f.write("\n".join(LOG) + "\n")
+    if failed:
+        sys.exit(1)
+
 
 if __name__ == "__main__":
-    main()
+    if ONLY is None:
+        main()
+    else:
+        main_only(ONLY, FIXTURES, OUT)

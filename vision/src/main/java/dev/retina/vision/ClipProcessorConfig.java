@@ -65,6 +65,16 @@ public record ClipProcessorConfig(int shortestEdge, int resizeHeight, int resize
     }
 
     /**
+     * The tile side LLaVA-NeXT cuts images into (HF's {@code patch_size} in LlavaNextImageProcessor):
+     * {@code crop_size.height}, else {@code size.height}, else {@code size.shortest_edge}.
+     */
+    public int tileSize() {
+        if (cropHeight > 0) return cropHeight;
+        if (resizeHeight > 0) return resizeHeight;
+        return shortestEdge;
+    }
+
+    /**
      * Loads a config from a file, or from a checkpoint directory: {@code preprocessor_config.json} first, then
      * {@code processor_config.json} (whose {@code image_processor} object holds the settings).
      */

@@ -95,6 +95,9 @@ class ClipImageProcessorTest {
         for (Path npz : npzs) {
             String name = npz.getFileName().toString();
             String caseName = name.substring("pixels_".length(), name.length() - ".npz".length());
+            // LLaVA-NeXT cases hold tiles from LlavaNextImageProcessor: LlavaNextImageProcessorTest checks them.
+            if (Files.readString(fixtures.resolve("models").resolve(caseName).resolve("preprocessor_config.json"))
+                    .contains("image_grid_pinpoints")) continue;
             ClipImageProcessor processor = new ClipImageProcessor(
                     ClipProcessorConfig.load(fixtures.resolve("models").resolve(caseName)));
             for (Map.Entry<String, Npz.Array> golden : Npz.read(npz).entrySet()) {

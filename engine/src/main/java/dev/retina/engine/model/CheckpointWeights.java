@@ -43,6 +43,7 @@ final class CheckpointWeights implements WeightSource {
         if (k.startsWith("vision_tower.vision_model.")) return "vision_tower." + k.substring("vision_tower.vision_model.".length());
         if (k.startsWith("vision_tower.")) return k;
         if (k.startsWith("multi_modal_projector.")) return k;
+        if (k.equals("image_newline")) return k; // LLaVA-NeXT (4.x: image_newline, 5.x: model.image_newline)
         return null;
     }
 

@@ -22,11 +22,17 @@ import java.util.Set;
  * @param visionFeatureSelectStrategy "default" drops the CLS token, "full" keeps it
  * @param tieWordEmbeddings           lm_head shares embed_tokens' weight
  * @param dtype                       the checkpoint's {@code torch_dtype}/{@code dtype}, or null
+ * @param modelType                   {@code "llava"} (LLaVA-1.5: one fixed-size image) or {@code "llava_next"}
+ *                                    (LLaVA-NeXT: anyres tiles, a per-image number of tokens)
+ * @param imageGridPinpoints          LLaVA-NeXT's candidate resolutions, each {height, width} in pixels; empty for
+ *                                    llava
  */
 public record LlavaConfig(VisionConfig visionConfig, TextConfig textConfig, int imageTokenIndex,
                           List<Integer> visionFeatureLayers, String visionFeatureSelectStrategy,
                           String projectorHiddenAct, boolean multimodalProjectorBias, boolean tieWordEmbeddings,
-                          String dtype) {
+                          String dtype, String modelType, List<int[]> imageGridPinpoints) {
+    public static final String LLAVA = "llava";
+    public static final String LLAVA_NEXT = "llava_next";
 
     /** CLIP vision tower settings (HF {@code CLIPVisionConfig}). */
     public record VisionConfig(int hiddenSize, int intermediateSize, int numHiddenLayers, int numAttentionHeads,
@@ -88,6 +94,40 @@ public record LlavaConfig(VisionConfig visionConfig, TextConfig textConfig, int 
         if (!visionFeatureSelectStrategy.equals("default") && !visionFeatureSelectStrategy.equals("full"))
             throw new IllegalArgumentException("unknown vision_feature_select_strategy " + visionFeatureSelectStrategy);
         checkAct("projector_hidden_act", projectorHiddenAct);
+        if (!modelType.equals(LLAVA) && !modelType.equals(LLAVA_NEXT))
+            throw new IllegalArgumentException("unsupported model_type " + modelType + " (supported: llava, llava_next)");
+        List<int[]> pins = new ArrayList<>();
+        for (int[] p : imageGridPinpoints) {
+            if (p.length != 2 || p[0] % visionConfig.imageSize() != 0 || p[1] % visionConfig.imageSize() != 0
+                    || p[0] < 1 || p[1] < 1)
+                throw new IllegalArgumentException("image_grid_pinpoints entries must be positive multiples of the "
+                        + "vision image_size " + visionConfig.imageSize());
+            pins.add(p.clone());
+        }
+        imageGridPinpoints = List.copyOf(pins);
+        if (modelType.equals(LLAVA_NEXT)) {
+            if (imageGridPinpoints.isEmpty()) throw new IllegalArgumentException("llava_next needs image_grid_pinpoints");
+            // HF's pack_image_features lays the tile features out as a patch grid; the CLS row does not fit it.
+            if (!visionFeatureSelectStrategy.equals("default"))
+                throw new IllegalArgumentException("llava_next supports only vision_feature_select_strategy default");
+        }
+    }
+
+    /** A LLaVA-1.5 config (model_type llava, no pinpoints): the constructor before LLaVA-NeXT. */
+    public LlavaConfig(VisionConfig visionConfig, TextConfig textConfig, int imageTokenIndex,
+                       List<Integer> visionFeatureLayers, String visionFeatureSelectStrategy, String projectorHiddenAct,
+                       boolean multimodalProjectorBias, boolean tieWordEmbeddings, String dtype) {
+        this(visionConfig, textConfig, imageTokenIndex, visionFeatureLayers, visionFeatureSelectStrategy,
+                projectorHiddenAct, multimodalProjectorBias, tieWordEmbeddings, dtype, LLAVA, List.of());
+    }
+
+    @Override
+    public List<int[]> imageGridPinpoints() {
+        return imageGridPinpoints.stream().map(int[]::clone).toList();
+    }
+
+    public boolean isNext() {
+        return modelType.equals(LLAVA_NEXT);
     }
 
     private static void checkAct(String what, String act) {
@@ -95,9 +135,88 @@ public record LlavaConfig(VisionConfig visionConfig, TextConfig textConfig, int 
             throw new IllegalArgumentException("unsupported " + what + " " + act + " (supported: gelu, quick_gelu)");
     }
 
-    /** Placeholder tokens per image: one per patch, plus the CLS token under the "full" strategy. */
+    /**
+     * Placeholder tokens per image for LLaVA-1.5: one per patch, plus the CLS token under the "full" strategy. For
+     * LLaVA-NeXT this is the base tile's share only; use {@link #numImageTokens(int, int)}.
+     */
     public int numImageTokens() {
         return visionConfig.numPatches() + (visionFeatureSelectStrategy.equals("full") ? 1 : 0);
+    }
+
+    /**
+     * Placeholder tokens for one image of this size, as HF's processors count them. LLaVA-1.5: the fixed
+     * {@link #numImageTokens()}. LLaVA-NeXT ({@code LlavaNextProcessor._get_number_of_features}): the base tile's
+     * patches, plus the tile grid's patches after unpadding to the image's aspect ratio, plus one newline per row.
+     */
+    public int numImageTokens(int imageHeight, int imageWidth) {
+        if (!isNext()) return numImageTokens();
+        int[] rowsCols = unpaddedFeatureGrid(imageHeight, imageWidth);
+        return visionConfig.numPatches() + rowsCols[0] * (rowsCols[1] + 1);
+    }
+
+    /** LLaVA-NeXT tiles per image: the base tile plus the grid of the best pinpoint. */
+    public int numTiles(int imageHeight, int imageWidth) {
+        int[] grid = tileGrid(imageHeight, imageWidth);
+        return 1 + grid[0] * grid[1];
+    }
+
+    /** HF's {@code get_anyres_image_grid_shape}: {rows, cols} of tiles for an image of this size. */
+    public int[] tileGrid(int imageHeight, int imageWidth) {
+        int[] best = selectBestResolution(imageHeight, imageWidth, imageGridPinpoints);
+        return new int[] {best[0] / visionConfig.imageSize(), best[1] / visionConfig.imageSize()};
+    }
+
+    /**
+     * {rows, cols} of the grid's patch features after HF's {@code unpad_image}: the (rows * side, cols * side)
+     * feature map with the letterbox padding rows (or columns) removed, symmetrically, as
+     * {@code padding = (current - int(round(original * scale, 7))) // 2}.
+     */
+    public int[] unpaddedFeatureGrid(int imageHeight, int imageWidth) {
+        if (imageHeight < 1 || imageWidth < 1)
+            throw new IllegalArgumentException("image must be at least 1x1, got " + imageWidth + "x" + imageHeight);
+        int[] grid = tileGrid(imageHeight, imageWidth);
+        int side = visionConfig.imageSize() / visionConfig.patchSize();
+        int currentHeight = grid[0] * side;
+        int currentWidth = grid[1] * side;
+        double originalAspect = (double) imageWidth / imageHeight;
+        double currentAspect = (double) currentWidth / currentHeight;
+        if (originalAspect > currentAspect) {
+            int newHeight = roundTo7ThenTruncate(imageHeight * ((double) currentWidth / imageWidth));
+            currentHeight -= 2 * Math.floorDiv(currentHeight - newHeight, 2);
+        } else {
+            int newWidth = roundTo7ThenTruncate(imageWidth * ((double) currentHeight / imageHeight));
+            currentWidth -= 2 * Math.floorDiv(currentWidth - newWidth, 2);
+        }
+        return new int[] {currentHeight, currentWidth};
+    }
+
+    /** Python's {@code int(round(x, 7))}: round the exact double half-to-even at 7 decimals, then truncate. */
+    static int roundTo7ThenTruncate(double x) {
+        return new java.math.BigDecimal(x).setScale(7, java.math.RoundingMode.HALF_EVEN).intValue();
+    }
+
+    /**
+     * HF's {@code select_best_resolution}: the pinpoint keeping the most pixels after an aspect-preserving downscale
+     * into it, ties broken by the least wasted area, then by order.
+     *
+     * @return {height, width}
+     */
+    static int[] selectBestResolution(int height, int width, List<int[]> pinpoints) {
+        int[] best = null;
+        long maxEffective = 0;
+        double minWasted = Double.POSITIVE_INFINITY;
+        for (int[] p : pinpoints) {
+            double scale = Math.min((double) p[1] / width, (double) p[0] / height);
+            long effective = Math.min((long) (width * scale) * (long) (height * scale), (long) width * height);
+            long wasted = (long) p[0] * p[1] - effective;
+            if (effective > maxEffective || (effective == maxEffective && wasted < minWasted)) {
+                maxEffective = effective;
+                minWasted = wasted;
+                best = p;
+            }
+        }
+        if (best == null) throw new IllegalArgumentException("no pinpoint for a " + width + "x" + height + " image");
+        return best.clone();
     }
 
     /** How many CLIP encoder layers must run to produce every selected hidden state. */
@@ -160,9 +279,22 @@ public record LlavaConfig(VisionConfig visionConfig, TextConfig textConfig, int 
                 : bool(text, "tie_word_embeddings", false);
         String dtype = string(root, "dtype", string(root, "torch_dtype",
                 string(text, "dtype", string(text, "torch_dtype", null))));
+        String modelType = string(root, "model_type", LLAVA);
+        List<int[]> pinpoints = new ArrayList<>();
+        if (present(root, "image_grid_pinpoints")) {
+            for (JsonElement p : root.getAsJsonArray("image_grid_pinpoints")) {
+                var pair = p.getAsJsonArray();
+                pinpoints.add(new int[] {pair.get(0).getAsInt(), pair.get(1).getAsInt()});
+            }
+        } else if (modelType.equals(LLAVA_NEXT)) {
+            // HF LlavaNextConfig's default, for 336-pixel tiles
+            int[][] dflt = {{336, 672}, {672, 336}, {672, 672}, {1008, 336}, {336, 1008}};
+            for (int[] p : dflt) pinpoints.add(p);
+        }
+        if (modelType.equals(LLAVA)) pinpoints.clear(); // LLaVA-1.5 ignores any pinpoints a config carries
         return new LlavaConfig(vc, tc, imageToken, layers,
                 string(root, "vision_feature_select_strategy", "default"), string(root, "projector_hidden_act", "gelu"),
-                bool(root, "multimodal_projector_bias", true), tie, dtype);
+                bool(root, "multimodal_projector_bias", true), tie, dtype, modelType, pinpoints);
     }
 
     private static RopeParameters rope(JsonObject text) {

@@ -1,6 +1,8 @@
 package dev.retina.engine.model;
 
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDArrays;
+import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 
@@ -20,6 +22,17 @@ public final class LlavaGenerator {
     public record Result(int[] tokenIds, float[] prefillLastLogits) {
     }
 
+    /**
+     * One LLaVA-NeXT image as the model takes it.
+     *
+     * @param pixelValues (numTiles, 3, imageSize, imageSize) CHW floats row-major, tile 0 the whole image
+     * @param numTiles    tiles in pixelValues
+     * @param imageHeight original image height
+     * @param imageWidth  original image width
+     */
+    public record TiledImage(float[] pixelValues, int numTiles, int imageHeight, int imageWidth) {
+    }
+
     private static final int BLOCK_SIZE = 16;
 
     private final LlavaModel model;
@@ -36,6 +49,36 @@ public final class LlavaGenerator {
      * @param prefillChunk  prompt tokens per prefill step ({@code <= 0}: the whole prompt at once)
      */
     public Result greedy(int[] inputIds, float[] pixelValues, int numImages, int maxNewTokens, int prefillChunk) {
+        return run(inputIds, session -> {
+            if (pixelValues == null || numImages == 0) return null;
+            int side = (int) Math.round(Math.sqrt(pixelValues.length / (3.0 * numImages)));
+            NDArray encoded = model.encodeImages(session.create(pixelValues, new Shape(numImages, 3, side, side)));
+            return encoded.reshape(encoded.getShape().size() / encoded.getShape().get(2), encoded.getShape().get(2));
+        }, maxNewTokens, prefillChunk);
+    }
+
+    /**
+     * Greedy generation for a LLaVA-NeXT prompt: each image's tiles are encoded and packed separately
+     * ({@link LlavaModel#encodeImage}), so images may have different numbers of placeholder tokens.
+     *
+     * @param inputIds prompt ids with each image's placeholders expanded to {@link LlavaModel#numImageTokens(int, int)}
+     * @param images   the prompt's images, in prompt order
+     */
+    public Result greedyTiled(int[] inputIds, List<TiledImage> images, int maxNewTokens, int prefillChunk) {
+        return run(inputIds, session -> {
+            if (images.isEmpty()) return null;
+            int side = model.config().visionConfig().imageSize();
+            NDList perImage = new NDList();
+            for (TiledImage image : images) {
+                NDArray tiles = session.create(image.pixelValues(), new Shape(image.numTiles(), 3, side, side));
+                perImage.add(model.encodeImage(tiles, image.imageHeight(), image.imageWidth()));
+            }
+            return perImage.size() == 1 ? perImage.get(0) : NDArrays.concat(perImage, 0);
+        }, maxNewTokens, prefillChunk);
+    }
+
+    private Result run(int[] inputIds, java.util.function.Function<NDManager, NDArray> encode, int maxNewTokens,
+                       int prefillChunk) {
         int total = inputIds.length + maxNewTokens;
         int numBlocks = (total + BLOCK_SIZE - 1) / BLOCK_SIZE;
         int[] blockTable = new int[numBlocks];
@@ -46,13 +89,8 @@ public final class LlavaGenerator {
 
         try (KvCache cache = model.newKvCache(numBlocks, BLOCK_SIZE);
              NDManager session = model.manager().newSubManager()) {
-            NDArray imageFeatures = null; // (numImages * numImageTokens, hidden)
-            if (pixelValues != null && numImages > 0) {
-                int side = (int) Math.round(Math.sqrt(pixelValues.length / (3.0 * numImages)));
-                NDArray pixels = session.create(pixelValues, new Shape(numImages, 3, side, side));
-                NDArray encoded = model.encodeImages(pixels);
-                imageFeatures = encoded.reshape(encoded.getShape().size() / encoded.getShape().get(2),
-                        encoded.getShape().get(2));
+            NDArray imageFeatures = encode.apply(session); // (all images' tokens, hidden) or null
+            if (imageFeatures != null) {
                 if (imageFeatures.getShape().get(0) != imagePositions.size())
                     throw new IllegalArgumentException(imagePositions.size() + " image tokens in the prompt, "
                             + imageFeatures.getShape().get(0) + " feature rows");

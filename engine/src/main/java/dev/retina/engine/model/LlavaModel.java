@@ -35,6 +35,7 @@ public final class LlavaModel implements AutoCloseable {
     private final MultiModalProjector multiModalProjector;
     private final LlamaModel languageModel;
     private final int[] visionFeatureIndices; // non-negative HF hidden_states indices
+    private final NDArray imageNewline;       // (textHidden), LLaVA-NeXT only, else null
 
     private LlavaModel(LlavaConfig config, NDManager manager, DataType dtype, WeightSource weights) {
         this.config = config;
@@ -45,6 +46,7 @@ public final class LlavaModel implements AutoCloseable {
         this.multiModalProjector = new MultiModalProjector(config, weights, visionTower.quickGeluAlpha());
         this.languageModel = new LlamaModel(config.textConfig(), config.tieWordEmbeddings(), weights, manager, dtype);
         this.visionFeatureIndices = config.visionFeatureLayers().stream().mapToInt(config::resolveVisionLayer).toArray();
+        this.imageNewline = config.isNext() ? weights.get("image_newline", config.textConfig().hiddenSize()) : null;
     }
 
     /** Loads {@code config.json} and the weights from a HF checkpoint directory onto the configured device. */
@@ -106,6 +108,51 @@ public final class LlavaModel implements AutoCloseable {
         for (NDArray hs : selected) features.add(dropCls ? hs.get(":, 1:, :") : hs);
         NDArray imageFeatures = features.size() == 1 ? features.get(0) : NDArrays.concat(features, -1);
         return multiModalProjector.forward(imageFeatures);
+    }
+
+    /**
+     * LLaVA-NeXT placeholder tokens for one image of this size (what {@code LlavaNextProcessor} expands
+     * {@code <image>} to); LLaVA-1.5's fixed count for llava models. Known before the image is encoded.
+     */
+    public int numImageTokens(int imageHeight, int imageWidth) {
+        return config.numImageTokens(imageHeight, imageWidth);
+    }
+
+    /**
+     * LLaVA-NeXT: encodes one image's tiles and packs them as HF's {@code pack_image_features} does: the base tile's
+     * features, then the grid tiles' features laid out as one (rows * side, cols * side) map, unpadded to the image's
+     * aspect ratio, with {@code image_newline} after every row.
+     *
+     * @param tiles       (numTiles, 3, imageSize, imageSize), numTiles = {@link LlavaConfig#numTiles}, on the
+     *                    model's device; tile 0 is the whole image
+     * @param imageHeight original image height (HF {@code image_sizes[i][0]})
+     * @param imageWidth  original image width
+     * @return imageFeatures (numImageTokens(imageHeight, imageWidth), textHidden), model dtype, in tiles' manager
+     */
+    public NDArray encodeImage(NDArray tiles, int imageHeight, int imageWidth) {
+        if (!config.isNext()) throw new IllegalStateException("encodeImage is for llava_next; use encodeImages");
+        int[] grid = config.tileGrid(imageHeight, imageWidth);
+        long numTiles = tiles.getShape().get(0);
+        if (numTiles != 1L + grid[0] * grid[1])
+            throw new IllegalArgumentException(numTiles + " tiles for a " + imageWidth + "x" + imageHeight
+                    + " image, expected " + (1 + grid[0] * grid[1]));
+        NDArray features = encodeImages(tiles); // (numTiles, side * side, hidden)
+        long hidden = config.textConfig().hiddenSize();
+        int side = config.visionConfig().imageSize() / config.visionConfig().patchSize();
+        NDArray base = features.get(0); // (side * side, hidden)
+        NDArray gridFeatures = features.get("1:")
+                .reshape(grid[0], grid[1], side, side, hidden)  // (rows, cols, side, side, hidden)
+                .transpose(0, 2, 1, 3, 4)                        // (rows, side, cols, side, hidden)
+                .reshape((long) grid[0] * side, (long) grid[1] * side, hidden);
+        int[] kept = config.unpaddedFeatureGrid(imageHeight, imageWidth);
+        int top = (grid[0] * side - kept[0]) / 2;
+        int left = (grid[1] * side - kept[1]) / 2;
+        NDArray unpadded = gridFeatures.get(top + ":" + (top + kept[0]) + ", " + left + ":" + (left + kept[1]));
+        // Built in the step's manager (zeros + the weight) so no temporary lands in the model's manager.
+        NDArray newline = unpadded.getManager().zeros(new Shape(kept[0], 1, hidden), unpadded.getDataType())
+                .add(imageNewline);
+        NDArray rows = NDArrays.concat(new NDList(unpadded, newline), 1); // (keptRows, keptCols + 1, hidden)
+        return NDArrays.concat(new NDList(base, rows.reshape((long) kept[0] * (kept[1] + 1), hidden)), 0);
     }
 
     /**

@@ -89,4 +89,34 @@ class LlavaConfigTest {
         LlavaConfig c = LlavaConfig.fromJson("{}"); // Llama-2-7B defaults: 32 layers, 32 KV heads, head dim 128
         assertEquals(2L * 32 * 16 * 32 * 128 * 2, KvCache.bytesPerBlock(c, 16, ai.djl.ndarray.types.DataType.FLOAT16));
     }
+
+    /** llava_next: pinpoints read, per-image counts as LlavaNextProcessor computes them for 336/14 towers. */
+    @Test
+    void llavaNextConfigCountsTokensPerImage() {
+        String json = "{\"model_type\": \"llava_next\", \"vision_config\": {\"image_size\": 336, \"patch_size\": 14,"
+                + " \"hidden_size\": 64, \"num_attention_heads\": 4}}";
+        LlavaConfig c = LlavaConfig.fromJson(json);
+        assertTrue(c.isNext());
+        assertEquals(5, c.imageGridPinpoints().size()); // HF's default pinpoints
+        // llava-v1.6 on a 672x672 image: 2x2 grid, 48x48 features, no unpadding: 576 + 48 * 49
+        assertEquals(576 + 48 * 49, c.numImageTokens(672, 672));
+        // 1000x500 (w x h): best 336x672 -> 1x2 tiles, 24x48 features; rows kept int(round(500 * 48 / 1000, 7)) = 24
+        assertEquals(576 + 24 * 49, c.numImageTokens(500, 1000));
+        assertEquals(3, c.numTiles(500, 1000));
+        // LLaVA-1.5 configs keep their fixed count whatever the size
+        LlavaConfig v15 = LlavaConfig.fromJson(json.replace("llava_next", "llava"));
+        assertEquals(576, v15.numImageTokens(500, 1000));
+        assertTrue(v15.imageGridPinpoints().isEmpty());
+        assertThrows(IllegalArgumentException.class, () -> LlavaConfig.fromJson(
+                json.replace("{\"model_type\"", "{\"vision_feature_select_strategy\": \"full\", \"model_type\"")));
+        assertThrows(IllegalArgumentException.class, () -> LlavaConfig.fromJson(
+                json.replace("{\"model_type\"", "{\"image_grid_pinpoints\": [[336, 500]], \"model_type\"")));
+    }
+
+    @Test
+    void roundsLikePythonRoundSevenDecimals() {
+        assertEquals(6, LlavaConfig.roundTo7ThenTruncate(400 * (10.0 / 600)));  // 6.666..., truncated
+        assertEquals(5, LlavaConfig.roundTo7ThenTruncate(4.99999999));          // rounds up to 5.0000000 first
+        assertEquals(4, LlavaConfig.roundTo7ThenTruncate(4.9999999));
+    }
 }

@@ -47,6 +47,7 @@ class LlavaParityTest {
                 Path golden = root.resolve("golden").resolve(name + ".json");
                 if (!Files.exists(golden)) continue;
                 JsonObject g = JsonUtils.GSON.fromJson(Files.readString(golden), JsonObject.class);
+                if (g.has("image_grid_pinpoints")) continue; // LLaVA-NeXT: LlavaNextParityTest
                 JsonArray prompts = g.getAsJsonArray("prompts");
                 for (int i = 0; i < prompts.size(); i++) {
                     JsonObject p = prompts.get(i).getAsJsonObject();
@@ -57,6 +58,40 @@ class LlavaParityTest {
         }
         assumeTrue(!tests.isEmpty(), "no golden cases");
         return tests.stream();
+    }
+
+    /**
+     * Two images in one user message (golden/llava15-336-mha-multi.json): both images' features land at their own
+     * placeholder runs; logits within 1e-4 and 32 greedy tokens identical.
+     */
+    @org.junit.jupiter.api.Test
+    void twoImagesInOnePromptMatchTransformers() throws IOException {
+        Path root = fixtures();
+        assumeTrue(root != null && Files.exists(root.resolve("golden").resolve("llava15-336-mha-multi.json")),
+                "fixtures not present");
+        JsonObject g = JsonUtils.GSON.fromJson(Files.readString(root.resolve("golden").resolve("llava15-336-mha-multi.json")),
+                JsonObject.class);
+        LlavaModel model = model(root.resolve("models").resolve(g.get("case").getAsString()));
+        JsonObject p = g.getAsJsonArray("prompts").get(0).getAsJsonObject();
+        JsonArray names = p.getAsJsonArray("images");
+        int plane = 3 * 336 * 336;
+        float[] pixels = new float[names.size() * plane]; // (2, 3, 336, 336)
+        for (int i = 0; i < names.size(); i++) {
+            Npz.Array a = Npz.read(root.resolve("golden").resolve("pixels_llava15-336-mha.npz"), names.get(i).getAsString());
+            System.arraycopy(a.data(), 0, pixels, i * plane, plane);
+        }
+        int[] inputIds = ints(p.getAsJsonArray("input_ids"));
+        int numImageTokens = 0;
+        for (int id : inputIds) if (id == model.config().imageTokenIndex()) numImageTokens++;
+        assertEquals(2 * model.config().numImageTokens(), numImageTokens);
+        LlavaGenerator.Result r = new LlavaGenerator(model).greedy(inputIds, pixels, names.size(), NUM_GREEDY, 0);
+        JsonArray lastLogits = p.getAsJsonArray("last_logits");
+        double maxDiff = 0;
+        for (int i = 0; i < lastLogits.size(); i++)
+            maxDiff = Math.max(maxDiff, Math.abs(lastLogits.get(i).getAsDouble() - r.prefillLastLogits()[i]));
+        System.out.printf("llava15-336-mha two images %s: max |logits - HF| = %.3g%n", names, maxDiff);
+        assertTrue(maxDiff <= LOGITS_TOLERANCE, "max |logits - HF float64| = " + maxDiff);
+        assertArrayEquals(ints(p.getAsJsonArray("greedy_tokens")), r.tokenIds(), "greedy tokens differ from HF");
     }
 
     /** One loaded model per case, shared by its prompts. */
@@ -91,7 +126,7 @@ class LlavaParityTest {
         assertArrayEquals(expectedTokens, r.tokenIds(), "greedy tokens differ from HF");
     }
 
-    private static int[] ints(JsonArray a) {
+    static int[] ints(JsonArray a) {
         int[] out = new int[a.size()];
         int i = 0;
         for (JsonElement e : a) out[i++] = e.getAsInt();
