@@ -77,6 +77,14 @@ public final class ImageDecoder {
                 // ignoreMetadata: ancillary chunks (text, ICC) are not needed and not inflated; orientation is
                 // parsed separately by ExifOrientation. GIF keeps its (small) metadata: screen size, frame offset.
                 reader.setInput(stream, true, !gif);
+                // The JDK JPEG reader fills a truncated file with gray and only warns; Pillow (and so transformers'
+                // load_image) refuses it ("image file is truncated"). Refuse it too.
+                boolean[] truncated = {false};
+                reader.addIIOReadWarningListener((source, warning) -> {
+                    String w = warning == null ? "" : warning.toLowerCase(java.util.Locale.ROOT);
+                    if (w.contains("premature end") || w.contains("truncated") || w.contains("missing eoi"))
+                        truncated[0] = true;
+                });
                 long width = reader.getWidth(0);
                 long height = reader.getHeight(0);
                 checkPixels(width, height);
@@ -90,6 +98,8 @@ public final class ImageDecoder {
                     BufferedImage decoded = reader.read(0);
                     rgb = canvas != null ? canvas.toRgb(decoded) : toRgb(decoded);
                 }
+                if (truncated[0])
+                    throw new ImageException(ImageException.Reason.UNDECODABLE, "the image file is truncated");
             } finally {
                 reader.dispose();
             }
