@@ -249,7 +249,7 @@ public final class ImageFetcher implements AutoCloseable {
         long deadline = System.nanoTime() + policy.timeout().toNanos();
         URI uri = first;
         for (int redirects = 0; ; redirects++) {
-            Hop hop = checkHop(uri);
+            Hop hop = checkHop(uri, deadline);
             String cacheKey = uri.toASCIIString();
             FetchCache.Entry cached = cache == null ? null : cache.get(cacheKey);
             if (cached != null && cached.fresh(System.nanoTime())) return cached.bytes().clone();
@@ -292,7 +292,7 @@ public final class ImageFetcher implements AutoCloseable {
     }
 
     /** The built-in policy for one URL (first or redirect), then the extra policy, then one resolution and its check. */
-    private Hop checkHop(URI uri) throws ImageException {
+    private Hop checkHop(URI uri, long deadline) throws ImageException {
         boolean https = "https".equalsIgnoreCase(uri.getScheme());
         if (uri.getRawUserInfo() != null)
             throw new ImageException(ImageException.Reason.BAD_URL, "image URLs with credentials are not supported");
@@ -307,7 +307,7 @@ public final class ImageFetcher implements AutoCloseable {
             throw forbiddenAddress();
         extraPolicy.check(uri);
         String bare = host.startsWith("[") && host.endsWith("]") ? host.substring(1, host.length() - 1) : host;
-        InetAddress[] addresses = resolve(bare, System.nanoTime() + policy.timeout().toNanos());
+        InetAddress[] addresses = resolve(bare, deadline); // the fetch's one deadline covers DNS too
         if (addresses.length == 0)
             throw new ImageException(ImageException.Reason.FETCH_FAILED, "the image host could not be resolved");
         if (!policy.allowPrivateMediaUrls())
