@@ -66,6 +66,35 @@ for o in range(1, 9):
     dec("exif%d.jpg" % o, base, "JPEG", quality=90, exif=ex.tobytes())
     dec("exif%d.png" % o, base, "PNG", exif=ex.tobytes())
 
+# WebP through libwebp (lossy with and without alpha, lossless), CMYK JPEG (Pillow writes Adobe-inverted CMYK;
+# convert("RGB") uses its own formula, no ICC), and a GIF whose only frame is smaller than its logical screen.
+dec("lossy.webp", base, "WEBP", quality=80)
+dec("lossy_alpha.webp", rgba, "WEBP", quality=70)
+dec("lossless.webp", base, "WEBP", lossless=True)
+dec("lossless_alpha.webp", rgba, "WEBP", lossless=True)
+cmyk = Image.merge("CMYK", (base.getchannel(0), base.getchannel(1), base.getchannel(2),
+                            base.convert("L").point(lambda v: v // 3)))
+dec("cmyk.jpg", cmyk, "JPEG", quality=90)
+dec("cmyk_q75_444.jpg", cmyk, "JPEG", quality=75, subsampling=0)
+
+
+def offset_gif(name, im, screen, offset, transparency=None):
+    """Saves im (mode P) as a one-frame GIF, then widens the logical screen and moves the frame by patching bytes."""
+    kw = {} if transparency is None else {"transparency": transparency}
+    im.save(name, "GIF", **kw)
+    b = bytearray(open(name, "rb").read())
+    b[6:10] = bytes([screen[0] & 255, screen[0] >> 8, screen[1] & 255, screen[1] >> 8])
+    i = b.index(b"\x2c", 13 + 3 * (2 << (b[10] & 7)) if b[10] & 0x80 else 13)  # image descriptor
+    b[i + 1:i + 5] = bytes([offset[0] & 255, offset[0] >> 8, offset[1] & 255, offset[1] >> 8])
+    open(name, "wb").write(bytes(b))
+    rgb = ImageOps.exif_transpose(Image.open(name)).convert("RGB")
+    decode.append("%s %d %d %s" % (name, rgb.size[0], rgb.size[1], sha(rgb.tobytes())))
+
+
+small = base.crop((0, 0, 20, 15)).convert("P", palette=Image.ADAPTIVE, colors=16)
+offset_gif("offset.gif", small, (31, 24), (7, 5))
+offset_gif("offset_trans.gif", small, (31, 24), (3, 8), transparency=2)
+
 resize = []
 inputs = {"smooth_200x133.png": smooth(200, 133), "noise_64x48.png": noise(64, 48), "noise_40x3.png": noise(40, 3),
           "one_1x1.png": noise(1, 1)}

@@ -14,16 +14,21 @@ import javax.imageio.stream.ImageInputStream;
 import javax.imageio.stream.MemoryCacheImageInputStream;
 
 /**
- * Decodes encoded image bytes (PNG, JPEG, GIF first frame, BMP, TIFF, WBMP through ImageIO) into an {@link RgbImage}
+ * Decodes encoded image bytes (PNG, JPEG including CMYK/YCCK, GIF first frame,
+ * WebP lossy and lossless through libwebp, BMP, TIFF, WBMP through ImageIO) into an {@link RgbImage}
  * holding exactly what transformers' {@code load_image} gives: Pillow's {@code ImageOps.exif_transpose} then
- * {@code convert("RGB")}. Stateless apart from its limit; safe from any thread.
+ * {@code convert("RGB")}. Immutable (only its pixel limit);
+ * thread-safe: one instance may decode on many threads at once.
  *
  * <p>Pillow's conversions are reproduced from the raster samples, never {@code BufferedImage.getRGB()} (which applies
  * a gamma curve to grayscale and colour management to ICC-tagged images; Pillow does neither):
  * L and LA replicate the gray level (alpha dropped); RGBA drops alpha without compositing; palette images (P,
  * including transparent palettes, and 1-bit) look up the palette colour; 16-bit grayscale (Pillow's I;16) clips to
  * 255 as Pillow's {@code I16_RGB} does; 16-bit colour and gray+alpha keep the high byte (Pillow's "RGB;16B" and
- * "LA;16B" unpackers). CMYK/YCCK JPEGs are not read by the JDK and are reported as {@link ImageException.Reason#UNDECODABLE}.
+ * "LA;16B" unpackers). CMYK/YCCK JPEGs are read as a raw raster and converted with Pillow's formula
+ * ({@link #cmykToRgb}). WebP goes through libwebp (darkxanter's webp-imageio, the only WebP reader on the class path),
+ * which gives Pillow's bytes; alpha is dropped. A GIF's first frame is placed on its logical screen as Pillow does
+ * ({@link GifCanvas}).
  *
  * <p>The declared width and height are read from the header first and checked against {@code maxImagePixels}, so a
  * decompression bomb is refused before any pixel buffer is allocated.
@@ -58,26 +63,43 @@ public final class ImageDecoder {
     public RgbImage read(byte[] bytes) throws ImageException {
         if (bytes == null || bytes.length == 0)
             throw new ImageException(ImageException.Reason.NOT_AN_IMAGE, "the image is empty");
-        BufferedImage decoded;
+        RgbImage rgb;
         // MemoryCacheImageInputStream: ImageIO must never spill request data to temporary files.
         try (ImageInputStream stream = new MemoryCacheImageInputStream(new ByteArrayInputStream(bytes))) {
             Iterator<ImageReader> readers = ImageIO.getImageReaders(stream);
             if (!readers.hasNext())
                 throw new ImageException(ImageException.Reason.NOT_AN_IMAGE,
-                        "the data is not an image in a supported format (PNG, JPEG, GIF, BMP, TIFF)");
+                        "the data is not an image in a supported format (PNG, JPEG, GIF, WebP, BMP, TIFF)");
             ImageReader reader = readers.next();
             try {
+                String format = reader.getFormatName().toLowerCase(java.util.Locale.ROOT);
+                boolean gif = format.equals("gif");
                 // ignoreMetadata: ancillary chunks (text, ICC) are not needed and not inflated; orientation is
-                // parsed separately by ExifOrientation.
-                reader.setInput(stream, true, true);
+                // parsed separately by ExifOrientation. GIF keeps its (small) metadata: screen size, frame offset.
+                reader.setInput(stream, true, !gif);
+                // The JDK JPEG reader fills a truncated file with gray and only warns; Pillow (and so transformers'
+                // load_image) refuses it ("image file is truncated"). Refuse it too.
+                boolean[] truncated = {false};
+                reader.addIIOReadWarningListener((source, warning) -> {
+                    String w = warning == null ? "" : warning.toLowerCase(java.util.Locale.ROOT);
+                    if (w.contains("premature end") || w.contains("truncated") || w.contains("missing eoi"))
+                        truncated[0] = true;
+                });
                 long width = reader.getWidth(0);
                 long height = reader.getHeight(0);
-                if (width < 1 || height < 1)
-                    throw new ImageException(ImageException.Reason.UNDECODABLE, "the image has no pixels");
-                if (width * height > maxImagePixels || width * height * 4 > Integer.MAX_VALUE)
-                    throw new ImageException(ImageException.Reason.TOO_MANY_PIXELS, "the image is " + width + "x"
-                            + height + " pixels, more than the limit of " + maxImagePixels + " pixels");
-                decoded = reader.read(0);
+                checkPixels(width, height);
+                GifCanvas canvas = gif ? GifCanvas.of(reader, (int) width, (int) height) : null;
+                if (canvas != null) checkPixels(canvas.width(), canvas.height());
+                if ((format.equals("jpeg") || format.equals("jpg")) && reader.getRawImageType(0) == null) {
+                    // The JDK reader has no BufferedImage type for 4-component (CMYK/YCCK) JPEGs but reads their
+                    // raster: libjpeg's CMYK samples (YCCK already converted to CMYK by libjpeg).
+                    rgb = cmykToRgb(reader.readRaster(0, null));
+                } else {
+                    BufferedImage decoded = reader.read(0);
+                    rgb = canvas != null ? canvas.toRgb(decoded) : toRgb(decoded);
+                }
+                if (truncated[0])
+                    throw new ImageException(ImageException.Reason.UNDECODABLE, "the image file is truncated");
             } finally {
                 reader.dispose();
             }
@@ -87,8 +109,39 @@ public final class ImageDecoder {
             // ImageIO reports corrupt data as IIOException, IndexOutOfBounds, IllegalArgument, NegativeArraySize...
             throw new ImageException(ImageException.Reason.UNDECODABLE, "the image could not be decoded", e);
         }
-        RgbImage rgb = toRgb(decoded);
         return ExifOrientation.apply(rgb, ExifOrientation.read(bytes));
+    }
+
+    private void checkPixels(long width, long height) throws ImageException {
+        if (width < 1 || height < 1)
+            throw new ImageException(ImageException.Reason.UNDECODABLE, "the image has no pixels");
+        if (width * height > maxImagePixels || width * height * 4 > Integer.MAX_VALUE)
+            throw new ImageException(ImageException.Reason.TOO_MANY_PIXELS, "the image is " + width + "x"
+                    + height + " pixels, more than the limit of " + maxImagePixels + " pixels");
+    }
+
+    /**
+     * Pillow's CMYK JPEG path: its JPEG plugin always unpacks 4-component JPEGs as "CMYK;I" (inverted, "assume adobe
+     * conventions"), so C = 255 - sample; then {@code convert("RGB")} (Convert.c {@code cmyk2rgb}, no ICC):
+     * {@code nk = 255 - K; R = nk - MULDIV255(C, nk)} with {@code MULDIV255(a, b) = ((a*b+128) >> 8 + a*b+128) >> 8}.
+     */
+    static RgbImage cmykToRgb(Raster raster) throws ImageException {
+        if (raster.getNumBands() != 4)
+            throw new ImageException(ImageException.Reason.UNDECODABLE, "the JPEG's colour space is not supported");
+        int width = raster.getWidth(), height = raster.getHeight();
+        byte[] out = new byte[3 * width * height];
+        int[] row = new int[4 * width];
+        for (int y = 0, o = 0; y < height; y++) {
+            raster.getPixels(raster.getMinX(), raster.getMinY() + y, width, 1, row);
+            for (int x = 0, i = 0; x < width; x++, i += 4) {
+                int nk = row[i + 3]; // 255 - K, with K = 255 - sample
+                for (int c = 0; c < 3; c++, o++) {
+                    int tmp = (255 - row[i + c]) * nk + 128;
+                    out[o] = (byte) Math.clamp(nk - (((tmp >> 8) + tmp) >> 8), 0, 255);
+                }
+            }
+        }
+        return new RgbImage(width, height, out);
     }
 
     /** Pillow's {@code convert("RGB")} from the decoded raster (see the class comment for each mode). */

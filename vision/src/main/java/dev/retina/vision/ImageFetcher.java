@@ -2,16 +2,14 @@ package dev.retina.vision;
 
 import java.io.IOException;
 import java.io.InputStream;
-import java.net.ConnectException;
+import java.net.InetAddress;
+import java.net.Socket;
+import java.net.SocketTimeoutException;
 import java.net.URI;
 import java.net.URISyntaxException;
-import java.net.http.HttpClient;
-import java.net.http.HttpRequest;
-import java.net.http.HttpResponse;
-import java.net.http.HttpTimeoutException;
-import java.nio.ByteBuffer;
-import java.nio.channels.UnresolvedAddressException;
+import java.net.UnknownHostException;
 import java.nio.file.Files;
+import java.nio.file.InvalidPathException;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -19,28 +17,41 @@ import java.util.Arrays;
 import java.util.Base64;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.CompletionStage;
 import java.util.concurrent.ExecutionException;
-import java.util.concurrent.Flow;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
+import javax.net.ssl.SNIHostName;
+import javax.net.ssl.SSLException;
+import javax.net.ssl.SSLParameters;
+import javax.net.ssl.SSLSocket;
+import javax.net.ssl.SSLSocketFactory;
 
 /**
- * Fetches the encoded bytes behind an {@code image_url}: {@code data:} URLs, {@code http}/{@code https} (one total
- * deadline for connect, headers and body; at most {@value #MAX_REDIRECTS} redirects; bytes capped while streaming),
- * and {@code file:} only under an allowed local root. Thread-safe: one instance serves every request; call it from
- * the input executor, never from an event loop (it blocks up to the timeout).
+ * Fetches the encoded bytes behind an {@code image_url}, safe by default: {@code data:} URLs, {@code http}/{@code
+ * https} to public addresses only, and {@code file:} URLs or bare absolute paths only under an allowed local root.
+ * All limits come from one {@link FetchPolicy}. Thread-safe and stateless apart from its optional {@link FetchCache}:
+ * one instance serves every request; call it from an input executor, never from an event loop (it blocks up to the
+ * policy's timeout).
  *
- * <p>Every hop of an HTTP fetch (the first URL and each redirect target) passes through the {@link TargetPolicy}
- * before a connection is made: that is the seam for private-address filtering.
+ * <p>Design of an http(s) fetch (each hop, i.e. the first URL and every redirect, at most
+ * {@link FetchPolicy#maxRedirects()}): check the host against the domain allow-list and internal names, ask the
+ * extra {@link TargetPolicy}, resolve the name ONCE with the {@link HostResolver}, refuse if ANY address is not public
+ * ({@link AddressRules}), then connect to exactly one of those checked addresses through the {@link SocketConnector}
+ * (no second lookup, so DNS rebinding cannot slip between check and connect). https wraps that socket in TLS with SNI
+ * and endpoint identification against the URL's host name, so certificates are checked as usual. The request is a
+ * minimal HTTP/1.1 GET ({@link HttpGet}) under one deadline for the whole fetch, with the body capped while streaming.
+ * Proxies are not used. Refusals are {@link ImageException}s whose messages never carry resolved addresses or
+ * exception text.
  */
 public final class ImageFetcher implements AutoCloseable {
-    public static final int MAX_REDIRECTS = 3;
+    /** Default number of redirects followed ({@link FetchPolicy#DEFAULT_MAX_REDIRECTS}). */
+    public static final int MAX_REDIRECTS = FetchPolicy.DEFAULT_MAX_REDIRECTS;
 
     /**
-     * Decides whether an http(s) URL may be fetched; called for the first URL and every redirect target. Throw
-     * {@link ImageException} with {@link ImageException.Reason#FORBIDDEN} to refuse.
+     * An extra check of an http(s) URL, called for the first URL and every redirect target after the built-in
+     * policy. Throw {@link ImageException} with {@link ImageException.Reason#FORBIDDEN} to refuse.
      */
     @FunctionalInterface
     public interface TargetPolicy {
@@ -49,55 +60,75 @@ public final class ImageFetcher implements AutoCloseable {
         void check(URI uri) throws ImageException;
     }
 
-    private final Duration timeout;
-    private final long maxBytes;
-    private final Path allowedFileRoot; // real path, or null when file: URLs are refused
-    private final TargetPolicy policy;
-    private final HttpClient client;
+    private final FetchPolicy policy;
+    private final TargetPolicy extraPolicy;
+    private final HostResolver resolver;
+    private final SocketConnector connector;
+    private final SSLSocketFactory tls;
+    private final FetchCache cache; // null: no caching
+    private final Path allowedRoot; // real path, or null when local files are refused
 
+    /** A fetcher with {@code policy}, the system resolver, direct connections, default TLS and no cache. */
+    public ImageFetcher(FetchPolicy policy) {
+        this(policy, TargetPolicy.ALLOW_ALL, HostResolver.SYSTEM, SocketConnector.DIRECT, null, null);
+    }
+
+    /** Safe defaults ({@link FetchPolicy#defaults()}) with this timeout and byte cap; no local files. */
     public ImageFetcher(Duration timeout, long maxBytes) {
         this(timeout, maxBytes, null, TargetPolicy.ALLOW_ALL);
     }
 
+    /** Safe defaults with this timeout, byte cap and local root. */
     public ImageFetcher(Duration timeout, long maxBytes, Path allowedFileRoot) {
         this(timeout, maxBytes, allowedFileRoot, TargetPolicy.ALLOW_ALL);
     }
 
     /**
-     * @param allowedFileRoot directory under which {@code file:} URLs may read (after resolving symlinks and
-     *                        {@code ..}); null refuses {@code file:} altogether
-     * @param policy          checked before every http(s) connection, redirects included
+     * Safe defaults with this timeout, byte cap, local root and an extra per-hop check. Private addresses are
+     * refused; use {@link #ImageFetcher(FetchPolicy)} with {@code allowPrivateMediaUrls} to reach them.
      */
     public ImageFetcher(Duration timeout, long maxBytes, Path allowedFileRoot, TargetPolicy policy) {
-        if (timeout == null || timeout.isNegative() || timeout.isZero())
-            throw new IllegalArgumentException("timeout must be positive");
-        if (maxBytes < 1) throw new IllegalArgumentException("maxBytes must be >= 1");
-        this.timeout = timeout;
-        this.maxBytes = maxBytes;
-        this.policy = policy == null ? TargetPolicy.ALLOW_ALL : policy;
-        if (allowedFileRoot != null) {
+        this(FetchPolicy.defaults().withTimeout(timeout).withMaxImageBytes(maxBytes)
+                        .withAllowedLocalMediaPath(allowedFileRoot),
+                policy, HostResolver.SYSTEM, SocketConnector.DIRECT, null, null);
+    }
+
+    /**
+     * Every seam: {@code extraPolicy} after the built-in checks of each hop, {@code resolver} for names,
+     * {@code connector} for TCP, {@code tls} for https (null: the JDK default), {@code cache} (null: none).
+     */
+    public ImageFetcher(FetchPolicy policy, TargetPolicy extraPolicy, HostResolver resolver, SocketConnector connector,
+                        SSLSocketFactory tls, FetchCache cache) {
+        this.policy = java.util.Objects.requireNonNull(policy, "policy");
+        this.extraPolicy = extraPolicy == null ? TargetPolicy.ALLOW_ALL : extraPolicy;
+        this.resolver = resolver == null ? HostResolver.SYSTEM : resolver;
+        this.connector = connector == null ? SocketConnector.DIRECT : connector;
+        this.tls = tls == null ? (SSLSocketFactory) SSLSocketFactory.getDefault() : tls;
+        this.cache = cache;
+        Path root = policy.allowedLocalMediaPath();
+        if (root != null) {
             try {
-                this.allowedFileRoot = allowedFileRoot.toRealPath();
+                this.allowedRoot = root.toRealPath();
             } catch (IOException e) {
-                throw new IllegalArgumentException("allowed file root does not exist: " + allowedFileRoot, e);
+                throw new IllegalArgumentException("allowed local media path does not exist: " + root, e);
             }
-            if (!Files.isDirectory(this.allowedFileRoot))
-                throw new IllegalArgumentException("allowed file root is not a directory: " + allowedFileRoot);
+            if (!Files.isDirectory(this.allowedRoot))
+                throw new IllegalArgumentException("allowed local media path is not a directory: " + root);
         } else {
-            this.allowedFileRoot = null;
+            this.allowedRoot = null;
         }
-        this.client = HttpClient.newBuilder()
-                .connectTimeout(timeout)
-                .followRedirects(HttpClient.Redirect.NEVER) // followed by hand so each hop passes the policy
-                .build();
+    }
+
+    public FetchPolicy policy() {
+        return policy;
     }
 
     public Duration timeout() {
-        return timeout;
+        return policy.timeout();
     }
 
     public long maxBytes() {
-        return maxBytes;
+        return policy.maxImageBytes();
     }
 
     /** The encoded image bytes behind {@code url}; decoding (and "is it an image?") is {@link ImageDecoder}'s job. */
@@ -105,6 +136,14 @@ public final class ImageFetcher implements AutoCloseable {
         if (url == null || url.isBlank()) throw new ImageException(ImageException.Reason.BAD_URL, "the image URL is empty");
         url = url.strip();
         if (url.regionMatches(true, 0, "data:", 0, 5)) return decodeDataUrl(url);
+        if (url.startsWith("/")) { // a bare absolute path
+            if (allowedRoot == null) throw localFilesDisabled();
+            try {
+                return readFile(Path.of(url));
+            } catch (InvalidPathException e) {
+                throw new ImageException(ImageException.Reason.BAD_URL, "the image path is malformed");
+            }
+        }
         URI uri;
         try {
             uri = new URI(url);
@@ -115,9 +154,14 @@ public final class ImageFetcher implements AutoCloseable {
         return switch (scheme) {
             case "http", "https" -> fetchHttp(uri);
             case "file" -> {
-                if (allowedFileRoot == null) throw new ImageException(ImageException.Reason.UNSUPPORTED_SCHEME,
-                        "file: image URLs are not enabled on this server");
-                yield readFile(uri);
+                if (allowedRoot == null) throw localFilesDisabled();
+                Path path;
+                try {
+                    path = Path.of(uri);
+                } catch (IllegalArgumentException | java.nio.file.FileSystemNotFoundException e) {
+                    throw new ImageException(ImageException.Reason.BAD_URL, "the file: URL is malformed");
+                }
+                yield readFile(path);
             }
             case "" -> throw new ImageException(ImageException.Reason.BAD_URL,
                     "the image URL has no scheme (expected http, https or data)");
@@ -126,11 +170,16 @@ public final class ImageFetcher implements AutoCloseable {
         };
     }
 
+    private static ImageException localFilesDisabled() {
+        return new ImageException(ImageException.Reason.UNSUPPORTED_SCHEME,
+                "file: image URLs and local paths are not enabled on this server");
+    }
+
     private static String safeScheme(String scheme) {
         return scheme.length() <= 16 && scheme.matches("[a-z][a-z0-9+.-]*") ? scheme : "?";
     }
 
-    // ------------------------------------------------------------------------------------------------ data:
+// ------------------------------------------------------------------------------------------------ data:
 
     private byte[] decodeDataUrl(String url) throws ImageException {
         int comma = url.indexOf(',');
@@ -140,7 +189,7 @@ public final class ImageFetcher implements AutoCloseable {
         int payloadLength = url.length() - comma - 1;
         if (base64) {
             // Refuse before decoding: 4 base64 characters carry 3 bytes.
-            if ((long) payloadLength / 4 * 3 > maxBytes + 3)
+            if ((long) payloadLength / 4 * 3 > policy.maxImageBytes() + 3)
                 throw tooLarge();
             String payload = url.substring(comma + 1);
             if (hasWhitespace(payload)) payload = payload.replaceAll("\\s+", "");
@@ -152,12 +201,12 @@ public final class ImageFetcher implements AutoCloseable {
             } catch (IllegalArgumentException e) {
                 throw new ImageException(ImageException.Reason.BAD_URL, "the data URL is not valid base64");
             }
-            if (bytes.length > maxBytes) throw tooLarge();
+            if (bytes.length > policy.maxImageBytes()) throw tooLarge();
             return bytes;
         }
-        if (payloadLength > 3 * maxBytes) throw tooLarge(); // "%XX" is the densest percent encoding
+        if (payloadLength > 3 * policy.maxImageBytes()) throw tooLarge(); // "%XX" is the densest percent encoding
         byte[] bytes = percentDecode(url, comma + 1);
-        if (bytes.length > maxBytes) throw tooLarge();
+        if (bytes.length > policy.maxImageBytes()) throw tooLarge();
         return bytes;
     }
 
@@ -191,41 +240,35 @@ public final class ImageFetcher implements AutoCloseable {
 
     private ImageException tooLarge() {
         return new ImageException(ImageException.Reason.TOO_LARGE,
-                "the image is larger than the limit of " + maxBytes + " bytes");
+                "the image is larger than the limit of " + policy.maxImageBytes() + " bytes");
     }
 
-    // ------------------------------------------------------------------------------------------------ http(s)
+        // ------------------------------------------------------------------------------------------------ http(s)
 
     private byte[] fetchHttp(URI first) throws ImageException {
-        long deadline = System.nanoTime() + timeout.toNanos();
+        long deadline = System.nanoTime() + policy.timeout().toNanos();
         URI uri = first;
         for (int redirects = 0; ; redirects++) {
-            if (uri.getHost() == null || uri.getHost().isEmpty())
-                throw new ImageException(ImageException.Reason.BAD_URL, "the image URL has no host");
-            policy.check(uri);
-            long remaining = deadline - System.nanoTime();
-            if (remaining <= 0) throw timedOut();
-            HttpRequest request;
-            try {
-                request = HttpRequest.newBuilder(uri)
-                        .timeout(Duration.ofNanos(remaining))
-                        .header("Accept", "image/*")
-                        .version("http".equalsIgnoreCase(uri.getScheme())
-                                ? HttpClient.Version.HTTP_1_1 : HttpClient.Version.HTTP_2)
-                        .GET()
-                        .build();
-            } catch (IllegalArgumentException e) {
-                throw new ImageException(ImageException.Reason.BAD_URL, "the image URL is malformed");
+            Hop hop = checkHop(uri, deadline);
+            String cacheKey = uri.toASCIIString();
+            FetchCache.Entry cached = cache == null ? null : cache.get(cacheKey);
+            if (cached != null && cached.fresh(System.nanoTime())) return cached.bytes().clone();
+            Map<String, String> extra = cached != null && cached.etag() != null
+                    ? Map.of("If-None-Match", cached.etag()) : Map.of();
+            HttpGet.Response response = exchange(hop, extra, deadline);
+            int status = response.status();
+            if (status >= 200 && status < 300) {
+                checkContentType(response);
+                if (cache != null) cache.store(cacheKey, response.body(), response.headers(), System.nanoTime());
+                return response.body();
             }
-            HttpResponse<byte[]> response = await(client.sendAsync(request, info -> subscriberFor(info, deadline)),
-                    deadline);
-            int status = response.statusCode();
-            if (status >= 200 && status < 300) return response.body();
+            if (status == 304 && cached != null)
+                return cache.revalidated(cacheKey, cached, response.headers(), System.nanoTime()).bytes().clone();
             if (status == 301 || status == 302 || status == 303 || status == 307 || status == 308) {
-                if (redirects == MAX_REDIRECTS)
+                if (redirects >= policy.maxRedirects())
                     throw new ImageException(ImageException.Reason.HTTP_STATUS,
-                            "the image URL redirected more than " + MAX_REDIRECTS + " times");
-                String location = response.headers().firstValue("location").orElseThrow(() ->
+                            "the image URL redirected more than " + policy.maxRedirects() + " times");
+                String location = response.header("location").orElseThrow(() ->
                         new ImageException(ImageException.Reason.HTTP_STATUS,
                                 "the image URL answered HTTP " + status + " without a Location"));
                 try {
@@ -244,125 +287,153 @@ public final class ImageFetcher implements AutoCloseable {
         }
     }
 
-    private HttpResponse<byte[]> await(CompletableFuture<HttpResponse<byte[]>> future, long deadline)
-            throws ImageException {
+    /** One checked hop: where to connect (only these addresses) and what to send. */
+    private record Hop(boolean https, String host, int port, String hostHeader, String target, InetAddress[] addresses) {
+    }
+
+    /** The built-in policy for one URL (first or redirect), then the extra policy, then one resolution and its check. */
+    private Hop checkHop(URI uri, long deadline) throws ImageException {
+        boolean https = "https".equalsIgnoreCase(uri.getScheme());
+        if (uri.getRawUserInfo() != null)
+            throw new ImageException(ImageException.Reason.BAD_URL, "image URLs with credentials are not supported");
+        String host = FetchPolicy.normalizeHost(uri.getHost());
+        if (host == null || host.isEmpty())
+            throw new ImageException(ImageException.Reason.BAD_URL, "the image URL has no valid host");
+        int port = uri.getPort() < 0 ? (https ? 443 : 80) : uri.getPort();
+        if (port < 1 || port > 65535) throw new ImageException(ImageException.Reason.BAD_URL, "the image URL's port is invalid");
+        if (!policy.domainAllowed(host))
+            throw new ImageException(ImageException.Reason.FORBIDDEN, "the image host is not an allowed media domain");
+        if (!policy.allowPrivateMediaUrls() && AddressRules.isInternalName(host))
+            throw forbiddenAddress();
+        extraPolicy.check(uri);
+        String bare = host.startsWith("[") && host.endsWith("]") ? host.substring(1, host.length() - 1) : host;
+        InetAddress[] addresses = resolve(bare, deadline); // the fetch's one deadline covers DNS too
+        if (addresses.length == 0)
+            throw new ImageException(ImageException.Reason.FETCH_FAILED, "the image host could not be resolved");
+        if (!policy.allowPrivateMediaUrls())
+            for (InetAddress a : addresses) if (!AddressRules.isPublic(a)) throw forbiddenAddress();
+        String raw = uri.getRawPath() == null || uri.getRawPath().isEmpty() ? "/" : uri.getRawPath();
+        String target = uri.getRawQuery() == null ? raw : raw + "?" + uri.getRawQuery();
+        boolean defaultPort = port == (https ? 443 : 80);
+        String hostHeader = defaultPort ? host : host + ":" + port;
+        return new Hop(https, host, port, hostHeader, target, addresses);
+    }
+
+    private static ImageException forbiddenAddress() {
+        return new ImageException(ImageException.Reason.FORBIDDEN,
+                "the image URL points to a private, local or reserved network address, which this server does not fetch");
+    }
+
+    /** Resolves on a virtual thread so a slow DNS answer cannot outlast the fetch deadline. */
+    private InetAddress[] resolve(String host, long deadline) throws ImageException {
+        CompletableFuture<InetAddress[]> result = new CompletableFuture<>();
+        Thread.ofVirtual().start(() -> {
+            try {
+                result.complete(resolver.resolve(host));
+            } catch (Throwable t) {
+                result.completeExceptionally(t);
+            }
+        });
         try {
-            return future.get(Math.max(0, deadline - System.nanoTime()), TimeUnit.NANOSECONDS);
+            return result.get(Math.max(1, deadline - System.nanoTime()), TimeUnit.NANOSECONDS);
         } catch (TimeoutException e) {
-            future.cancel(true); // aborts the exchange and closes the connection
             throw timedOut();
         } catch (InterruptedException e) {
-            future.cancel(true);
             Thread.currentThread().interrupt();
             throw new ImageException(ImageException.Reason.FETCH_FAILED, "fetching the image was interrupted");
         } catch (ExecutionException e) {
-            for (Throwable t = e.getCause(); t != null; t = t.getCause()) {
-                if (t instanceof ImageException ie) throw new ImageException(ie.reason(), ie.getMessage(), ie);
-            }
-            Throwable cause = e.getCause();
-            if (cause instanceof HttpTimeoutException) throw timedOut();
-            if (cause instanceof ConnectException || cause instanceof UnresolvedAddressException)
-                throw new ImageException(ImageException.Reason.FETCH_FAILED, "could not connect to the image host", cause);
-            throw new ImageException(ImageException.Reason.FETCH_FAILED, "fetching the image failed", cause);
+            throw new ImageException(ImageException.Reason.FETCH_FAILED, "the image host could not be resolved",
+                    e.getCause() instanceof UnknownHostException ? null : e.getCause());
         }
+    }
+
+    private HttpGet.Response exchange(Hop hop, Map<String, String> extra, long deadline) throws ImageException {
+        Socket socket = null;
+        try {
+            socket = connect(hop, deadline);
+            if (hop.https()) socket = startTls(socket, hop, deadline);
+            return HttpGet.exchange(socket, hop.hostHeader(), hop.target(), extra, deadline, policy.maxImageBytes());
+        } catch (HttpGet.DeadlineExceeded | SocketTimeoutException e) {
+            throw timedOut();
+        } catch (HttpGet.BodyTooLarge e) {
+            throw tooLarge();
+        } catch (HttpGet.Malformed e) {
+            throw new ImageException(ImageException.Reason.FETCH_FAILED, "the image host sent a malformed HTTP response", e);
+        } catch (SSLException e) {
+            throw new ImageException(ImageException.Reason.FETCH_FAILED,
+                    "the TLS connection to the image host failed (certificate or protocol)", e);
+        } catch (IOException e) {
+            if (deadline - System.nanoTime() <= 0) throw timedOut();
+            throw new ImageException(ImageException.Reason.FETCH_FAILED, "the connection to the image host failed", e);
+        } catch (IllegalArgumentException e) {
+            throw new ImageException(ImageException.Reason.BAD_URL, "the image URL is malformed");
+        } finally {
+            if (socket != null) {
+                try {
+                    socket.close();
+                } catch (IOException ignored) {
+                    // nothing to do: the answer (or failure) is already in hand
+                }
+            }
+        }
+    }
+
+    /** Connects to the first checked address that answers; never resolves again. */
+    private Socket connect(Hop hop, long deadline) throws IOException, ImageException {
+        IOException last = null;
+        for (InetAddress address : hop.addresses()) {
+            long remaining = deadline - System.nanoTime();
+            if (remaining <= 0) throw timedOut();
+            try {
+                return connector.connect(address, hop.port(), (int) Math.max(1, (remaining + 999_999) / 1_000_000));
+            } catch (SocketTimeoutException e) {
+                last = e;
+            } catch (IOException e) {
+                last = e;
+            }
+        }
+        if (deadline - System.nanoTime() <= 0) throw timedOut();
+        throw new ImageException(ImageException.Reason.FETCH_FAILED, "could not connect to the image host", last);
+    }
+
+    private Socket startTls(Socket plain, Hop hop, long deadline) throws IOException {
+        SSLSocket ssl = (SSLSocket) tls.createSocket(plain, hop.host(), hop.port(), true);
+        SSLParameters params = ssl.getSSLParameters();
+        params.setEndpointIdentificationAlgorithm("HTTPS"); // certificate must name the URL's host, not the IP
+        boolean literal = hop.host().startsWith("[") || hop.host().chars().allMatch(c -> c == '.' || Character.isDigit(c));
+        if (!literal) params.setServerNames(List.of(new SNIHostName(hop.host())));
+        ssl.setSSLParameters(params);
+        long remaining = deadline - System.nanoTime();
+        if (remaining <= 0) throw new HttpGet.DeadlineExceeded();
+        ssl.setSoTimeout((int) Math.max(1, (remaining + 999_999) / 1_000_000));
+        ssl.startHandshake();
+        return ssl;
+    }
+
+    /**
+     * A declared Content-Type that is clearly not an image (text, HTML, JSON, XML, audio, video...) is refused
+     * without decoding; a missing type, {@code image/*} and {@code application/octet-stream} pass to the decoder,
+     * which sniffs the bytes (servers often mislabel images as octet-stream).
+     */
+    private static void checkContentType(HttpGet.Response response) throws ImageException {
+        String type = response.header("content-type").orElse("").toLowerCase(Locale.ROOT);
+        int semi = type.indexOf(';');
+        if (semi >= 0) type = type.substring(0, semi);
+        type = type.strip();
+        if (type.isEmpty() || type.startsWith("image/") || type.equals("application/octet-stream")
+                || type.equals("binary/octet-stream") || type.equals("application/binary")) return;
+        throw new ImageException(ImageException.Reason.NOT_AN_IMAGE,
+                "the image URL did not return an image (its content type is not image/*)");
     }
 
     private ImageException timedOut() {
         return new ImageException(ImageException.Reason.TIMEOUT,
-                "fetching the image took longer than " + timeout.toMillis() + " ms");
+                "fetching the image took longer than " + policy.timeout().toMillis() + " ms");
     }
 
-    /** Chooses how to read a body once status and headers are known: discard, refuse by Content-Length, or collect. */
-    private HttpResponse.BodySubscriber<byte[]> subscriberFor(HttpResponse.ResponseInfo info, long deadline) {
-        int status = info.statusCode();
-        if (status < 200 || status >= 300) return new CappedBody(0, deadline, null); // body unused: cancel at once
-        long declared = info.headers().firstValueAsLong("content-length").orElse(-1L);
-        if (declared > maxBytes) return new CappedBody(0, deadline, tooLarge());
-        return new CappedBody(maxBytes, deadline, null);
-    }
+// ------------------------------------------------------------------------------------------------ file:
 
-    /**
-     * Collects a body up to {@code maxBytes}; cancels the subscription (closing the connection) past the cap or the
-     * deadline. With {@code maxBytes == 0} it cancels at once and yields null (or {@code refusal}).
-     */
-    private final class CappedBody implements HttpResponse.BodySubscriber<byte[]> {
-        private final long limit;
-        private final long deadline;
-        private final ImageException refusal;
-        private final CompletableFuture<byte[]> body = new CompletableFuture<>();
-        private Flow.Subscription subscription;
-        private byte[] buffer = new byte[8192];
-        private int size;
-
-        CappedBody(long limit, long deadline, ImageException refusal) {
-            this.limit = limit;
-            this.deadline = deadline;
-            this.refusal = refusal;
-        }
-
-        @Override
-        public CompletionStage<byte[]> getBody() {
-            return body;
-        }
-
-        @Override
-        public void onSubscribe(Flow.Subscription s) {
-            subscription = s;
-            if (limit == 0) {
-                s.cancel();
-                if (refusal != null) body.completeExceptionally(refusal);
-                else body.complete(null);
-                return;
-            }
-            s.request(1);
-        }
-
-        @Override
-        public void onNext(List<ByteBuffer> items) {
-            if (body.isDone()) return;
-            for (ByteBuffer b : items) {
-                int n = b.remaining();
-                if ((long) size + n > limit) {
-                    fail(tooLarge());
-                    return;
-                }
-                if (size + n > buffer.length) buffer = Arrays.copyOf(buffer,
-                        (int) Math.min(limit, Math.max((long) buffer.length * 2, (long) size + n)));
-                b.get(buffer, size, n);
-                size += n;
-            }
-            if (System.nanoTime() - deadline > 0) {
-                fail(timedOut());
-                return;
-            }
-            subscription.request(1);
-        }
-
-        private void fail(ImageException e) {
-            subscription.cancel();
-            body.completeExceptionally(e);
-        }
-
-        @Override
-        public void onError(Throwable t) {
-            body.completeExceptionally(t);
-        }
-
-        @Override
-        public void onComplete() {
-            body.complete(Arrays.copyOf(buffer, size));
-        }
-    }
-
-    // ------------------------------------------------------------------------------------------------ file:
-
-    private byte[] readFile(URI uri) throws ImageException {
-        Path path;
-        try {
-            path = Path.of(uri);
-        } catch (IllegalArgumentException | java.nio.file.FileSystemNotFoundException e) {
-            throw new ImageException(ImageException.Reason.BAD_URL, "the file: URL is malformed");
-        }
+    private byte[] readFile(Path path) throws ImageException {
         Path real;
         try {
             real = path.toRealPath(); // resolves ".." and symlinks before the containment check
@@ -371,23 +442,23 @@ public final class ImageFetcher implements AutoCloseable {
         } catch (IOException | SecurityException e) {
             throw new ImageException(ImageException.Reason.FETCH_FAILED, "the image file could not be read");
         }
-        if (!real.startsWith(allowedFileRoot))
+        if (!real.startsWith(allowedRoot))
             throw new ImageException(ImageException.Reason.FORBIDDEN, "the image file is outside the allowed directory");
         if (!Files.isRegularFile(real))
             throw new ImageException(ImageException.Reason.FETCH_FAILED, "the image path is not a regular file");
         try (InputStream in = Files.newInputStream(real)) {
-            if (Files.size(real) > maxBytes) throw tooLarge();
-            byte[] bytes = in.readNBytes((int) Math.min(Integer.MAX_VALUE - 8, maxBytes + 1));
-            if (bytes.length > maxBytes) throw tooLarge(); // grew while reading
+            if (Files.size(real) > policy.maxImageBytes()) throw tooLarge();
+            byte[] bytes = in.readNBytes((int) Math.min(Integer.MAX_VALUE - 8, policy.maxImageBytes() + 1));
+            if (bytes.length > policy.maxImageBytes()) throw tooLarge(); // grew while reading
             return bytes;
         } catch (IOException e) {
             throw new ImageException(ImageException.Reason.FETCH_FAILED, "the image file could not be read");
         }
     }
 
-    /** Stops the HTTP client; fetches in flight fail. */
+    /** Drops the cache's entries (if any); nothing else to release. */
     @Override
     public void close() {
-        client.shutdownNow();
+        if (cache != null) cache.clear();
     }
 }

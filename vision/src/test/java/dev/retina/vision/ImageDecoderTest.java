@@ -179,4 +179,43 @@ class ImageDecoderTest {
         ImageException e = assertThrows(ImageException.class, () -> ImageDecoder.decode(bomb));
         assertEquals(ImageException.Reason.TOO_MANY_PIXELS, e.reason());
     }
+
+    /** Header bombs in every format with a reader: refused from the declared size, before any pixel buffer exists. */
+    @Test
+    void headerBombsAreRefusedBeforeAllocation() throws Exception {
+        byte[] png = TestImages.encode(new BufferedImage(4, 4, BufferedImage.TYPE_3BYTE_BGR), "png");
+        java.nio.ByteBuffer.wrap(png, 16, 8).putInt(50_000).putInt(50_000);
+        byte[] gif = TestImages.encode(new BufferedImage(4, 4, BufferedImage.TYPE_BYTE_INDEXED), "gif");
+        gif[6] = (byte) 0x50; gif[7] = (byte) 0xc3; gif[8] = (byte) 0x50; gif[9] = (byte) 0xc3; // screen 50000 x 50000
+        byte[] jpeg = TestImages.encode(new BufferedImage(8, 8, BufferedImage.TYPE_3BYTE_BGR), "jpg");
+        for (int i = 2; i < jpeg.length - 8; i++) { // SOF0: FF C0 len(2) precision(1) height(2) width(2)
+            if ((jpeg[i] & 0xff) == 0xff && (jpeg[i + 1] & 0xff) == 0xc0) {
+                java.nio.ByteBuffer.wrap(jpeg, i + 5, 4).putShort((short) 60_000).putShort((short) 60_000);
+                break;
+            }
+        }
+        for (byte[] bomb : java.util.List.of(png, gif, jpeg)) {
+            ImageException e = assertThrows(ImageException.class, () -> ImageDecoder.decode(bomb));
+            assertEquals(ImageException.Reason.TOO_MANY_PIXELS, e.reason());
+        }
+        // WebP: 4 x 4 limit against a 61 x 47 file.
+        byte[] webp = java.nio.file.Files.readAllBytes(java.nio.file.Path.of(
+                getClass().getResource("/pillow/lossy.webp").toURI()));
+        assertEquals(ImageException.Reason.TOO_MANY_PIXELS,
+                assertThrows(ImageException.class, () -> new ImageDecoder(16).read(webp)).reason());
+        assertEquals(61, ImageDecoder.decode(webp).width()); // and the next decode works
+    }
+
+    @Test
+    void truncatedFilesOfEveryFormatAreUndecodable() throws Exception {
+        for (String name : java.util.List.of("q90_420.jpg", "lossy.webp", "lossless.webp", "cmyk.jpg", "p.gif")) {
+            byte[] full = java.nio.file.Files.readAllBytes(java.nio.file.Path.of(
+                    getClass().getResource("/pillow/" + name).toURI()));
+            byte[] cut = Arrays.copyOf(full, full.length / 3);
+            ImageException e = assertThrows(ImageException.class, () -> ImageDecoder.decode(cut), name);
+            assertEquals(ImageException.Reason.UNDECODABLE, e.reason(), name);
+            assertTrue(!e.getMessage().contains("Exception"), "message stays user-safe: " + e.getMessage());
+            assertEquals(61, ImageDecoder.decode(full).width(), name); // the next decode works
+        }
+    }
 }

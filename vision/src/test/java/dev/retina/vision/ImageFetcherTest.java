@@ -70,7 +70,8 @@ class ImageFetcherTest {
         executor = Executors.newCachedThreadPool();
         server.setExecutor(executor);
         server.start();
-        fetcher = new ImageFetcher(Duration.ofMillis(1000), 1000);
+        fetcher = new ImageFetcher(FetchPolicy.defaults().withTimeout(Duration.ofMillis(1000)).withMaxImageBytes(1000)
+                .withAllowPrivateMediaUrls(true)); // the test server is on loopback
     }
 
     @AfterEach
@@ -120,10 +121,10 @@ class ImageFetcherTest {
 
     @Test
     void policyIsAskedForEveryHop() throws Exception {
-        try (ImageFetcher strict = new ImageFetcher(Duration.ofSeconds(1), 1000, null, uri -> {
+        try (ImageFetcher strict = new ImageFetcher(fetcher.policy(), uri -> {
             if (uri.getPath().equals("/img.png"))
                 throw new ImageException(ImageException.Reason.FORBIDDEN, "refused");
-        })) {
+        }, null, null, null, null)) {
             assertEquals(ImageException.Reason.FORBIDDEN,
                     assertThrows(ImageException.class, () -> strict.fetch(url("/redirect"))).reason());
         }
@@ -187,6 +188,7 @@ class ImageFetcherTest {
     void otherSchemesAreRefused() {
         assertEquals(ImageException.Reason.UNSUPPORTED_SCHEME, failure("ftp://example.com/a.png"));
         assertEquals(ImageException.Reason.UNSUPPORTED_SCHEME, failure("file:///etc/passwd"));
+        assertEquals(ImageException.Reason.UNSUPPORTED_SCHEME, failure("/etc/passwd"));
         assertEquals(ImageException.Reason.BAD_URL, failure("not a url"));
         assertEquals(ImageException.Reason.BAD_URL, failure(""));
     }
@@ -199,6 +201,11 @@ class ImageFetcherTest {
         Files.createSymbolicLink(root.resolve("link.png"), tmp.resolve("secret.png"));
         try (ImageFetcher local = new ImageFetcher(Duration.ofSeconds(1), 1000, root)) {
             assertArrayEquals(PNG, local.fetch(root.resolve("a.png").toUri().toString()));
+            assertArrayEquals(PNG, local.fetch(root.resolve("a.png").toString())); // bare absolute path
+            assertEquals(ImageException.Reason.FORBIDDEN, assertThrows(ImageException.class,
+                    () -> local.fetch(tmp.resolve("secret.png").toString())).reason());
+            assertEquals(ImageException.Reason.FORBIDDEN, assertThrows(ImageException.class,
+                    () -> local.fetch(root + "/../secret.png")).reason());
             String escape = root.toUri() + "../secret.png";
             assertEquals(ImageException.Reason.FORBIDDEN,
                     assertThrows(ImageException.class, () -> local.fetch(escape)).reason());
