@@ -18,10 +18,12 @@ import java.util.Objects;
  * @param imageFetchTimeout how long one image URL may take to fetch
  * @param maxRequestBytes   the largest HTTP request body accepted (413 above)
  * @param maxImageBytes     the largest image a URL may return
+ * @param media             image URL policy, images per prompt, encoder cache ({@link MediaConfig})
  */
 public record ServerConfig(String model, String servedModelName, String host, int port, Path chatTemplate,
                            Dtype dtype, Device device, Integer maxModelLen, long seed, LoadFormat loadFormat,
-                           VlmConfig vlm, Duration imageFetchTimeout, int maxRequestBytes, long maxImageBytes) {
+                           VlmConfig vlm, Duration imageFetchTimeout, int maxRequestBytes, long maxImageBytes,
+                           MediaConfig media) {
 
     /** The {@code --model} value that selects the tiny random LLaVA-1.5 checkpoint bundled in the jar. */
     public static final String DEMO_MODEL = "demo";
@@ -44,6 +46,34 @@ public record ServerConfig(String model, String servedModelName, String host, in
         if (maxImageBytes < 1) throw new ConfigException("--max-image-bytes must be >= 1, got " + maxImageBytes);
         if (chatTemplate != null && !java.nio.file.Files.isRegularFile(chatTemplate))
             throw new ConfigException("--chat-template " + chatTemplate + " is not a readable file");
+        if (media == null) media = MediaConfig.defaults();
+        if (media.limitImagesPerPrompt() != null && vlm.imageInputShape() != null
+                && !media.limitImagesPerPrompt().equals(vlm.imageInputShape().get(0)))
+            throw new ConfigException("--limit-mm-per-prompt image=" + media.limitImagesPerPrompt()
+                    + " contradicts --image-input-shape, whose N is " + vlm.imageInputShape().get(0));
+    }
+
+    /** Without media settings: {@link MediaConfig#defaults()}. */
+    public ServerConfig(String model, String servedModelName, String host, int port, Path chatTemplate,
+                        Dtype dtype, Device device, Integer maxModelLen, long seed, LoadFormat loadFormat,
+                        VlmConfig vlm, Duration imageFetchTimeout, int maxRequestBytes, long maxImageBytes) {
+        this(model, servedModelName, host, port, chatTemplate, dtype, device, maxModelLen, seed, loadFormat, vlm,
+                imageFetchTimeout, maxRequestBytes, maxImageBytes, MediaConfig.defaults());
+    }
+
+    public ServerConfig withMedia(MediaConfig newMedia) {
+        return new ServerConfig(model, servedModelName, host, port, chatTemplate, dtype, device, maxModelLen, seed,
+                loadFormat, vlm, imageFetchTimeout, maxRequestBytes, maxImageBytes, newMedia);
+    }
+
+    /**
+     * Images one request may carry: {@code --limit-mm-per-prompt image=N}, else the N of an explicit
+     * {@code --image-input-shape} (vLLM 0.4's meaning), else {@link MediaConfig#DEFAULT_LIMIT_IMAGES_PER_PROMPT}.
+     */
+    public int maxImagesPerPrompt() {
+        if (media.limitImagesPerPrompt() != null) return media.limitImagesPerPrompt();
+        if (vlm.imageInputShape() != null) return vlm.imageInputShape().get(0);
+        return MediaConfig.DEFAULT_LIMIT_IMAGES_PER_PROMPT;
     }
 
     /** A configuration with every default, for the given model (tests and examples). */
@@ -54,12 +84,12 @@ public record ServerConfig(String model, String servedModelName, String host, in
 
     public ServerConfig withPort(int newPort) {
         return new ServerConfig(model, servedModelName, host, newPort, chatTemplate, dtype, device, maxModelLen, seed,
-                loadFormat, vlm, imageFetchTimeout, maxRequestBytes, maxImageBytes);
+                loadFormat, vlm, imageFetchTimeout, maxRequestBytes, maxImageBytes, media);
     }
 
     public ServerConfig withImageFetchTimeout(Duration timeout) {
         return new ServerConfig(model, servedModelName, host, port, chatTemplate, dtype, device, maxModelLen, seed,
-                loadFormat, vlm, timeout, maxRequestBytes, maxImageBytes);
+                loadFormat, vlm, timeout, maxRequestBytes, maxImageBytes, media);
     }
 
     public boolean isDemoModel() {
