@@ -57,6 +57,11 @@ public final class EngineFactory {
      * @throws IllegalArgumentException when an image cannot fit one step or the cache cannot hold one sequence
      */
     public static Loaded start(LlavaModel model, EngineConfig config, ImageInput largestImage) {
+        return start(model, config, largestImage, LlavaModelRunner.DEFAULT_ENCODER_CACHE_SIZE);
+    }
+
+    /** As {@link #start(LlavaModel, EngineConfig, ImageInput)}, with the encoder cache bounded to that many image tokens. */
+    public static Loaded start(LlavaModel model, EngineConfig config, ImageInput largestImage, int encoderCacheSize) {
         if (largestImage != null && largestImage.numImageTokens() > config.maxNumBatchedTokens())
             throw new IllegalArgumentException("--max-num-batched-tokens " + config.maxNumBatchedTokens()
                     + " is smaller than one image's " + largestImage.numImageTokens() + " tokens; raise it to at least "
@@ -64,7 +69,7 @@ public final class EngineFactory {
         int numBlocks = KvCacheSizer.numBlocks(model, config, largestImage);
         log.info("KV cache: {} blocks of {} tokens = {} tokens", numBlocks, config.blockSize(),
                 (long) numBlocks * config.blockSize());
-        LlavaModelRunner runner = new LlavaModelRunner(model, numBlocks, config.blockSize());
+        LlavaModelRunner runner = new LlavaModelRunner(model, numBlocks, config.blockSize(), encoderCacheSize);
         return new Loaded(model, new LlmEngine(config, numBlocks, runner), numBlocks);
     }
 
