@@ -40,9 +40,9 @@ final class LlamaModel implements AutoCloseable {
     private final NDArray attentionScale; // () float32 or model dtype: headDim^-0.5
     private final int qDim;
     private final int kvDim;
-    private final TorchShim shim;          // null: DJL ops only
-    private final boolean flashAttention;  // varlen flash attention over the packed context (CUDA, float16)
-    private final boolean fusedRmsNorm;    // one-kernel RMSNorm (CUDA, float16)
+    private final TorchShim shim;          // null: DJL ops only (CPU, float32, or no CUDA shim in this libtorch)
+    private boolean flashAttention;        // varlen flash attention over the packed context (CUDA, float16)
+    private boolean fusedRmsNorm;          // one-kernel RMSNorm (CUDA, float16)
 
     LlamaModel(LlavaConfig.TextConfig config, boolean tieWordEmbeddings, WeightSource weights, NDManager manager,
                DataType dtype, boolean nativeKernels) {
@@ -50,11 +50,9 @@ final class LlamaModel implements AutoCloseable {
         this.dtype = dtype;
         // Native kernels only where HF itself runs in half precision on CUDA; CPU float32 stays on the DJL path the
         // parity tests pin to HF's float64 goldens.
-        boolean eligible = nativeKernels && manager.getDevice().isGpu() && dtype == DataType.FLOAT16;
+        boolean eligible = manager.getDevice().isGpu() && dtype == DataType.FLOAT16;
         this.shim = eligible ? TorchShim.cuda().orElse(null) : null;
-        int headDim = config.headDim();
-        this.flashAttention = shim != null && shim.hasFlashAttention() && headDim % 8 == 0 && headDim <= 256;
-        this.fusedRmsNorm = shim != null && shim.hasFusedRmsNorm();
+        setNativeKernels(nativeKernels);
         long h = config.hiddenSize();
         long inter = config.intermediateSize();
         qDim = config.numAttentionHeads() * config.headDim();
@@ -88,6 +86,13 @@ final class LlamaModel implements AutoCloseable {
         try (NDArray s = manager.create((float) Math.pow(config.headDim(), -0.5))) {
             attentionScale = Tensors.owned(s, dtype);
         }
+    }
+
+    /** Native kernels on (where this device, dtype and libtorch allow) or off. Engine thread only. */
+    void setNativeKernels(boolean enabled) {
+        int headDim = config.headDim();
+        flashAttention = enabled && shim != null && shim.hasFlashAttention() && headDim % 8 == 0 && headDim <= 256;
+        fusedRmsNorm = enabled && shim != null && shim.hasFusedRmsNorm();
     }
 
     /** Loads the named projections and concatenates them along the output dimension (one matmul instead of n). */

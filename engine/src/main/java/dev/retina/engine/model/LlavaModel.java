@@ -210,6 +210,14 @@ public final class LlavaModel implements AutoCloseable {
         return languageModel.forward(inputsEmbeds, batch, cache);
     }
 
+    /**
+     * Turns the CUDA float16 native kernels ({@link ModelLoadConfig#nativeKernels()}) on or off for later steps, where
+     * they apply; for comparing both paths on the same weights. Engine thread only.
+     */
+    public void setNativeKernels(boolean enabled) {
+        languageModel.setNativeKernels(enabled);
+    }
+
     /** A KV cache of {@code numBlocks} blocks shaped for this model. */
     public KvCache newKvCache(int numBlocks, int blockSize) {
         return KvCache.forModel(this, numBlocks, blockSize);
