@@ -21,8 +21,16 @@ final class AttentionMetadata {
     final NDArray contextSlots;   // (numSeqs * maxSeqLen) int64: cache slot of each context position (pad: slot 0)
     final NDArray mask;           // (numSeqs, 1, 1, maxQueryLen, maxSeqLen) float32: 0 visible, -inf hidden
     final NDArray logitsIndices;  // (numSeqs) int64
+    // Packed layout (varlen flash attention); null in the padded layout, where the four padded arrays above are set
+    // and these are null (each array built is one host-to-device copy per step).
+    final NDArray cuSeqQ;         // (numSeqs + 1) int32: queryStartLoc
+    final NDArray cuSeqK;         // (numSeqs + 1) int32: running sum of seqLens
+    final NDArray packedContextSlots; // (sum seqLens) int64: cache slot of each context position, sequences end to end
 
-    AttentionMetadata(ForwardBatch batch, int blockSize, NDManager step) {
+    /**
+     * @param packed build the packed (varlen) layout instead of the padded one
+     */
+    AttentionMetadata(ForwardBatch batch, int blockSize, NDManager step, boolean packed) {
         numSeqs = batch.numSeqs();
         int numTokens = batch.numTokens();
         int[] starts = batch.queryStartLoc();
@@ -38,6 +46,38 @@ final class AttentionMetadata {
         maxSeqLen = maxS;
         maxPosition = maxPos;
 
+        long[] positionValues = new long[numTokens];
+        long[] slots = new long[numTokens];
+        for (int t = 0; t < numTokens; t++) {
+            positionValues[t] = batch.positions()[t];
+            slots[t] = batch.slotMapping()[t];
+        }
+        long[] logits = new long[numSeqs];
+        for (int s = 0; s < numSeqs; s++) logits[s] = batch.logitsIndices()[s];
+        positions = step.create(positionValues);
+        slotMapping = step.create(slots);
+        logitsIndices = step.create(logits);
+        if (packed) {
+            int[] cuK = new int[numSeqs + 1];
+            for (int s = 0; s < numSeqs; s++) cuK[s + 1] = cuK[s] + batch.seqLens()[s];
+            long[] ctx = new long[cuK[numSeqs]];
+            for (int s = 0; s < numSeqs; s++) {
+                int[] table = batch.blockTables()[s];
+                for (int j = 0, n = batch.seqLens()[s]; j < n; j++)
+                    ctx[cuK[s] + j] = (long) table[j / blockSize] * blockSize + j % blockSize;
+            }
+            cuSeqQ = step.create(starts.clone());
+            cuSeqK = step.create(cuK);
+            packedContextSlots = step.create(ctx);
+            queryPadIndex = null;
+            queryUnpadIndex = null;
+            contextSlots = null;
+            mask = null;
+            return;
+        }
+        cuSeqQ = null;
+        cuSeqK = null;
+        packedContextSlots = null;
         long[] pad = new long[numSeqs * maxQ];
         long[] unpad = new long[numTokens];
         long[] ctx = new long[numSeqs * maxS];
@@ -62,21 +102,24 @@ final class AttentionMetadata {
                 }
             }
         }
-        long[] pos = new long[numTokens];
-        long[] slots = new long[numTokens];
-        for (int t = 0; t < numTokens; t++) {
-            pos[t] = batch.positions()[t];
-            slots[t] = batch.slotMapping()[t];
-        }
-        long[] logits = new long[numSeqs];
-        for (int s = 0; s < numSeqs; s++) logits[s] = batch.logitsIndices()[s];
-        positions = step.create(pos);
-        slotMapping = step.create(slots);
         queryPadIndex = step.create(pad);
         queryUnpadIndex = step.create(unpad);
         contextSlots = step.create(ctx);
         mask = step.create(maskValues, new Shape(numSeqs, 1, 1, maxQ, maxS));
-        logitsIndices = step.create(logits);
+    }
+
+    /**
+     * True when each sequence's new tokens are the last of its context (position = seqLen - numNew + i), the case the
+     * packed layout's bottom-right causal mask describes. Always so for the engine's prefill chunks and decode steps.
+     */
+    static boolean newTokensTrail(ForwardBatch batch) {
+        int[] starts = batch.queryStartLoc();
+        for (int s = 0; s < batch.numSeqs(); s++) {
+            int numNew = starts[s + 1] - starts[s];
+            for (int i = 0; i < numNew; i++)
+                if (batch.positions()[starts[s] + i] != batch.seqLens()[s] - numNew + i) return false;
+        }
+        return true;
     }
 
     /** True when every sequence adds exactly as many tokens as the padded width (no padded query rows). */

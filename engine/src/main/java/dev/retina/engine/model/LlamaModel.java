@@ -40,11 +40,19 @@ final class LlamaModel implements AutoCloseable {
     private final NDArray attentionScale; // () float32 or model dtype: headDim^-0.5
     private final int qDim;
     private final int kvDim;
+    private final TorchShim shim;          // null: DJL ops only (CPU, float32, or no CUDA shim in this libtorch)
+    private boolean flashAttention;        // varlen flash attention over the packed context (CUDA, float16)
+    private boolean fusedRmsNorm;          // one-kernel RMSNorm (CUDA, float16)
 
     LlamaModel(LlavaConfig.TextConfig config, boolean tieWordEmbeddings, WeightSource weights, NDManager manager,
-               DataType dtype) {
+               DataType dtype, boolean nativeKernels) {
         this.config = config;
         this.dtype = dtype;
+        // Native kernels only where HF itself runs in half precision on CUDA; CPU float32 stays on the DJL path the
+        // parity tests pin to HF's float64 goldens.
+        boolean eligible = manager.getDevice().isGpu() && dtype == DataType.FLOAT16;
+        this.shim = eligible ? TorchShim.cuda().orElse(null) : null;
+        setNativeKernels(nativeKernels);
         long h = config.hiddenSize();
         long inter = config.intermediateSize();
         qDim = config.numAttentionHeads() * config.headDim();
@@ -80,6 +88,13 @@ final class LlamaModel implements AutoCloseable {
         }
     }
 
+    /** Native kernels on (where this device, dtype and libtorch allow) or off. Engine thread only. */
+    void setNativeKernels(boolean enabled) {
+        int headDim = config.headDim();
+        flashAttention = enabled && shim != null && shim.hasFlashAttention() && headDim % 8 == 0 && headDim <= 256;
+        fusedRmsNorm = enabled && shim != null && shim.hasFusedRmsNorm();
+    }
+
     /** Loads the named projections and concatenates them along the output dimension (one matmul instead of n). */
     private static NDArray fused(WeightSource weights, String[] names, long[] outSizes, long inSize, String suffix) {
         try (NDList parts = new NDList()) {
@@ -106,13 +121,15 @@ final class LlamaModel implements AutoCloseable {
      */
     NDArray forward(NDArray inputsEmbeds, ForwardBatch batch, KvCache cache) {
         NDManager step = inputsEmbeds.getManager();
-        AttentionMetadata meta = new AttentionMetadata(batch, cache.blockSize(), step);
+        boolean packed = flashAttention && AttentionMetadata.newTokensTrail(batch);
+        AttentionMetadata meta = new AttentionMetadata(batch, cache.blockSize(), step, packed);
+        NDArray[] cosSin = rotaryEmb.cosSin(meta.positions, meta.maxPosition); // once per step, not per layer
         NDArray hidden = inputsEmbeds;
         for (int i = 0; i < layers.length; i++) {
             // Each layer's temporaries die with its scope; only the residual stream survives to the next layer.
             try (NDManager scope = step.newSubManager()) {
                 hidden.tempAttach(scope);
-                NDArray out = decoderLayer(layers[i], hidden, meta, cache.keyCache(i), cache.valueCache(i));
+                NDArray out = decoderLayer(layers[i], hidden, meta, cosSin, cache.keyCache(i), cache.valueCache(i));
                 out.attach(step);
                 if (hidden != inputsEmbeds) hidden.attach(scope); // the previous layer's output: free it with the scope
                 hidden = out;
@@ -123,23 +140,26 @@ final class LlamaModel implements AutoCloseable {
         return logits.getDataType() == DataType.FLOAT32 ? logits : logits.toType(DataType.FLOAT32, false);
     }
 
-    private NDArray decoderLayer(DecoderLayer w, NDArray hidden, AttentionMetadata meta, NDArray keyCache,
-                                 NDArray valueCache) {
+    private NDArray decoderLayer(DecoderLayer w, NDArray hidden, AttentionMetadata meta, NDArray[] cosSin,
+                                 NDArray keyCache, NDArray valueCache) {
         long numTokens = hidden.getShape().get(0);
         int heads = config.numAttentionHeads();
         int kvHeads = config.numKeyValueHeads();
         int d = config.headDim();
         NDArray qkv = Linear.linear(rmsNorm(hidden, w.inputLayernormWeight()), w.qkvProjWeight(), w.qkvProjBias())
                 .singletonOrThrow(); // (T, qDim + 2 * kvDim)
-        NDList split = qkv.split(new long[] {qDim, qDim + kvDim}, 1);
-        NDArray[] rotated = rotaryEmb.apply(split.get(0).reshape(numTokens, heads, d),
-                split.get(1).reshape(numTokens, kvHeads, d), meta.positions, meta.maxPosition);
-        NDArray q = rotated[0];                                   // (T, heads, d)
-        NDArray k = rotated[1].reshape(numTokens, kvDim);         // (T, kvDim)
-        NDArray v = split.get(2);                                 // (T, kvDim)
+        NDList split = qkv.split(new long[] {qDim + kvDim}, 1); // q and k side by side, v
+        // q and k heads rotate in one pass: (T, heads + kvHeads, d)
+        NDArray qk = rotaryEmb.rotate(split.get(0).reshape(numTokens, heads + kvHeads, d), cosSin[0], cosSin[1]);
+        NDList qkSplit = qk.split(new long[] {heads}, 1);
+        NDArray q = qkSplit.get(0);                               // (T, heads, d)
+        NDArray k = qkSplit.get(1).reshape(numTokens, kvDim);     // (T, kvDim)
+        NDArray v = split.get(1);                                 // (T, kvDim)
         keyCache.set(new NDIndex("{}", meta.slotMapping), k);
         valueCache.set(new NDIndex("{}", meta.slotMapping), v);
-        NDArray attn = attention(q, keyCache, valueCache, meta);  // (T, qDim)
+        NDArray attn = meta.packedContextSlots != null
+                ? flashAttention(q, keyCache, valueCache, meta)
+                : attention(q, keyCache, valueCache, meta);       // (T, qDim)
         NDArray h = hidden.add(Linear.linear(attn, w.oProjWeight(), w.oProjBias()).singletonOrThrow());
         NDArray gateUp = Linear.linear(rmsNorm(h, w.postAttentionLayernormWeight()), w.gateUpProjWeight(),
                 w.gateUpProjBias()).singletonOrThrow(); // (T, 2 * intermediate)
@@ -147,6 +167,26 @@ final class LlamaModel implements AutoCloseable {
         NDArray gate = gu.get(0);
         NDArray act = gate.mul(Activation.sigmoid(gate)).mul(gu.get(1)); // silu(gate) * up
         return h.add(Linear.linear(act, w.downProjWeight(), w.downProjBias()).singletonOrThrow());
+    }
+
+    /**
+     * Varlen flash attention over each sequence's context gathered packed (no padding, no mask): sequences' K/V
+     * rows end to end, cumulative lengths telling the kernel where each starts. Grouped-query attention is native to
+     * the kernel. Only for batches whose new tokens trail their contexts (see {@link TorchShim#flashAttentionVarlen}).
+     */
+    private NDArray flashAttention(NDArray q, NDArray keyCache, NDArray valueCache, AttentionMetadata meta) {
+        long numTokens = q.getShape().get(0);
+        long kvHeads = config.numKeyValueHeads();
+        long d = config.headDim();
+        NDManager scope = q.getManager();
+        long totalK = meta.packedContextSlots.getShape().get(0);
+        NDArray keys = rows(meta.packedContextSlots, keyCache, scope).reshape(totalK, kvHeads, d);
+        NDArray values = rows(meta.packedContextSlots, valueCache, scope).reshape(totalK, kvHeads, d);
+        // Decode rows (one query each) see their whole context: no causal mask needed, whatever its alignment.
+        boolean causal = meta.maxQueryLen > 1;
+        NDArray out = shim.flashAttentionVarlen(q, keys, values, meta.cuSeqQ, meta.cuSeqK, meta.maxQueryLen,
+                meta.maxSeqLen, causal, Math.pow(d, -0.5)); // (T, heads, d)
+        return out.reshape(numTokens, qDim);
     }
 
     /**
@@ -179,8 +219,12 @@ final class LlamaModel implements AutoCloseable {
         return meta.noQueryPadding((int) numTokens) ? out : rows(meta.queryUnpadIndex, out, scope);
     }
 
-    /** HF LlamaRMSNorm: in float32, x * rsqrt(mean(x^2) + eps), back to the input dtype, times the weight. */
+    /**
+     * HF LlamaRMSNorm: in float32, x * rsqrt(mean(x^2) + eps), back to the input dtype, times the weight. On CUDA in
+     * float16 one fused kernel does it (float32 inside too; the weight multiply before the final rounding).
+     */
     private NDArray rmsNorm(NDArray x, NDArray weight) {
+        if (fusedRmsNorm) return shim.fusedRmsNorm(x, weight, config.hiddenSize(), config.rmsNormEps());
         NDArray x32 = x.getDataType() == DataType.FLOAT32 ? x : x.toType(DataType.FLOAT32, false);
         NDArray variance = x32.square().mean(new int[] {-1}, true);
         NDArray normed = x32.div(variance.add(rmsNormEps).sqrt());

@@ -37,14 +37,16 @@ public final class LlavaModel implements AutoCloseable {
     private final int[] visionFeatureIndices; // non-negative HF hidden_states indices
     private final NDArray imageNewline;       // (textHidden), LLaVA-NeXT only, else null
 
-    private LlavaModel(LlavaConfig config, NDManager manager, DataType dtype, WeightSource weights) {
+    private LlavaModel(LlavaConfig config, NDManager manager, DataType dtype, WeightSource weights,
+                       boolean nativeKernels) {
         this.config = config;
         this.manager = manager;
         this.dtype = dtype;
         this.visionTower = new ClipVisionTower(config.visionConfig(), config.numVisionLayersToRun(), weights, manager,
                 dtype);
         this.multiModalProjector = new MultiModalProjector(config, weights, visionTower.quickGeluAlpha());
-        this.languageModel = new LlamaModel(config.textConfig(), config.tieWordEmbeddings(), weights, manager, dtype);
+        this.languageModel = new LlamaModel(config.textConfig(), config.tieWordEmbeddings(), weights, manager, dtype,
+                nativeKernels);
         this.visionFeatureIndices = config.visionFeatureLayers().stream().mapToInt(config::resolveVisionLayer).toArray();
         this.imageNewline = config.isNext() ? weights.get("image_newline", config.textConfig().hiddenSize()) : null;
     }
@@ -60,7 +62,7 @@ public final class LlavaModel implements AutoCloseable {
         try (WeightSource weights = format == LoadFormat.DUMMY
                 ? new DummyWeights(manager, dtype, cfg.seed(), config.tieWordEmbeddings())
                 : new CheckpointWeights(modelDir, manager, dtype)) {
-            LlavaModel model = new LlavaModel(config, manager, dtype, weights);
+            LlavaModel model = new LlavaModel(config, manager, dtype, weights, cfg.nativeKernels());
             log.info("loaded {} ({} weights) on {} as {} in {} ms", modelDir.getFileName(), format, cfg.device(), dtype,
                     (System.nanoTime() - startNanos) / 1_000_000);
             return model;
@@ -206,6 +208,14 @@ public final class LlavaModel implements AutoCloseable {
             throw new IllegalArgumentException("KV cache has " + cache.numLayers() + " layers, model "
                     + config.textConfig().numHiddenLayers());
         return languageModel.forward(inputsEmbeds, batch, cache);
+    }
+
+    /**
+     * Turns the CUDA float16 native kernels ({@link ModelLoadConfig#nativeKernels()}) on or off for later steps, where
+     * they apply; for comparing both paths on the same weights. Engine thread only.
+     */
+    public void setNativeKernels(boolean enabled) {
+        languageModel.setNativeKernels(enabled);
     }
 
     /** A KV cache of {@code numBlocks} blocks shaped for this model. */

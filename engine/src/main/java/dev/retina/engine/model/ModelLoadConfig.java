@@ -13,13 +13,21 @@ import java.util.Objects;
  *                   GPU. BFLOAT16 is refused: it kills the JVM inside DJL 0.36 (FACTS.md)
  * @param loadFormat where weights come from
  * @param seed       seed of the random weights of {@link LoadFormat#DUMMY}
+ * @param nativeKernels on CUDA in float16, use libtorch kernels DJL has no op for (flash attention over the packed
+ *                   context, fused RMSNorm) through the C shim ({@link TorchShim}); false keeps DJL ops only, the path
+ *                   the CPU parity tests check. Ignored on CPU.
  */
-public record ModelLoadConfig(Device device, DataType dtype, LoadFormat loadFormat, long seed) {
+public record ModelLoadConfig(Device device, DataType dtype, LoadFormat loadFormat, long seed, boolean nativeKernels) {
     public ModelLoadConfig {
         Objects.requireNonNull(device, "device");
         Objects.requireNonNull(loadFormat, "loadFormat");
         if (dtype != null && dtype != DataType.FLOAT32 && dtype != DataType.FLOAT16)
             throw new IllegalArgumentException("dtype must be FLOAT32, FLOAT16 or null (auto), got " + dtype);
+    }
+
+    /** With native kernels on (where they apply). */
+    public ModelLoadConfig(Device device, DataType dtype, LoadFormat loadFormat, long seed) {
+        this(device, dtype, loadFormat, seed, true);
     }
 
     /** CPU, float32, safetensors: what the parity tests use. */
@@ -39,6 +47,10 @@ public record ModelLoadConfig(Device device, DataType dtype, LoadFormat loadForm
     }
 
     public ModelLoadConfig withLoadFormat(LoadFormat format) {
-        return new ModelLoadConfig(device, dtype, format, seed);
+        return new ModelLoadConfig(device, dtype, format, seed, nativeKernels);
+    }
+
+    public ModelLoadConfig withNativeKernels(boolean enabled) {
+        return new ModelLoadConfig(device, dtype, loadFormat, seed, enabled);
     }
 }

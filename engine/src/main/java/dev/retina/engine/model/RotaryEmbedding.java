@@ -1,6 +1,7 @@
 package dev.retina.engine.model;
 
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
@@ -100,28 +101,28 @@ final class RotaryEmbedding implements AutoCloseable {
     }
 
     /**
-     * Rotates {@code q} and {@code k} at the given positions.
+     * cos and sin at the given positions, gathered once per step and shared by every layer.
      *
-     * @param q         (T, numHeads, headDim)
-     * @param k         (T, numKvHeads, headDim)
-     * @param positions (T) int64, in the step manager
+     * @param positions   (T) int64, in the step manager
      * @param maxPosition largest value in {@code positions}, known on the host (avoids a device sync)
-     * @return {rotated q, rotated k}, in q's and k's managers
+     * @return {cos, sin}, each (T, 1, headDim) model dtype (the 1 broadcasts over heads), in positions' manager
      */
-    NDArray[] apply(NDArray q, NDArray k, NDArray positions, int maxPosition) {
+    NDArray[] cosSin(NDArray positions, int maxPosition) {
         ensureCapacity(maxPosition);
-        NDManager step = q.getManager();
-        NDArray cos = LlamaModel.rows(positions, cosTable, step).expandDims(1); // (T, 1, headDim): over heads
-        NDArray sin = LlamaModel.rows(positions, sinTable, step).expandDims(1);
-        return new NDArray[] {rotate(q, cos, sin), rotate(k, cos, sin)};
+        NDManager step = positions.getManager();
+        return new NDArray[] {LlamaModel.rows(positions, cosTable, step).expandDims(1),
+                LlamaModel.rows(positions, sinTable, step).expandDims(1)};
     }
 
-    /** x * cos + rotate_half(x) * sin, with rotate_half(x) = cat(-x2, x1). */
-    private NDArray rotate(NDArray x, NDArray cos, NDArray sin) {
-        int half = headDim / 2;
-        NDArray x1 = x.get("..., :" + half);
-        NDArray x2 = x.get("..., " + half + ":");
-        NDArray rotated = x2.neg().concat(x1, -1);
+    /**
+     * x * cos + rotate_half(x) * sin, with rotate_half(x) = cat(-x2, x1). Elementwise, so q and k heads laid side by
+     * side rotate in one pass with the same result as two.
+     *
+     * @param x (T, numHeads, headDim); cos, sin from {@link #cosSin}
+     */
+    NDArray rotate(NDArray x, NDArray cos, NDArray sin) {
+        NDList halves = x.split(2, 2); // x1, x2
+        NDArray rotated = halves.get(1).neg().concat(halves.get(0), -1);
         return x.mul(cos).add(rotated.mul(sin));
     }
 

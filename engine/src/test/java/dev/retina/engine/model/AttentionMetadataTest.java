@@ -1,0 +1,47 @@
+package dev.retina.engine.model;
+
+import ai.djl.Device;
+import ai.djl.ndarray.NDManager;
+import org.junit.jupiter.api.Test;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** The packed (varlen flash attention) layout: which batches may use it and what it tells the kernel. */
+class AttentionMetadataTest {
+    private static final int BLOCK = 4;
+
+    @Test
+    void decodeAndChunkedPrefillTrailTheirContexts() {
+        ForwardBatch decode = ForwardBatch.concat(ForwardBatch.single(5, 1, new int[] {3, 7}, BLOCK),
+                ForwardBatch.single(2, 1, new int[] {1}, BLOCK));
+        ForwardBatch chunk = ForwardBatch.single(4, 3, new int[] {0, 2}, BLOCK); // positions 4..6 of 7
+        assertTrue(AttentionMetadata.newTokensTrail(decode));
+        assertTrue(AttentionMetadata.newTokensTrail(chunk));
+    }
+
+    @Test
+    void newTokensBeforeTheContextEndDoNotTrail() {
+        // One new token at position 1 of a 3-token context: the bottom-right causal mask would let it see position 2.
+        ForwardBatch b = new ForwardBatch(new int[] {1}, new int[] {1}, new int[] {0, 1}, new int[] {3},
+                new int[][] {{0}}, new int[] {0});
+        assertFalse(AttentionMetadata.newTokensTrail(b));
+    }
+
+    @Test
+    void packedLayoutListsEachContextsSlotsEndToEnd() {
+        ForwardBatch batch = ForwardBatch.concat(ForwardBatch.single(5, 1, new int[] {3, 7}, BLOCK),
+                ForwardBatch.single(0, 2, new int[] {1}, BLOCK));
+        try (NDManager m = NDManager.newBaseManager(Device.cpu())) {
+            AttentionMetadata meta = new AttentionMetadata(batch, BLOCK, m, true);
+            assertArrayEquals(new int[] {0, 1, 3}, meta.cuSeqQ.toIntArray());
+            assertArrayEquals(new int[] {0, 6, 8}, meta.cuSeqK.toIntArray());
+            // seq 0: positions 0..5 in blocks 3 (slots 12..15) and 7 (28, 29); seq 1: block 1 (slots 4, 5)
+            assertArrayEquals(new long[] {12, 13, 14, 15, 28, 29, 4, 5}, meta.packedContextSlots.toLongArray());
+            assertArrayEquals(new long[] {29, 4, 5}, meta.slotMapping.toLongArray());
+            assertNull(meta.mask);
+        }
+    }
+}

@@ -1,0 +1,152 @@
+package dev.retina.examples;
+
+import ai.djl.Device;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import dev.retina.engine.model.ForwardBatch;
+import dev.retina.engine.model.KvCache;
+import dev.retina.engine.model.LlavaModel;
+import dev.retina.engine.model.LoadFormat;
+import dev.retina.engine.model.ModelLoadConfig;
+
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Locale;
+import java.util.Random;
+
+/**
+ * Times Retina's LLaVA forward pass with random weights of a real shape ({@link LoadFormat#DUMMY}): one image's
+ * vision encode, a batch-1 prefill, and decode steps at several batch sizes over fixed-length contexts. Each timed
+ * call ends by pulling a result to the host, so the time covers the GPU work. Decode contexts are not filled by a
+ * real prefill (the cache holds zeros): attention reads the same number of K/V rows either way, so the cost is the
+ * same. Prints medians; a measurement, not a test.
+ *
+ * <pre>java -cp ... dev.retina.examples.DecodeBench --config examples/configs/llava-1.5-7b --device gpu \
+ *     --dtype float16 --batches 1,8,32,64 --context 606 --kernels both</pre>
+ */
+public final class DecodeBench {
+    private static final int BLOCK_SIZE = 16;
+
+    private DecodeBench() {}
+
+    public static void main(String[] args) throws Exception {
+        Path config = Path.of("examples/configs/llava-1.5-7b");
+        Device device = Device.cpu();
+        DataType dtype = DataType.FLOAT32;
+        int[] batches = {1, 8, 32, 64};
+        int context = 606;
+        int steps = 20;
+        int warmup = 5;
+        String kernels = "both";
+        for (int i = 0; i < args.length; i += 2) {
+            String v = args[i + 1];
+            switch (args[i]) {
+                case "--config" -> config = Path.of(v);
+                case "--device" -> device = v.equals("gpu") ? Device.gpu() : Device.cpu();
+                case "--dtype" -> dtype = v.equals("float16") ? DataType.FLOAT16 : DataType.FLOAT32;
+                case "--batches" -> batches = Arrays.stream(v.split(",")).mapToInt(Integer::parseInt).toArray();
+                case "--context" -> context = Integer.parseInt(v);
+                case "--steps" -> steps = Integer.parseInt(v);
+                case "--warmup" -> warmup = Integer.parseInt(v);
+                case "--kernels" -> kernels = v;
+                default -> throw new IllegalArgumentException("unknown option " + args[i]);
+            }
+        }
+        long t0 = System.nanoTime();
+        try (LlavaModel model = LlavaModel.load(config, new ModelLoadConfig(device, dtype, LoadFormat.DUMMY, 0L))) {
+            System.out.printf(Locale.ROOT, "loaded %s on %s as %s in %.1f s%n", config, device, dtype,
+                    (System.nanoTime() - t0) / 1e9);
+            List<Boolean> modes = switch (kernels) {
+                case "djl" -> List.of(false);
+                case "native" -> List.of(true);
+                default -> List.of(false, true);
+            };
+            for (boolean nativeKernels : modes) {
+                // Same weights, other kernels (reloading 7B would cost more than the runs).
+                model.setNativeKernels(nativeKernels);
+                run(device, dtype, nativeKernels, batches, context, steps, warmup, model);
+            }
+        }
+    }
+
+    private static void run(Device device, DataType dtype, boolean nativeKernels, int[] batches, int context,
+                            int steps, int warmup, LlavaModel model) {
+        String label = nativeKernels ? "native" : "djl";
+        int side = model.config().visionConfig().imageSize();
+        int vocab = model.config().textConfig().vocabSize();
+        int maxBatch = Arrays.stream(batches).max().orElse(1);
+        int maxLen = context + warmup + steps + 2;
+        int blocksPerSeq = (maxLen + BLOCK_SIZE - 1) / BLOCK_SIZE;
+        Random random = new Random(0);
+        try (KvCache cache = model.newKvCache(maxBatch * blocksPerSeq, BLOCK_SIZE)) {
+            // Vision encode of one image.
+            float[] pixels = new float[3 * side * side];
+            for (int i = 0; i < pixels.length; i++) pixels[i] = (float) random.nextGaussian();
+            double encodeMs = median(warmup, steps, () -> {
+                try (NDManager step = model.manager().newSubManager()) {
+                    NDArray features = model.encodeImages(step.create(pixels, new Shape(1, 3, side, side)));
+                    features.get(0, 0, 0).toType(DataType.FLOAT32, false).getFloat(); // sync
+                }
+            });
+            // Prefill of one context-long prompt.
+            int[] prompt = new int[context];
+            for (int i = 0; i < context; i++) prompt[i] = random.nextInt(Math.min(vocab, 32000));
+            int[] table0 = blockTable(0, blocksPerSeq);
+            ForwardBatch prefill = ForwardBatch.single(0, context, table0, BLOCK_SIZE);
+            double prefillMs = median(Math.min(warmup, 3), Math.min(steps, 10), () -> {
+                try (NDManager step = model.manager().newSubManager()) {
+                    NDArray logits = model.forward(model.embedTokens(step.create(prompt)), prefill, cache);
+                    logits.argMax(1).toLongArray(); // sync, as greedy sampling would
+                }
+            });
+            System.out.printf(Locale.ROOT, "[%s] encode 1 image: %.2f ms   prefill %d tokens: %.2f ms%n", label,
+                    encodeMs, context, prefillMs);
+            System.out.printf(Locale.ROOT, "[%s] %6s %10s %12s%n", label, "batch", "ms/step", "out tok/s");
+            for (int b : batches) {
+                int[] ids = new int[b];
+                for (int i = 0; i < b; i++) ids[i] = random.nextInt(Math.min(vocab, 32000));
+                int[] stepNo = {0};
+                int numSeqs = b;
+                double ms = median(warmup, steps, () -> {
+                    // Each sequence's context grows by one per step, as in real decoding.
+                    int pos = context + stepNo[0]++;
+                    List<ForwardBatch> seqs = new ArrayList<>(numSeqs);
+                    for (int s = 0; s < numSeqs; s++) {
+                        int[] table = blockTable(s, blocksPerSeq);
+                        seqs.add(ForwardBatch.single(pos, 1, table, BLOCK_SIZE));
+                    }
+                    ForwardBatch batch = ForwardBatch.concat(seqs.toArray(ForwardBatch[]::new));
+                    try (NDManager step = model.manager().newSubManager()) {
+                        NDArray logits = model.forward(model.embedTokens(step.create(ids)), batch, cache);
+                        logits.argMax(1).toLongArray(); // sync: greedy tokens to the host
+                    }
+                });
+                System.out.printf(Locale.ROOT, "[%s] %6d %10.2f %12.0f%n", label, b, ms, b * 1000.0 / ms);
+            }
+        }
+        System.out.printf(Locale.ROOT, "[%s] device %s, dtype %s, context %d, median of %d after %d warm-up%n", label,
+                device, dtype, context, steps, warmup);
+    }
+
+    private static int[] blockTable(int seq, int blocksPerSeq) {
+        int[] table = new int[blocksPerSeq];
+        for (int i = 0; i < blocksPerSeq; i++) table[i] = seq * blocksPerSeq + i;
+        return table;
+    }
+
+    private static double median(int warmup, int steps, Runnable body) {
+        for (int i = 0; i < warmup; i++) body.run();
+        double[] ms = new double[steps];
+        for (int i = 0; i < steps; i++) {
+            long t = System.nanoTime();
+            body.run();
+            ms[i] = (System.nanoTime() - t) / 1e6;
+        }
+        Arrays.sort(ms);
+        return steps % 2 == 1 ? ms[steps / 2] : (ms[steps / 2 - 1] + ms[steps / 2]) / 2;
+    }
+}
