@@ -58,7 +58,7 @@ public final class ApiRouter extends SimpleChannelInboundHandler<FullHttpRequest
             return;
         }
         String path = new QueryStringDecoder(request.uri()).path();
-        List<Route> onPath = routes.stream().filter(r -> r.path().equals(path)).toList();
+        List<Route> onPath = routes.stream().filter(r -> r.matches(path)).toList();
         if (onPath.isEmpty()) {
             write(ctx, ApiResponse.error(new ApiException(404, ApiException.INVALID_REQUEST,
                     "Not found: " + ApiException.truncate(path), null, "not_found")), keepAlive);
@@ -74,7 +74,8 @@ public final class ApiRouter extends SimpleChannelInboundHandler<FullHttpRequest
             send(ctx, response, keepAlive);
             return;
         }
-        ApiRequest apiRequest = new ApiRequest(request.method(), path, ByteBufUtil.getBytes(request.content()));
+        ApiRequest apiRequest = new ApiRequest(request.method(), path, ByteBufUtil.getBytes(request.content()),
+                ctx.channel().attr(RequestContext.KEY).get());
         dispatch(ctx, route.endpoint(), apiRequest, keepAlive);
     }
 
