@@ -1,26 +1,30 @@
 package dev.retina.server;
 
+import dev.retina.server.protocol.ApiException;
 import dev.retina.server.protocol.ChatCompletionRequest;
-
-import java.util.concurrent.CompletableFuture;
+import dev.retina.server.protocol.CompletionRequest;
 
 /**
- * The seam between HTTP and the model: takes a validated chat request, returns its completion. Called from the
- * server's request executor, never from an event loop; implementations must not block the caller for the length
- * of a generation (they return a future and work elsewhere).
+ * The seam between HTTP and the model: takes a validated request and reports its generation, choice by choice, to a
+ * {@link GenerationListener} (streamed or collected by the caller). Called from the server's request executor, never
+ * from an event loop; returns at once and works elsewhere.
  *
- * <p>Failures the client caused (a bad image URL, too many images, a prompt longer than the model) complete the
- * future exceptionally with {@link dev.retina.server.protocol.ApiException}; anything else becomes a 500 with a fixed
- * message. Cancelling the returned future (the client went away) aborts the generation.
- *
- * <p>Streaming will be a second method taking a sink of text deltas ({@code stream(request, ChatStreamSink)}); the
- * non-streaming {@link #complete} stays the aggregate of it.
+ * <p>Failures the client caused (a bad image URL, too many images, a prompt longer than the model) reach
+ * {@link GenerationListener#onError} as {@link ApiException}; anything else becomes a 500 with a fixed message.
+ * {@link Generation#cancel()} (the client went away) aborts the generation and frees its KV blocks.
  */
 public interface ChatBackend extends AutoCloseable {
 
-    CompletableFuture<ChatResult> complete(ChatCompletionRequest request);
+    Generation chat(ChatCompletionRequest request, GenerationListener listener);
 
-    /** Stops accepting work and frees the model; pending futures fail. */
+    /** {@code POST /v1/completions}: text or token-id prompts, no images. */
+    default Generation completion(CompletionRequest request, GenerationListener listener) {
+        listener.onError(ApiException.badRequest("This model does not serve /v1/completions", null));
+        return () -> {
+        };
+    }
+
+    /** Stops accepting work and frees the model; pending generations fail. */
     @Override
     default void close() {
     }

@@ -11,19 +11,24 @@ import com.fasterxml.jackson.databind.exc.UnrecognizedPropertyException;
 import dev.retina.server.http.ApiRequest;
 import dev.retina.server.http.ApiResponse;
 import dev.retina.server.http.Endpoint;
+import dev.retina.server.http.SseEmitter;
 import dev.retina.server.protocol.ApiException;
+import dev.retina.server.protocol.ChatCompletionChunk;
 import dev.retina.server.protocol.ChatCompletionRequest;
 import dev.retina.server.protocol.ChatCompletionResponse;
 import dev.retina.server.protocol.ChatRequestValidator;
 
 import java.io.IOException;
 import java.time.Clock;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.UUID;
 import java.util.concurrent.CompletableFuture;
 
 /**
  * {@code POST /v1/chat/completions}: binds and validates the body, hands it to the model's {@link ChatBackend}, and
- * shapes the result as OpenAI's {@code chat.completion}. Runs on the request executor.
+ * shapes the result as OpenAI's {@code chat.completion}, or streams {@code chat.completion.chunk} events when
+ * {@code stream} is true. Runs on the request executor.
  */
 public final class ChatCompletionsHandler implements Endpoint {
     private final ServedModel model;
@@ -38,31 +43,113 @@ public final class ChatCompletionsHandler implements Endpoint {
 
     @Override
     public CompletableFuture<ApiResponse> handle(ApiRequest request) {
-        ChatCompletionRequest req = parse(request.body());
+        ChatCompletionRequest req = parse(mapper, request.body(), ChatCompletionRequest.class);
         ChatRequestValidator.validate(req, model.name());
         ChatBackend backend = model.loaded().orElseThrow(() -> ApiException.unavailable("The model is still loading"))
                 .backend();
         String id = "chatcmpl-" + UUID.randomUUID().toString().replace("-", "");
         long created = clock.instant().getEpochSecond();
-        CompletableFuture<ChatResult> result = backend.complete(req);
-        CompletableFuture<ApiResponse> response = result.thenApply(r -> ApiResponse.ok(ChatCompletionResponse.of(id,
-                created, model.name(), r.text(), r.finishReason().openAiName(),
-                ChatCompletionResponse.Usage.of(r.promptTokens(), r.completionTokens()))));
-        // Cancelling the response (client gone) must reach the backend, which aborts the generation.
+        CompletableFuture<ApiResponse> response = new CompletableFuture<>();
+        Generation generation;
+        if (req.isStream()) {
+            SseEmitter emitter = new SseEmitter();
+            boolean usage = req.streamOptions() != null && req.streamOptions().wantsUsage();
+            generation = backend.chat(req, new SseListener(mapper, emitter, response, new ChunkFormat(id, created,
+                    req.numChoices()), usage));
+            emitter.onCancel(generation::cancel);
+        } else {
+            CollectingListener collector = new CollectingListener();
+            generation = backend.chat(req, collector);
+            collector.result().whenComplete((r, t) -> {
+                if (t != null) response.completeExceptionally(t);
+                else response.complete(ApiResponse.ok(toResponse(id, created, r)));
+            });
+        }
+        // Cancelling the response (client gone before it was sent) aborts the generation.
         response.whenComplete((r, t) -> {
-            if (response.isCancelled()) result.cancel(true);
+            if (response.isCancelled()) generation.cancel();
         });
         return response;
     }
 
+    private ChatCompletionResponse toResponse(String id, long created, GenerationResult r) {
+        List<ChatCompletionResponse.Choice> choices = new ArrayList<>();
+        for (GenerationResult.Choice c : r.choices())
+            choices.add(new ChatCompletionResponse.Choice(c.index(),
+                    new ChatCompletionResponse.ResponseMessage("assistant", c.text()), c.finishReason().openAiName(),
+                    chatLogprobs(c.logprobs())));
+        return ChatCompletionResponse.of(id, created, model.name(), choices,
+                ChatCompletionResponse.Usage.of(r.promptTokens(), r.completionTokens()));
+    }
+
+    static ChatCompletionResponse.ChatLogprobs chatLogprobs(List<GenerationListener.LogprobEntry> entries) {
+        if (entries == null) return null;
+        List<ChatCompletionResponse.TokenLogprob> content = new ArrayList<>(entries.size());
+        for (GenerationListener.LogprobEntry e : entries) {
+            List<ChatCompletionResponse.TopLogprob> top = new ArrayList<>();
+            for (GenerationListener.TopLogprob t : e.topLogprobs())
+                top.add(new ChatCompletionResponse.TopLogprob(t.token(), t.logprob(), unsigned(t.bytes())));
+            content.add(new ChatCompletionResponse.TokenLogprob(e.token(), e.logprob(), unsigned(e.bytes()), top));
+        }
+        return new ChatCompletionResponse.ChatLogprobs(content);
+    }
+
+    static List<Integer> unsigned(byte[] bytes) {
+        List<Integer> out = new ArrayList<>(bytes.length);
+        for (byte b : bytes) out.add(b & 0xFF);
+        return out;
+    }
+
+    /** Chat chunk shapes: a role delta per choice first, then content deltas, finish reasons, usage. */
+    private final class ChunkFormat implements SseListener.Format {
+        private final String id;
+        private final long created;
+        private final int numChoices;
+
+        ChunkFormat(String id, long created, int numChoices) {
+            this.id = id;
+            this.created = created;
+            this.numChoices = numChoices;
+        }
+
+        private ChatCompletionChunk chunk(List<ChatCompletionChunk.Choice> choices, ChatCompletionResponse.Usage usage) {
+            return new ChatCompletionChunk(id, "chat.completion.chunk", created, model.name(), choices, usage, null);
+        }
+
+        @Override
+        public List<Object> opening() {
+            List<Object> events = new ArrayList<>();
+            for (int i = 0; i < numChoices; i++)
+                events.add(chunk(List.of(new ChatCompletionChunk.Choice(i, new ChatCompletionChunk.Delta("assistant", ""),
+                        null, null)), null));
+            return events;
+        }
+
+        @Override
+        public Object text(int choiceIndex, String text, List<GenerationListener.LogprobEntry> logprobs) {
+            return chunk(List.of(new ChatCompletionChunk.Choice(choiceIndex, new ChatCompletionChunk.Delta(null, text),
+                    chatLogprobs(logprobs), null)), null);
+        }
+
+        @Override
+        public Object finish(int choiceIndex, String finishReason) {
+            return chunk(List.of(new ChatCompletionChunk.Choice(choiceIndex, new ChatCompletionChunk.Delta(null, null),
+                    null, finishReason)), null);
+        }
+
+        @Override
+        public Object usage(ChatCompletionResponse.Usage usage) {
+            return chunk(List.of(), usage);
+        }
+    }
+
     /** Binds the body; every Jackson failure becomes a 400 naming the field, never Jackson's own text. */
-    ChatCompletionRequest parse(byte[] body) {
+    static <T> T parse(ObjectMapper mapper, byte[] body, Class<T> type) {
         if (body.length == 0) throw ApiException.badRequest("The request body is empty; send a JSON object", null);
         try {
             // Syntax first (a truncated body is a JSON error, not a bad "messages"), then binding.
             JsonNode tree = mapper.readTree(body);
-            ChatCompletionRequest req = tree == null || !tree.isObject() ? null
-                    : mapper.treeToValue(tree, ChatCompletionRequest.class);
+            T req = tree == null || !tree.isObject() ? null : mapper.treeToValue(tree, type);
             if (req == null) throw ApiException.badRequest("The request body must be a JSON object", null);
             return req;
         } catch (StreamReadException e) {
@@ -87,6 +174,10 @@ public final class ChatCompletionsHandler implements Endpoint {
         } catch (IOException e) {
             throw ApiException.badRequest("The request body could not be read", null);
         }
+    }
+
+    ChatCompletionRequest parse(byte[] body) {
+        return parse(mapper, body, ChatCompletionRequest.class);
     }
 
     /** Jackson's path as OpenAI names parameters: {@code messages[0].content[1].image_url}. */

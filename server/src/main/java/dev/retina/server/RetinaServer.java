@@ -38,6 +38,7 @@ public final class RetinaServer implements AutoCloseable {
     public static List<Route> routes(ServedModel model, ObjectMapper mapper, Clock clock) {
         return List.of(
                 new Route(HttpMethod.POST, "/v1/chat/completions", new ChatCompletionsHandler(model, mapper, clock)),
+                new Route(HttpMethod.POST, "/v1/completions", new CompletionsHandler(model, mapper, clock)),
                 new Route(HttpMethod.GET, "/v1/models", new ModelsHandler(model)),
                 new Route(HttpMethod.GET, "/health", new HealthHandler(model)));
     }

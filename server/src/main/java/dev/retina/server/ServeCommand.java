@@ -3,6 +3,7 @@ package dev.retina.server;
 import dev.retina.server.config.ConfigException;
 import dev.retina.server.config.Device;
 import dev.retina.server.config.Dtype;
+import dev.retina.server.config.EngineArgs;
 import dev.retina.server.config.ImageInputType;
 import dev.retina.server.config.LoadFormat;
 import dev.retina.server.config.ServerConfig;
@@ -87,6 +88,35 @@ public final class ServeCommand implements Callable<Integer> {
     @Option(names = "--max-image-bytes", defaultValue = "20971520", description = "Largest image an image URL may return.")
     long maxImageBytes;
 
+    // ---- Batching engine flags (grouped; see EngineArgs) ----
+    @Option(names = "--max-num-seqs", defaultValue = "" + EngineArgs.DEFAULT_MAX_NUM_SEQS,
+            description = "Most sequences running at once.")
+    int maxNumSeqs;
+
+    @Option(names = "--max-num-batched-tokens", defaultValue = "" + EngineArgs.DEFAULT_MAX_NUM_BATCHED_TOKENS,
+            description = "Most tokens per engine step; must be >= one image's token count (e.g. 576).")
+    int maxNumBatchedTokens;
+
+    @Option(names = "--block-size", defaultValue = "" + EngineArgs.DEFAULT_BLOCK_SIZE, description = "Tokens per KV cache block.")
+    int blockSize;
+
+    @Option(names = "--gpu-memory-utilization", defaultValue = "" + EngineArgs.DEFAULT_GPU_MEMORY_UTILIZATION,
+            description = "Fraction of GPU memory Retina may use (weights, activations, KV cache).")
+    double gpuMemoryUtilization;
+
+    @Option(names = "--kv-cache-memory", defaultValue = "1G",
+            description = "KV cache budget on CPU, in bytes; suffixes K, M, G, T (powers of 1024), e.g. 4G.")
+    String kvCacheMemory;
+
+    @Option(names = "--num-gpu-blocks-override", description = "Exactly this many KV blocks, instead of sizing from memory.")
+    Integer numGpuBlocksOverride;
+
+    EngineArgs engineArgs() {
+        return new EngineArgs(maxNumSeqs, maxNumBatchedTokens, blockSize, gpuMemoryUtilization,
+                EngineArgs.parseBytes(kvCacheMemory), numGpuBlocksOverride);
+    }
+    // ---- end of engine flags ----
+
     /** How the model gets loaded; replaced in tests. */
     BackendLoader loader = BackendLoaders.standard();
 
@@ -115,7 +145,7 @@ public final class ServeCommand implements Callable<Integer> {
                 imageInputShape == null ? null : VlmConfig.parseShape(imageInputShape), imageFeatureSize,
                 imageProcessor, imageProcessorRevision, disableImageProcessor);
         return new ServerConfig(model, servedModelName, host, port, chatTemplate, dtype, device, maxModelLen, seed,
-                loadFormat, vlm, imageFetchTimeout(env), maxRequestBytes, maxImageBytes);
+                loadFormat, vlm, imageFetchTimeout(env), maxRequestBytes, maxImageBytes, engineArgs());
     }
 
     static ImageInputType parseImageInputType(String value) {

@@ -222,7 +222,7 @@ class ApiHandlersTest {
         assertError(post("{\"model\":\"tiny-llava\",\"max_tokens\":\"5\",\"messages\":" + HELLO + "}"), 400, "max_tokens", null);
         assertError(post("{\"model\":\"tiny-llava\",\"max_completion_tokens\":0,\"messages\":" + HELLO + "}"), 400,
                 "max_completion_tokens", null);
-        assertError(post("{\"model\":\"tiny-llava\",\"n\":2,\"messages\":" + HELLO + "}"), 400, "n", null);
+        assertError(post("{\"model\":\"tiny-llava\",\"n\":0,\"messages\":" + HELLO + "}"), 400, "n", null);
         assertError(post("{\"model\":\"tiny-llava\",\"stop\":[\"a\",\"b\",\"c\",\"d\",\"e\"],\"messages\":" + HELLO + "}"),
                 400, "stop", null);
         assertError(post(chat("tiny-llava", "[{\"role\":\"user\",\"content\":[{\"type\":\"audio\",\"x\":1}]}]")), 400,

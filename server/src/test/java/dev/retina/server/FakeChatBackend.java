@@ -25,10 +25,21 @@ final class FakeChatBackend implements ChatBackend {
     }
 
     @Override
-    public CompletableFuture<ChatResult> complete(ChatCompletionRequest request) {
+    public Generation chat(ChatCompletionRequest request, GenerationListener listener) {
         requests.add(request);
         CompletableFuture<ChatResult> f = answer.apply(request);
         futures.add(f);
-        return f;
+        f.whenComplete((r, t) -> {
+            if (t != null) {
+                listener.onError(t instanceof java.util.concurrent.CompletionException && t.getCause() != null
+                        ? t.getCause() : t);
+                return;
+            }
+            listener.onStart(r.promptTokens());
+            listener.onText(0, r.text(), null);
+            listener.onFinish(0, r.finishReason(), r.completionTokens());
+            listener.onDone();
+        });
+        return () -> f.cancel(true);
     }
 }

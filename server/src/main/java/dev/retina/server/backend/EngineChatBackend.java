@@ -1,92 +1,151 @@
 package dev.retina.server.backend;
 
-import dev.retina.engine.FinishReason;
-import dev.retina.engine.RequestOutput;
+import dev.retina.engine.EngineRequest;
+import dev.retina.engine.EngineStats;
 import dev.retina.server.ChatBackend;
-import dev.retina.server.ChatResult;
+import dev.retina.server.Generation;
+import dev.retina.server.GenerationListener;
 import dev.retina.server.input.InputProcessor;
-import dev.retina.server.input.PreparedRequest;
 import dev.retina.server.input.PromptTokenizer;
 import dev.retina.server.protocol.ApiException;
 import dev.retina.server.protocol.ChatCompletionRequest;
+import dev.retina.server.protocol.CompletionRequest;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
+import java.util.ArrayList;
 import java.util.List;
 import java.util.UUID;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
 import java.util.concurrent.Executor;
+import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
  * The real {@link ChatBackend}: input processing (images, template, tokens) on the input executor, generation on the
- * engine, then decoding and stop strings on the input executor again (never on the engine thread).
+ * batching engine, then detokenization, stop strings and logprobs on the output executor ({@link RequestTracker};
+ * never on the engine thread).
  */
 public final class EngineChatBackend implements ChatBackend {
     private static final Logger log = LoggerFactory.getLogger(EngineChatBackend.class);
 
+    /** What {@code /v1/completions} checks prompts against. */
+    public record TextLimits(int maxModelLen, int imageTokenId) {
+    }
+
     private final InputProcessor inputs;
     private final EngineClient engine;
-    private final PromptTokenizer tokenizer;
-    private final Executor outputExecutor;
+    private final PromptTokenizer promptTokenizer;
+    private final OutputTokenizer outputTokenizer;
+    private final Executor executor;
+    private final TextLimits limits;
     private final AutoCloseable[] owned;
 
-    /** @param owned closed with this backend (the engine's model, executors) */
-    public EngineChatBackend(InputProcessor inputs, EngineClient engine, PromptTokenizer tokenizer,
-                             Executor outputExecutor, AutoCloseable... owned) {
+    /**
+     * @param executor where completions prompts are tokenized and outputs are decoded
+     * @param owned    closed with this backend (the engine's model, executors)
+     */
+    public EngineChatBackend(InputProcessor inputs, EngineClient engine, PromptTokenizer promptTokenizer,
+                             OutputTokenizer outputTokenizer, Executor executor, TextLimits limits,
+                             AutoCloseable... owned) {
         this.inputs = inputs;
         this.engine = engine;
-        this.tokenizer = tokenizer;
-        this.outputExecutor = outputExecutor;
+        this.promptTokenizer = promptTokenizer;
+        this.outputTokenizer = outputTokenizer;
+        this.executor = executor;
+        this.limits = limits;
         this.owned = owned.clone();
     }
 
-    /** Collected engine output of one request. */
-    private record Generated(int[] tokenIds, FinishReason finishReason, int numPromptTokens) {
+    /** The engine's load (tests, metrics); null when the engine does not say. */
+    public EngineStats engineStats() {
+        return engine.stats();
     }
 
     @Override
-    public CompletableFuture<ChatResult> complete(ChatCompletionRequest request) {
-        String requestId = "req-" + UUID.randomUUID();
-        CompletableFuture<ChatResult> result = new CompletableFuture<>();
+    public Generation chat(ChatCompletionRequest request, GenerationListener listener) {
+        String requestId = "chat-" + UUID.randomUUID();
+        AtomicBoolean cancelled = new AtomicBoolean();
         inputs.process(request, requestId).whenComplete((prepared, failure) -> {
             if (failure != null) {
-                result.completeExceptionally(failure);
+                listener.onError(unwrap(failure));
                 return;
             }
-            if (result.isDone()) return; // cancelled while preparing
-            if (!engine.supportsSampling() && !prepared.engineRequest().params().isGreedy()) {
-                result.completeExceptionally(ApiException.badRequest("This server decodes greedily only for now: "
-                        + "send temperature 0", "temperature"));
-                return;
-            }
-            CompletableFuture<Generated> generated = new CompletableFuture<>();
-            IntAccumulator ids = new IntAccumulator();
-            // Runs on the engine thread: only collect; decoding happens on the output executor.
-            engine.addRequest(prepared.engineRequest(), (RequestOutput out) -> {
-                ids.addAll(out.newTokenIds());
-                if (out.error() != null) generated.completeExceptionally(new IllegalStateException(out.error()));
-                else if (out.finished())
-                    generated.complete(new Generated(ids.toArray(), out.finishReason(), out.numPromptTokens()));
-            });
-            result.whenComplete((r, t) -> {
-                if (result.isCancelled()) engine.abort(requestId);
-            });
-            generated.thenApplyAsync(g -> finish(g, prepared), outputExecutor).whenComplete((r, t) -> {
-                if (t != null) result.completeExceptionally(t);
-                else result.complete(r);
-            });
+            if (cancelled.get()) return;
+            EngineRequest base = prepared.engineRequest();
+            EngineRequest engineRequest = new EngineRequest(requestId, base.promptTokenIds(), base.images(),
+                    Sampling.withChoices(base.params(), request.numChoices(), request.engineLogprobs()),
+                    base.eosTokenIds());
+            submit(engineRequest, 0, new RequestTracker.OutputSpec(prepared.skipSpecialTokens(), prepared.stop(),
+                    request.engineLogprobs() != null), listener, cancelled);
         });
-        return result;
+        return () -> {
+            cancelled.set(true);
+            engine.abort(requestId);
+        };
     }
 
-    private ChatResult finish(Generated g, PreparedRequest prepared) {
-        if (g.finishReason() == FinishReason.ABORT) throw new IllegalStateException("request aborted");
-        String text = tokenizer.decode(g.tokenIds(), prepared.skipSpecialTokens());
-        StopCut cut = StopCut.apply(text, prepared.stop());
-        if (cut == null)
-            return new ChatResult(text, g.finishReason(), g.numPromptTokens(), g.tokenIds().length);
-        int numTokens = cut.tokensThrough(g.tokenIds(), ids -> tokenizer.decode(ids, prepared.skipSpecialTokens()));
-        return new ChatResult(cut.text(), FinishReason.STOP, g.numPromptTokens(), numTokens);
+    @Override
+    public Generation completion(CompletionRequest request, GenerationListener listener) {
+        List<CompletionRequest.Prompt> prompts = request.prompts();
+        GroupListener group = new GroupListener(listener, prompts.size());
+        List<String> requestIds = new ArrayList<>();
+        for (int i = 0; i < prompts.size(); i++) requestIds.add("cmpl-" + UUID.randomUUID() + "-" + i);
+        AtomicBoolean cancelled = new AtomicBoolean();
+        Generation generation = () -> {
+            cancelled.set(true);
+            requestIds.forEach(engine::abort);
+        };
+        group.onFailure(generation::cancel);
+        RequestTracker.OutputSpec spec = new RequestTracker.OutputSpec(!Boolean.FALSE.equals(request.skipSpecialTokens()),
+                request.stop() == null ? List.of() : request.stop(), request.logprobs() != null);
+        CompletableFuture.supplyAsync(() -> {
+            List<EngineRequest> out = new ArrayList<>();
+            for (int i = 0; i < prompts.size(); i++) out.add(textRequest(requestIds.get(i), prompts.get(i), request));
+            return out;
+        }, executor).whenComplete((engineRequests, failure) -> {
+            if (failure != null) {
+                listener.onError(unwrap(failure));
+                return;
+            }
+            for (int i = 0; i < engineRequests.size(); i++)
+                submit(engineRequests.get(i), i * request.numChoices(), spec, group, cancelled);
+        });
+        return generation;
+    }
+
+    private EngineRequest textRequest(String requestId, CompletionRequest.Prompt prompt, CompletionRequest req) {
+        int[] ids = switch (prompt) {
+            case CompletionRequest.TextPrompt t -> promptTokenizer.encodePrompt(t.text());
+            case CompletionRequest.TokenPrompt t -> t.tokenIds();
+        };
+        for (int id : ids) {
+            if (id == limits.imageTokenId())
+                throw ApiException.badRequest("The prompt holds the image placeholder token; /v1/completions takes no "
+                        + "images (use /v1/chat/completions)", "prompt");
+        }
+        if (ids.length >= limits.maxModelLen())
+            throw ApiException.badRequest("This model's maximum context length is " + limits.maxModelLen()
+                    + " tokens, but the prompt takes " + ids.length + " tokens", "prompt");
+        int maxTokens = req.maxTokens() == null ? CompletionRequest.DEFAULT_MAX_TOKENS : req.maxTokens();
+        if (ids.length + maxTokens > limits.maxModelLen())
+            throw ApiException.badRequest("This model's maximum context length is " + limits.maxModelLen()
+                    + " tokens. However, you requested " + (ids.length + maxTokens) + " tokens (" + ids.length
+                    + " in the prompt, " + maxTokens + " in the completion)", "max_tokens");
+        return new EngineRequest(requestId, ids, List.of(), Sampling.of(req, maxTokens), promptTokenizer.eosTokenIds());
+    }
+
+    private void submit(EngineRequest request, int choiceOffset, RequestTracker.OutputSpec spec,
+                        GenerationListener listener, AtomicBoolean cancelled) {
+        RequestTracker tracker = new RequestTracker(request.requestId(), request.params().n(), choiceOffset, spec,
+                outputTokenizer, executor, listener, () -> engine.abort(request.requestId()));
+        listener.onStart(request.promptTokenIds().length);
+        engine.addRequest(request, tracker);
+        if (cancelled.get()) engine.abort(request.requestId()); // cancelled while we were submitting
+    }
+
+    private static Throwable unwrap(Throwable t) {
+        return t instanceof CompletionException && t.getCause() != null ? t.getCause() : t;
     }
 
     @Override
@@ -100,21 +159,4 @@ public final class EngineChatBackend implements ChatBackend {
             }
         }
     }
-
-    /** A growable int list (the engine thread appends, the output side reads after completion). */
-    private static final class IntAccumulator {
-        private int[] values = new int[16];
-        private int size;
-
-        synchronized void addAll(int[] more) {
-            if (size + more.length > values.length) values = java.util.Arrays.copyOf(values, Math.max(values.length * 2, size + more.length));
-            System.arraycopy(more, 0, values, size, more.length);
-            size += more.length;
-        }
-
-        synchronized int[] toArray() {
-            return java.util.Arrays.copyOf(values, size);
-        }
-    }
-
 }

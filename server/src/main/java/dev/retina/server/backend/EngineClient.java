@@ -1,21 +1,19 @@
 package dev.retina.server.backend;
 
 import dev.retina.engine.EngineRequest;
+import dev.retina.engine.EngineStats;
 import dev.retina.engine.LlmEngine;
 import dev.retina.engine.OutputSink;
 
-/**
- * What the chat backend needs of an engine: {@link LlmEngine}'s request API. Lets the backend run on the batching
- * engine or on {@link SerialGreedyEngine} (one request at a time, greedy) until the LLaVA model runner lands.
- */
+/** What the backend needs of an engine: {@link LlmEngine}'s request API (a seam for tests with a scripted engine). */
 public interface EngineClient extends AutoCloseable {
     void addRequest(EngineRequest request, OutputSink sink);
 
     void abort(String requestId);
 
-    /** False when only greedy decoding is available; the backend then refuses temperature &gt; 0. */
-    default boolean supportsSampling() {
-        return true;
+    /** The engine's load, or null when unknown. */
+    default EngineStats stats() {
+        return null;
     }
 
     @Override
@@ -32,6 +30,11 @@ public interface EngineClient extends AutoCloseable {
             @Override
             public void abort(String requestId) {
                 engine.abort(requestId);
+            }
+
+            @Override
+            public EngineStats stats() {
+                return engine.stats();
             }
 
             @Override

@@ -1,15 +1,15 @@
 package dev.retina.server.backend;
 
-import ai.djl.Device;
-import ai.djl.engine.Engine;
+import dev.retina.engine.ComputeDtype;
+import dev.retina.engine.DeviceKind;
+import dev.retina.engine.EngineConfig;
+import dev.retina.engine.EngineFactory;
 import dev.retina.engine.model.LlavaConfig;
-import dev.retina.engine.model.LlavaGenerator;
 import dev.retina.engine.model.LlavaModel;
-import dev.retina.engine.model.ModelLoadConfig;
+import dev.retina.server.config.EngineArgs;
 import dev.retina.server.BackendLoader;
 import dev.retina.server.config.CheckpointFacts;
 import dev.retina.server.config.ConfigException;
-import dev.retina.server.config.Dtype;
 import dev.retina.server.config.ImageInputType;
 import dev.retina.server.config.ServerConfig;
 import dev.retina.server.input.ClipImageLoader;
@@ -36,7 +36,7 @@ import java.util.concurrent.atomic.AtomicInteger;
 /**
  * Loads a LLaVA-1.5 checkpoint directory into a serving {@link EngineChatBackend}: checks the flags against
  * config.json, loads tokenizer, chat template (flag, else checkpoint, else built-in llava), CLIP image processor and
- * the model, and runs generation on {@link SerialGreedyEngine} (the batching engine has no LLaVA runner yet).
+ * the model, and starts the batching engine ({@link EngineFactory}) with the engine flags.
  */
 public final class LlavaBackendLoader implements BackendLoader {
     private static final Logger log = LoggerFactory.getLogger(LlavaBackendLoader.class);
@@ -74,20 +74,46 @@ public final class LlavaBackendLoader implements BackendLoader {
                     resolved.vlm().imageFeatureSize());
         }
 
-        LlavaModel model = LlavaModel.load(modelDir, new ModelLoadConfig(device(config), null,
-                loadFormat(config), config.seed()));
-        checkDtype(config, model);
+        EngineFactory.Loaded loaded = startEngine(config, modelDir, resolved.maxModelLen());
         ExecutorService inputExecutor = newInputExecutor();
         InputProcessor inputs = new InputProcessor(template, prompts,
                 images, new PromptLimits(resolved.vlm().imageTokenId(), resolved.vlm().imageFeatureSize(),
                 resolved.vlm().maxImagesPerPrompt(), resolved.maxModelLen()), inputExecutor);
-        SerialGreedyEngine engine = SerialGreedyEngine.over(new LlavaGenerator(model));
         ImageFetcher ownedFetcher = fetcher;
-        EngineChatBackend backend = new EngineChatBackend(inputs, engine, prompts, inputExecutor,
-                inputExecutor::shutdownNow, model, tokenizer, () -> {
+        TokenizerAdapter adapter = new TokenizerAdapter(tokenizer);
+        EngineChatBackend backend = new EngineChatBackend(inputs, EngineClient.of(loaded.engine()), adapter, adapter,
+                inputExecutor, new EngineChatBackend.TextLimits(resolved.maxModelLen(), resolved.vlm().imageTokenId()),
+                inputExecutor::shutdownNow, loaded.model(), tokenizer, () -> {
                     if (ownedFetcher != null) ownedFetcher.close();
                 });
         return new LoadedModel(backend, modelDir.toString(), resolved.maxModelLen());
+    }
+
+    /**
+     * Loads the model on the configured device and dtype and starts the batching engine with the engine flags,
+     * checked against the checkpoint (one image must fit one step's token budget). Shared with the offline API.
+     */
+    public static EngineFactory.Loaded startEngine(ServerConfig config, Path modelDir, int maxModelLen) throws Exception {
+        LlavaModel model;
+        try {
+            model = EngineFactory.loadModel(modelDir, deviceKind(config), computeDtype(config),
+                    config.loadFormat() == dev.retina.server.config.LoadFormat.DUMMY, config.seed());
+        } catch (IllegalArgumentException e) {
+            throw new ConfigException(e.getMessage());
+        }
+        EngineArgs a = config.engine();
+        try {
+            EngineConfig engineConfig = new EngineConfig(a.maxNumSeqs(), a.maxNumBatchedTokens(), a.blockSize(),
+                    maxModelLen, a.numGpuBlocksOverride() == null ? 0 : a.numGpuBlocksOverride(),
+                    a.kvCacheMemoryBytes(), a.gpuMemoryUtilization());
+            return EngineFactory.start(model, engineConfig, EngineFactory.blankImage(model));
+        } catch (IllegalArgumentException e) {
+            model.close();
+            throw new ConfigException(e.getMessage());
+        } catch (RuntimeException | Error e) {
+            model.close();
+            throw e;
+        }
     }
 
     static CheckpointFacts facts(LlavaConfig c) {
@@ -124,36 +150,20 @@ public final class LlavaBackendLoader implements BackendLoader {
         };
     }
 
-    private static Device device(ServerConfig config) {
+    private static DeviceKind deviceKind(ServerConfig config) {
         return switch (config.device()) {
-            case CPU -> Device.cpu();
-            case GPU -> {
-                if (Engine.getInstance().getGpuCount() == 0) throw new ConfigException("--device gpu: no GPU is visible");
-                yield Device.gpu();
-            }
-            case AUTO -> Engine.getInstance().getGpuCount() > 0 ? Device.gpu() : Device.cpu();
+            case AUTO -> DeviceKind.AUTO;
+            case CPU -> DeviceKind.CPU;
+            case GPU -> DeviceKind.GPU;
         };
     }
 
-    private static dev.retina.engine.model.LoadFormat loadFormat(ServerConfig config) {
-        return switch (config.loadFormat()) {
-            case AUTO -> dev.retina.engine.model.LoadFormat.AUTO;
-            case SAFETENSORS -> dev.retina.engine.model.LoadFormat.SAFETENSORS;
-            case DUMMY -> dev.retina.engine.model.LoadFormat.DUMMY;
+    private static ComputeDtype computeDtype(ServerConfig config) {
+        return switch (config.dtype()) {
+            case AUTO -> ComputeDtype.AUTO;
+            case FLOAT32 -> ComputeDtype.FLOAT32;
+            case FLOAT16 -> ComputeDtype.FLOAT16;
         };
-    }
-
-    /**
-     * The server may not name DJL's tensor types, so the dtype is left to the model's auto rule (float16 on GPU,
-     * float32 on CPU) and an explicit --dtype must agree with it.
-     */
-    private static void checkDtype(ServerConfig config, LlavaModel model) {
-        String actual = model.dtype().toString().toLowerCase(java.util.Locale.ROOT);
-        if (config.dtype() != Dtype.AUTO && !config.dtype().name().equalsIgnoreCase(actual)) {
-            model.close();
-            throw new ConfigException("--dtype " + config.dtype().name().toLowerCase(java.util.Locale.ROOT)
-                    + " is not available on " + model.device() + " yet (this build uses " + actual + " there)");
-        }
     }
 
     private static ExecutorService newInputExecutor() {

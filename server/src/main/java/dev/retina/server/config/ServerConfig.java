@@ -18,10 +18,12 @@ import java.util.Objects;
  * @param imageFetchTimeout how long one image URL may take to fetch
  * @param maxRequestBytes   the largest HTTP request body accepted (413 above)
  * @param maxImageBytes     the largest image a URL may return
+ * @param engine            the batching engine's flags
  */
 public record ServerConfig(String model, String servedModelName, String host, int port, Path chatTemplate,
                            Dtype dtype, Device device, Integer maxModelLen, long seed, LoadFormat loadFormat,
-                           VlmConfig vlm, Duration imageFetchTimeout, int maxRequestBytes, long maxImageBytes) {
+                           VlmConfig vlm, Duration imageFetchTimeout, int maxRequestBytes, long maxImageBytes,
+                           EngineArgs engine) {
 
     /** The {@code --model} value that selects the tiny random LLaVA-1.5 checkpoint bundled in the jar. */
     public static final String DEMO_MODEL = "demo";
@@ -44,6 +46,20 @@ public record ServerConfig(String model, String servedModelName, String host, in
         if (maxImageBytes < 1) throw new ConfigException("--max-image-bytes must be >= 1, got " + maxImageBytes);
         if (chatTemplate != null && !java.nio.file.Files.isRegularFile(chatTemplate))
             throw new ConfigException("--chat-template " + chatTemplate + " is not a readable file");
+        if (engine == null) engine = EngineArgs.defaults();
+    }
+
+    /** Without engine flags: the engine's defaults. */
+    public ServerConfig(String model, String servedModelName, String host, int port, Path chatTemplate,
+                        Dtype dtype, Device device, Integer maxModelLen, long seed, LoadFormat loadFormat,
+                        VlmConfig vlm, Duration imageFetchTimeout, int maxRequestBytes, long maxImageBytes) {
+        this(model, servedModelName, host, port, chatTemplate, dtype, device, maxModelLen, seed, loadFormat, vlm,
+                imageFetchTimeout, maxRequestBytes, maxImageBytes, EngineArgs.defaults());
+    }
+
+    public ServerConfig withEngine(EngineArgs newEngine) {
+        return new ServerConfig(model, servedModelName, host, port, chatTemplate, dtype, device, maxModelLen, seed,
+                loadFormat, vlm, imageFetchTimeout, maxRequestBytes, maxImageBytes, newEngine);
     }
 
     /** A configuration with every default, for the given model (tests and examples). */
@@ -54,12 +70,12 @@ public record ServerConfig(String model, String servedModelName, String host, in
 
     public ServerConfig withPort(int newPort) {
         return new ServerConfig(model, servedModelName, host, newPort, chatTemplate, dtype, device, maxModelLen, seed,
-                loadFormat, vlm, imageFetchTimeout, maxRequestBytes, maxImageBytes);
+                loadFormat, vlm, imageFetchTimeout, maxRequestBytes, maxImageBytes, engine);
     }
 
     public ServerConfig withImageFetchTimeout(Duration timeout) {
         return new ServerConfig(model, servedModelName, host, port, chatTemplate, dtype, device, maxModelLen, seed,
-                loadFormat, vlm, timeout, maxRequestBytes, maxImageBytes);
+                loadFormat, vlm, timeout, maxRequestBytes, maxImageBytes, engine);
     }
 
     public boolean isDemoModel() {

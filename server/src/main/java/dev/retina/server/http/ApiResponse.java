@@ -10,6 +10,11 @@ public record ApiResponse(int status, Object body) {
         return new ApiResponse(200, body);
     }
 
+    /** A 200 whose body is streamed as server-sent events. */
+    public static ApiResponse stream(SseEmitter emitter) {
+        return new ApiResponse(200, emitter);
+    }
+
     public static ApiResponse error(ApiException e) {
         return new ApiResponse(e.status(), e.toBody());
     }

@@ -43,6 +43,8 @@ public final class ApiRouter extends SimpleChannelInboundHandler<FullHttpRequest
     private final List<Route> routes;
     private final Executor requestExecutor;
     private final ObjectMapper mapper;
+    /** The stream being written on this connection, if any (event loop only). */
+    private SseEmitter streaming;
 
     public ApiRouter(List<Route> routes, Executor requestExecutor, ObjectMapper mapper) {
         this.routes = List.copyOf(routes);
@@ -108,12 +110,36 @@ public final class ApiRouter extends SimpleChannelInboundHandler<FullHttpRequest
         result.whenComplete((response, failure) -> {
             if (failure != null) response = toResponse(failure);
             if (response == null) return; // cancelled: the client is gone
+            if (response.body() instanceof SseEmitter emitter) {
+                ctx.executor().execute(() -> startStream(ctx, emitter, keepAlive));
+                return;
+            }
             FullHttpResponse http = toHttp(response); // serialise here, off the event loop
             ctx.executor().execute(() -> {
                 send(ctx, http, keepAlive);
                 ctx.channel().config().setAutoRead(true);
             });
         });
+    }
+
+    /** Streams an SSE response; reading resumes (keep-alive) once [DONE] is written, and a close cancels it. */
+    private void startStream(ChannelHandlerContext ctx, SseEmitter emitter, boolean keepAlive) {
+        if (!ctx.channel().isActive()) {
+            emitter.cancel();
+            return;
+        }
+        streaming = emitter;
+        ctx.channel().closeFuture().addListener(f -> emitter.cancel());
+        emitter.attach(ctx, keepAlive, () -> {
+            if (streaming == emitter) streaming = null;
+            ctx.channel().config().setAutoRead(true);
+        });
+    }
+
+    @Override
+    public void channelWritabilityChanged(ChannelHandlerContext ctx) throws Exception {
+        if (streaming != null) streaming.writabilityChanged();
+        super.channelWritabilityChanged(ctx);
     }
 
     private ApiResponse toResponse(Throwable failure) {

@@ -32,7 +32,29 @@ public record ChatCompletionRequest(
         Integer minTokens,
         Boolean ignoreEos,
         List<Integer> stopTokenIds,
-        Boolean skipSpecialTokens) {
+        Boolean skipSpecialTokens,
+        StreamOptions streamOptions) {
+
+    /** Without {@code stream_options}. */
+    public ChatCompletionRequest(String model, List<ChatMessage> messages, Double temperature, Double topP,
+                                 Integer maxTokens, Integer maxCompletionTokens, List<String> stop, Boolean stream,
+                                 Integer n, Long seed, Double presencePenalty, Double frequencyPenalty,
+                                 Boolean logprobs, Integer topLogprobs, String user, Integer topK, Double minP,
+                                 Double repetitionPenalty, Integer minTokens, Boolean ignoreEos,
+                                 List<Integer> stopTokenIds, Boolean skipSpecialTokens) {
+        this(model, messages, temperature, topP, maxTokens, maxCompletionTokens, stop, stream, n, seed,
+                presencePenalty, frequencyPenalty, logprobs, topLogprobs, user, topK, minP, repetitionPenalty,
+                minTokens, ignoreEos, stopTokenIds, skipSpecialTokens, null);
+    }
+
+    public int numChoices() {
+        return n == null ? 1 : n;
+    }
+
+    /** The {@code top_logprobs} the engine must report: null without {@code logprobs: true}. */
+    public Integer engineLogprobs() {
+        return Boolean.TRUE.equals(logprobs) ? (topLogprobs == null ? 0 : topLogprobs) : null;
+    }
 
     /** The completion budget the client asked for: {@code max_completion_tokens}, else {@code max_tokens}, else null. */
     public Integer requestedMaxTokens() {
@@ -46,6 +68,6 @@ public record ChatCompletionRequest(
     /** A request with just a model and messages (tests, examples). */
     public static ChatCompletionRequest of(String model, List<ChatMessage> messages) {
         return new ChatCompletionRequest(model, messages, null, null, null, null, null, null, null, null, null, null,
-                null, null, null, null, null, null, null, null, null, null);
+                null, null, null, null, null, null, null, null, null, null, null);
     }
 }

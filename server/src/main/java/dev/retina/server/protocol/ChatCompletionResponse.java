@@ -4,7 +4,7 @@ import java.util.List;
 
 /**
  * The body of a non-streaming chat completion, as OpenAI writes it: {@code id} "chatcmpl-…", {@code object}
- * "chat.completion", choices with {@code finish_reason} and {@code logprobs: null}, usage, and a null
+ * "chat.completion", choices with {@code finish_reason} and {@code logprobs} (null unless asked), usage, and a null
  * {@code system_fingerprint}.
  */
 public record ChatCompletionResponse(String id, String object, long created, String model, List<Choice> choices,
@@ -12,14 +12,29 @@ public record ChatCompletionResponse(String id, String object, long created, Str
 
     public static ChatCompletionResponse of(String id, long created, String model, String text, String finishReason,
                                             Usage usage) {
-        return new ChatCompletionResponse(id, "chat.completion", created, model,
-                List.of(new Choice(0, new ResponseMessage("assistant", text), finishReason, null)), usage, null);
+        return of(id, created, model, List.of(new Choice(0, new ResponseMessage("assistant", text), finishReason, null)),
+                usage);
     }
 
-    public record Choice(int index, ResponseMessage message, String finishReason, Object logprobs) {
+    public static ChatCompletionResponse of(String id, long created, String model, List<Choice> choices, Usage usage) {
+        return new ChatCompletionResponse(id, "chat.completion", created, model, choices, usage, null);
+    }
+
+    public record Choice(int index, ResponseMessage message, String finishReason, ChatLogprobs logprobs) {
     }
 
     public record ResponseMessage(String role, String content) {
+    }
+
+    /** OpenAI's chat logprobs: one entry per generated token. */
+    public record ChatLogprobs(List<TokenLogprob> content) {
+    }
+
+    /** {@code bytes} are the token's UTF-8 bytes as unsigned integers. */
+    public record TokenLogprob(String token, float logprob, List<Integer> bytes, List<TopLogprob> topLogprobs) {
+    }
+
+    public record TopLogprob(String token, float logprob, List<Integer> bytes) {
     }
 
     /** Token counts; {@code promptTokens} includes the image tokens. */

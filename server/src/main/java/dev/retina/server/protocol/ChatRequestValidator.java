@@ -10,6 +10,8 @@ import java.util.Set;
 public final class ChatRequestValidator {
     private static final Set<String> ROLES = Set.of("system", "user", "assistant");
     private static final int MAX_STOP_SEQUENCES = 4;
+    static final int MAX_N = 128;
+    static final int MAX_TOP_LOGPROBS = 20;
 
     private ChatRequestValidator() {
     }
@@ -40,21 +42,33 @@ public final class ChatRequestValidator {
         if (req.minTokens() != null && maxTokens != null && req.minTokens() > maxTokens)
             throw ApiException.badRequest("min_tokens (" + req.minTokens() + ") must not exceed max_tokens (" + maxTokens + ")",
                     "min_tokens");
-        if (req.n() != null && req.n() != 1)
-            throw ApiException.badRequest("only n=1 is supported, got " + req.n(), "n");
-        if (req.isStream())
-            throw ApiException.badRequest("streaming is not supported yet; send stream=false", "stream");
-        if (Boolean.TRUE.equals(req.logprobs()) || req.topLogprobs() != null)
-            throw ApiException.badRequest("logprobs are not supported yet", Boolean.TRUE.equals(req.logprobs())
-                    ? "logprobs" : "top_logprobs");
-        if (req.stop() != null) {
-            if (req.stop().size() > MAX_STOP_SEQUENCES)
+        checkN(req.n());
+        if (req.topLogprobs() != null) {
+            if (req.topLogprobs() < 0 || req.topLogprobs() > MAX_TOP_LOGPROBS)
+                throw ApiException.badRequest("top_logprobs must be in [0, " + MAX_TOP_LOGPROBS + "], got "
+                        + req.topLogprobs(), "top_logprobs");
+            if (!Boolean.TRUE.equals(req.logprobs()))
+                throw ApiException.badRequest("top_logprobs requires logprobs to be true", "top_logprobs");
+        }
+        if (req.streamOptions() != null && !req.isStream())
+            throw ApiException.badRequest("stream_options is only allowed when stream is true", "stream_options");
+        checkStops(req.stop(), req.stopTokenIds());
+    }
+
+    static void checkN(Integer n) {
+        if (n != null && (n < 1 || n > MAX_N))
+            throw ApiException.badRequest("n must be in [1, " + MAX_N + "], got " + n, "n");
+    }
+
+    static void checkStops(List<String> stop, List<Integer> stopTokenIds) {
+        if (stop != null) {
+            if (stop.size() > MAX_STOP_SEQUENCES)
                 throw ApiException.badRequest("at most " + MAX_STOP_SEQUENCES + " stop sequences are allowed, got "
-                        + req.stop().size(), "stop");
-            for (String s : req.stop())
+                        + stop.size(), "stop");
+            for (String s : stop)
                 if (s == null || s.isEmpty()) throw ApiException.badRequest("stop sequences must be non-empty strings", "stop");
         }
-        if (req.stopTokenIds() != null && req.stopTokenIds().stream().anyMatch(id -> id == null || id < 0))
+        if (stopTokenIds != null && stopTokenIds.stream().anyMatch(id -> id == null || id < 0))
             throw ApiException.badRequest("stop_token_ids must be non-negative integers", "stop_token_ids");
     }
 
@@ -99,12 +113,12 @@ public final class ChatRequestValidator {
         }
     }
 
-    private static void range(Double value, double min, double max, String param) {
+    static void range(Double value, double min, double max, String param) {
         if (value != null && !(value >= min && value <= max))
             throw ApiException.badRequest(param + " must be in [" + fmt(min) + ", " + fmt(max) + "], got " + value, param);
     }
 
-    private static void atLeast(Integer value, int min, String param) {
+    static void atLeast(Integer value, int min, String param) {
         if (value != null && value < min) throw ApiException.badRequest(param + " must be >= " + min + ", got " + value, param);
     }
 

@@ -1,81 +1,170 @@
 package dev.retina.server.backend;
 
+import dev.retina.engine.EngineRequest;
 import dev.retina.engine.FinishReason;
-import dev.retina.server.ChatResult;
+import dev.retina.engine.OutputSink;
+import dev.retina.engine.RequestOutput;
+import dev.retina.server.CollectingListener;
+import dev.retina.server.GenerationResult;
 import dev.retina.server.input.InputProcessor;
+import dev.retina.server.input.InputProcessorTest;
 import dev.retina.server.input.PromptLimits;
-import dev.retina.server.protocol.ApiException;
 import dev.retina.server.protocol.ChatCompletionRequest;
 import dev.retina.server.protocol.ChatMessage;
 import dev.retina.server.protocol.MessageContent;
 import dev.retina.templates.ChatTemplate;
 import org.junit.jupiter.api.Test;
 
+import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
-import java.util.concurrent.ExecutionException;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
 
 import static org.junit.jupiter.api.Assertions.*;
 
-/** The backend over the interim serial engine with a scripted generator and a word tokenizer. */
+/** The backend's output side over a scripted engine (one token per output) and a word tokenizer. */
 class EngineChatBackendTest {
-    final dev.retina.server.input.InputProcessorTest.WordTokenizer tokenizer =
-            new dev.retina.server.input.InputProcessorTest.WordTokenizer();
+    final InputProcessorTest.WordTokenizer tokenizer = new InputProcessorTest.WordTokenizer();
+    final Set<String> aborted = ConcurrentHashMap.newKeySet();
+
+    /** Emits {@code script} one id per output, EOS (2) or stop ids end it, max_tokens caps it; honours abort. */
+    final class ScriptedEngine implements EngineClient {
+        final int[] script;
+
+        ScriptedEngine(int[] script) {
+            this.script = script;
+        }
+
+        @Override
+        public void addRequest(EngineRequest request, OutputSink sink) {
+            int numPrompt = request.promptTokenIds().length;
+            for (int c = 0; c < request.params().n(); c++) {
+                for (int i = 0; i < script.length; i++) {
+                    if (aborted.contains(request.requestId())) return;
+                    int id = script[i];
+                    boolean eos = id == 2 || request.params().stopTokenIds().contains(id);
+                    boolean length = i + 1 == request.params().maxTokens();
+                    FinishReason reason = eos ? FinishReason.STOP : length ? FinishReason.LENGTH : null;
+                    sink.accept(new RequestOutput(request.requestId(), c, new int[]{id}, null, reason, numPrompt,
+                            i + 1, 0, null));
+                    if (reason != null) break;
+                }
+            }
+        }
+
+        @Override
+        public void abort(String requestId) {
+            aborted.add(requestId);
+        }
+    }
+
+    /** Decodes by re-decoding all ids and returning the new suffix (the word tokenizer has no incremental form). */
+    final OutputTokenizer output = new OutputTokenizer() {
+        @Override
+        public StreamDecoder newStreamDecoder(boolean skip) {
+            List<Integer> ids = new ArrayList<>();
+            return new StreamDecoder() {
+                String sent = "";
+
+                @Override
+                public String append(int tokenId) {
+                    ids.add(tokenId);
+                    String all = tokenizer.decode(ids.stream().mapToInt(Integer::intValue).toArray(), skip);
+                    String delta = all.substring(sent.length());
+                    sent = all;
+                    return delta;
+                }
+
+                @Override
+                public String flush() {
+                    return "";
+                }
+            };
+        }
+
+        @Override
+        public String tokenText(int tokenId) {
+            return tokenizer.decode(new int[]{tokenId}, false);
+        }
+
+        @Override
+        public byte[] tokenBytes(int tokenId) {
+            return tokenText(tokenId).getBytes();
+        }
+    };
 
     EngineChatBackend backend(int[] script) {
         // Pre-register words so the scripted ids decode: 13 = "the", 14 = "cat", 15 = "sat", 16 = "STOP", 17 = "mat"
         tokenizer.encodePrompt("the cat sat STOP mat");
-        InputProcessor inputs = new InputProcessor(ChatTemplate.fromString(
-                dev.retina.server.input.InputProcessorTest.STRING_TEMPLATE), tokenizer, null,
-                new PromptLimits(99, 5, 1, 100), Runnable::run);
-        SerialGreedyEngine engine = new SerialGreedyEngine((ids, pixels, numImages, maxNew) ->
-                java.util.Arrays.copyOf(script, Math.min(maxNew, script.length)));
-        return new EngineChatBackend(inputs, engine, tokenizer, Runnable::run);
+        InputProcessor inputs = new InputProcessor(ChatTemplate.fromString(InputProcessorTest.STRING_TEMPLATE),
+                tokenizer, null, new PromptLimits(99, 5, 1, 100), Runnable::run);
+        return new EngineChatBackend(inputs, new ScriptedEngine(script), tokenizer, output, Runnable::run,
+                new EngineChatBackend.TextLimits(100, 99));
     }
 
-    static ChatCompletionRequest req(Double temperature, Integer maxTokens, List<String> stop) {
+    static ChatCompletionRequest req(Integer n, Integer maxTokens, List<String> stop) {
         return new ChatCompletionRequest("m", List.of(new ChatMessage("user", new MessageContent.Text("hi"), null)),
-                temperature, null, maxTokens, null, stop, null, null, null, null, null, null, null, null, null, null,
+                0.0, null, maxTokens, null, stop, null, n, null, null, null, null, null, null, null, null,
                 null, null, null, null, null);
+    }
+
+    GenerationResult run(EngineChatBackend backend, ChatCompletionRequest req) throws Exception {
+        CollectingListener l = new CollectingListener();
+        backend.chat(req, l);
+        return l.result().get(5, TimeUnit.SECONDS);
     }
 
     @Test
     void stopsAtEosAndSkipsIt() throws Exception {
-        ChatResult r = backend(new int[]{13, 14, 2, 15}).complete(req(0.0, 10, null)).get(5, TimeUnit.SECONDS);
-        assertEquals("the cat", r.text());
-        assertEquals(FinishReason.STOP, r.finishReason());
+        GenerationResult r = run(backend(new int[]{13, 14, 2, 15}), req(null, 10, null));
+        assertEquals("the cat", r.choices().getFirst().text().strip());
+        assertEquals(FinishReason.STOP, r.choices().getFirst().finishReason());
         assertEquals(3, r.completionTokens(), "EOS counts as generated");
         assertTrue(r.promptTokens() > 0);
     }
 
     @Test
     void maxTokensGivesLength() throws Exception {
-        ChatResult r = backend(new int[]{13, 14, 15, 17}).complete(req(0.0, 2, null)).get(5, TimeUnit.SECONDS);
-        assertEquals("the cat", r.text());
-        assertEquals(FinishReason.LENGTH, r.finishReason());
+        GenerationResult r = run(backend(new int[]{13, 14, 15, 17}), req(null, 2, null));
+        assertEquals("the cat", r.choices().getFirst().text());
+        assertEquals(FinishReason.LENGTH, r.choices().getFirst().finishReason());
         assertEquals(2, r.completionTokens());
     }
 
     @Test
-    void stopStringIsCutAndNotReturned() throws Exception {
-        ChatResult r = backend(new int[]{13, 14, 16, 17, 2}).complete(req(0.0, 10, List.of("STOP")))
-                .get(5, TimeUnit.SECONDS);
-        assertEquals("the cat ", r.text());
-        assertEquals(FinishReason.STOP, r.finishReason());
+    void stopStringIsCutNotReturnedAndAbortsTheEngineRequest() throws Exception {
+        GenerationResult r = run(backend(new int[]{13, 14, 16, 17, 2}), req(null, 10, List.of("STOP")));
+        assertEquals("the cat ", r.choices().getFirst().text());
+        assertEquals(FinishReason.STOP, r.choices().getFirst().finishReason());
         assertEquals(3, r.completionTokens(), "tokens through the stop string");
+        assertEquals(1, aborted.size(), "the engine request was aborted to free its blocks");
     }
 
     @Test
-    void samplingIsRefusedByTheGreedyEngine() {
-        var e = assertThrows(ExecutionException.class,
-                () -> backend(new int[]{10}).complete(req(0.7, 10, null)).get(5, TimeUnit.SECONDS));
-        ApiException api = assertInstanceOf(ApiException.class, e.getCause());
-        assertEquals("temperature", api.toBody().error().param());
+    void stopStringSpanningTokensIsFound() throws Exception {
+        GenerationResult r = run(backend(new int[]{13, 14, 15, 17, 2}), req(null, 10, List.of("cat sat")));
+        assertEquals("the ", r.choices().getFirst().text());
+        assertEquals(3, r.completionTokens());
     }
 
     @Test
-    void stopCutPicksTheEarliestMatch() {
-        assertEquals("ab", StopCut.apply("abXYcdZ", List.of("Z", "XY")).text());
-        assertNull(StopCut.apply("abc", List.of("d")));
+    void nChoicesAreIndexed() throws Exception {
+        GenerationResult r = run(backend(new int[]{13, 14, 2}), req(3, 10, null));
+        assertEquals(List.of(0, 1, 2), r.choices().stream().map(GenerationResult.Choice::index).toList());
+        assertEquals(9, r.completionTokens());
+    }
+
+    @Test
+    void choiceDecoderHoldsBackOnlyWhatCouldStartAStop() {
+        ChoiceDecoder d = new ChoiceDecoder(output, true, List.of("XYZ"));
+        tokenizer.encodePrompt("a XY b");
+        int[] ids = tokenizer.encodePrompt("a XY b");
+        StringBuilder streamed = new StringBuilder();
+        for (int id : Arrays.copyOfRange(ids, ids.length - 3, ids.length)) streamed.append(d.append(id));
+        streamed.append(d.finish());
+        assertEquals(tokenizer.decode(Arrays.copyOfRange(ids, ids.length - 3, ids.length), true), streamed.toString());
+        assertFalse(d.stopped());
     }
 }
