@@ -8,6 +8,7 @@ import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.Shape;
 import dev.retina.engine.model.ForwardBatch;
 import dev.retina.engine.model.KvCache;
+import dev.retina.engine.model.LlavaConfig;
 import dev.retina.engine.model.LlavaModel;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -23,7 +24,12 @@ import java.util.Map;
  * <p>Images: the first time a request's prompt tokens are fed (first chunk, a forked n &gt; 1 choice's tail, or a
  * recompute after preemption), all its images are encoded at once and kept, in a manager of their own, until the
  * request appears in {@link SchedulerOutput#finishedRequestIds()}; each chunk takes the feature rows of the image
- * tokens it holds. So a chunk may end anywhere inside an image's tokens.
+ * tokens it holds. So a chunk may end anywhere inside an image's tokens. LLaVA-NeXT anyres images are encoded tile by
+ * tile and packed with {@link LlavaModel#encodeImage}; single images with {@link LlavaModel#encodeImages}.
+ *
+ * <p>Encoder cache: an image with a {@link ImageInput#contentHash()} is looked up by it first, and its encoder output
+ * kept afterwards ({@link EncoderCache}, bounded in image tokens), so the same image in another request or turn runs
+ * no vision tower; {@link #encoderCacheStats()} counts passes, hits and misses.
  *
  * <p>Owns the KV cache (closed in {@link #close()}); the model stays the caller's to close.
  */
@@ -39,12 +45,30 @@ public final class LlavaModelRunner implements ModelRunner {
     private final int imageTokenId;
     private final Sampler sampler = new Sampler();
     private final Map<String, RequestImages> images = new HashMap<>();
+    private final EncoderCache encoderCache;
+    // Written by the engine thread only; volatile so encoderCacheStats() reads them from any thread.
+    private volatile long numEncoderPasses;
+    private volatile long numCacheHits;
+    private volatile long numCacheMisses;
+    private volatile int numCachedImages;
+    private volatile int numCachedTokens;
+
+    /** Default capacity of the encoder cache, in image tokens (about 28 LLaVA-1.5 images). */
+    public static final int DEFAULT_ENCODER_CACHE_SIZE = 16384;
 
     public LlavaModelRunner(LlavaModel model, int numBlocks, int blockSize) {
+        this(model, numBlocks, blockSize, DEFAULT_ENCODER_CACHE_SIZE);
+    }
+
+    /**
+     * @param encoderCacheSize capacity of the encoder-output cache in image tokens (feature rows); 0 disables it
+     */
+    public LlavaModelRunner(LlavaModel model, int numBlocks, int blockSize, int encoderCacheSize) {
         this.model = model;
         this.cache = model.newKvCache(numBlocks, blockSize);
         this.blockSize = blockSize;
         this.imageTokenId = model.config().imageTokenIndex();
+        this.encoderCache = new EncoderCache(model.manager(), encoderCacheSize);
     }
 
     public KvCache cache() { return cache; }
@@ -87,7 +111,12 @@ public final class LlavaModelRunner implements ModelRunner {
 
         try (NDManager step = model.manager().newSubManager()) {
             NDArray inputsEmbeds = model.embedTokens(step.create(inputIds)); // (T, textHidden)
-            mergeImages(step, inputsEmbeds, seqs, queryStartLoc);
+            try {
+                mergeImages(step, inputsEmbeds, seqs, queryStartLoc);
+            } finally {
+                numCachedImages = encoderCache.numImages();
+                numCachedTokens = encoderCache.numTokens();
+            }
             NDArray logits = model.forward(inputsEmbeds, batch, cache);    // (numSeqs, vocab) float32
             if (samplingSeqs.isEmpty()) return new RunnerOutput(new int[0], List.of());
             if (samplingSeqs.size() < numSeqs) {
@@ -128,25 +157,11 @@ public final class LlavaModelRunner implements ModelRunner {
         if (imagePositions.length != expected)
             throw new IllegalArgumentException("request " + seq.requestId() + ": " + imagePositions.length
                     + " image tokens in the prompt, images need " + expected);
-        long hidden = model.config().textConfig().hiddenSize();
         NDManager m = model.manager().newSubManager();
         // Encoder temporaries live in enc and go at once; only the final features move to the request's manager.
         try (NDManager enc = model.manager().newSubManager()) {
             NDList perImage = new NDList();
-            for (ImageInput image : seq.images()) {
-                NDArray features; // (numImageTokens, textHidden)
-                if (image.imageFeatures() != null) {
-                    features = enc.create(image.imageFeatures(), new Shape(image.numImageTokens(), hidden));
-                } else {
-                    NDArray pixelValues = enc.create(image.pixelValues(), new Shape(1, 3, image.height(), image.width()));
-                    features = model.encodeImages(pixelValues);
-                    features = features.reshape(features.getShape().size() / hidden, hidden);
-                }
-                if (features.getShape().get(0) != image.numImageTokens())
-                    throw new IllegalArgumentException("image gives " + features.getShape().get(0)
-                            + " feature rows, its placeholder has " + image.numImageTokens());
-                perImage.add(features);
-            }
+            for (ImageInput image : seq.images()) perImage.add(featuresOf(image, enc));
             NDArray all = perImage.size() == 1 ? perImage.get(0) : NDArrays.concat(perImage, 0);
             all = all.toType(model.dtype(), false).toDevice(model.device(), false);
             all.attach(m);
@@ -155,6 +170,88 @@ public final class LlavaModelRunner implements ModelRunner {
             m.close();
             throw e;
         }
+    }
+
+    /**
+     * One image's features: precomputed ones as given; otherwise from the encoder cache by content hash, or from the
+     * vision tower (LLaVA-NeXT tiles packed with the original size), then cached.
+     *
+     * @return (numImageTokens, textHidden) in {@code enc}
+     */
+    private NDArray featuresOf(ImageInput image, NDManager enc) {
+        long hidden = model.config().textConfig().hiddenSize();
+        if (image.imageFeatures() != null) // shape checked in checkRequest
+            return enc.create(image.imageFeatures(), new Shape(image.numImageTokens(), hidden));
+        NDArray cached = encoderCache.get(image.contentHash(), enc);
+        if (cached != null) {
+            numCacheHits++;
+            return cached;
+        }
+        if (image.contentHash() != null) numCacheMisses++;
+        NDArray pixelValues = enc.create(image.pixelValues(),
+                new Shape(image.numTiles(), 3, image.height(), image.width())); // (numTiles, 3, H, W)
+        NDArray features;
+        if (image.isTiled()) {
+            features = model.encodeImage(pixelValues, image.imageHeight(), image.imageWidth());
+        } else {
+            features = model.encodeImages(pixelValues);
+            features = features.reshape(features.getShape().size() / hidden, hidden);
+        }
+        numEncoderPasses++;
+        if (features.getShape().get(0) != image.numImageTokens())
+            throw new IllegalArgumentException("image gives " + features.getShape().get(0)
+                    + " feature rows, its placeholder has " + image.numImageTokens());
+        encoderCache.put(image.contentHash(), features);
+        return features;
+    }
+
+    @Override
+    public String checkRequest(EngineRequest request) {
+        LlavaConfig config = model.config();
+        int hidden = config.textConfig().hiddenSize();
+        int side = config.visionConfig().imageSize();
+        int numImageTokenIds = 0;
+        for (int id : request.promptTokenIds()) if (id == imageTokenId) numImageTokenIds++;
+        int expectedTokens = 0;
+        for (int i = 0; i < request.images().size(); i++) {
+            ImageInput image = request.images().get(i);
+            expectedTokens += image.numImageTokens();
+            String which = "image " + i + ": ";
+            if (image.imageFeatures() != null) {
+                long expected = (long) image.numImageTokens() * hidden;
+                if (image.imageFeatures().length != expected)
+                    return which + "precomputed image features must have shape (numImageTokens, hidden_size) = ("
+                            + image.numImageTokens() + ", " + hidden + "), " + expected + " values; got "
+                            + image.imageFeatures().length + " values (" + image.imageFeatures().length
+                            / image.numImageTokens() + " per image token)";
+                continue;
+            }
+            if (image.height() != side || image.width() != side)
+                return which + "pixel values must be " + side + "x" + side + " per tile (vision_config.image_size), got "
+                        + image.width() + "x" + image.height();
+            int tokens;
+            if (image.isTiled()) {
+                if (!config.isNext()) return which + "tiled (anyres) input needs a llava_next model";
+                int tiles = config.numTiles(image.imageHeight(), image.imageWidth());
+                if (image.numTiles() != tiles)
+                    return which + image.numTiles() + " tiles, a " + image.imageWidth() + "x" + image.imageHeight()
+                            + " image needs " + tiles;
+                tokens = config.numImageTokens(image.imageHeight(), image.imageWidth());
+            } else {
+                tokens = config.numImageTokens();
+            }
+            if (image.numImageTokens() != tokens)
+                return which + "numImageTokens is " + image.numImageTokens() + ", the model gives " + tokens;
+        }
+        if (numImageTokenIds != expectedTokens)
+            return "the prompt has " + numImageTokenIds + " image tokens (id " + imageTokenId + "), its images need "
+                    + expectedTokens;
+        return null;
+    }
+
+    /** Vision-encoder counters (images encoded, cache hits and misses); safe from any thread. */
+    public EncoderCacheStats encoderCacheStats() {
+        return new EncoderCacheStats(numEncoderPasses, numCacheHits, numCacheMisses, numCachedImages, numCachedTokens);
     }
 
     private static int lowerBound(int[] sorted, int key) {
@@ -174,6 +271,7 @@ public final class LlavaModelRunner implements ModelRunner {
     public void close() {
         for (RequestImages ri : images.values()) ri.manager().close();
         images.clear();
+        encoderCache.close();
         cache.close();
     }
 }

@@ -143,6 +143,7 @@ public final class LlmEngine implements AutoCloseable {
                     problem = "an image takes " + image.numImageTokens() + " tokens, more than maxNumBatchedTokens "
                             + config.maxNumBatchedTokens();
             }
+            if (problem == null) problem = runner.checkRequest(req);
         }
         if (problem != null) {
             safeAccept(add.sink(), new RequestOutput(req.requestId(), 0, new int[0], null, FinishReason.ABORT,

@@ -9,6 +9,16 @@ public interface ModelRunner extends AutoCloseable {
     /** Executes the step; a thrown exception fails the step's requests, not the engine. */
     RunnerOutput execute(SchedulerOutput schedulerOutput);
 
+    /**
+     * Checks a request before it is admitted (e.g. precomputed image features of the wrong shape), so a bad request
+     * is refused alone instead of failing a whole batched step later. Called on the engine thread.
+     *
+     * @return null when the runner can run it, else a message for the client naming expected and actual values
+     */
+    default String checkRequest(EngineRequest request) {
+        return null;
+    }
+
     @Override
     default void close() {
     }

@@ -178,4 +178,99 @@ class LlavaModelRunnerTest {
             assertEquals(0, runner.numRequestsWithImages());
         }
     }
+
+    @Test
+    void theSameImageInASecondRequestRunsNoEncoderPassAndGivesTheSameTokens() throws Exception {
+        SplittableRandom rnd = new SplittableRandom(21);
+        int[] prompt = prompt(rnd, true);
+        float[] px = pixels(rnd);
+        float[] otherPx = pixels(rnd);
+        SamplingParams greedy = new SamplingParams(1, 0f, 1f, -1, 0f, null, 0f, 0f, 1f, 6, 0, List.of(), true, null);
+        EngineConfig cfg = new EngineConfig(4, 64, 4, 80, 64, 0, 0.9);
+        LlavaModelRunner runner = new LlavaModelRunner(model, 64, 4, 2 * NUM_IMAGE_TOKENS);
+        List<List<Integer>> answers = new ArrayList<>();
+        List<EncoderCacheStats> after = new ArrayList<>();
+        try (LlmEngine engine = new LlmEngine(cfg, 64, runner)) {
+            // Same pixels and hash twice, then a different image, then the first again (still cached: 2 entries fit).
+            String[] hashes = {"a", "a", "b", "a"};
+            for (int r = 0; r < hashes.length; r++) {
+                float[] image = hashes[r].equals("a") ? px : otherPx;
+                LlmEngineTest.Collector c = new LlmEngineTest.Collector(1);
+                engine.addRequest(new EngineRequest("r" + r, prompt,
+                        List.of(ImageInput.ofPixels(image, 28, 28, NUM_IMAGE_TOKENS).withContentHash(hashes[r])),
+                        greedy, List.of()), c);
+                c.await();
+                assertEquals(null, c.last(0).error());
+                answers.add(c.tokens(0));
+                after.add(runner.encoderCacheStats());
+            }
+        }
+        assertEquals(new EncoderCacheStats(1, 0, 1, 1, NUM_IMAGE_TOKENS), after.get(0));
+        assertEquals(new EncoderCacheStats(1, 1, 1, 1, NUM_IMAGE_TOKENS), after.get(1), "second request: no encoder pass");
+        assertEquals(new EncoderCacheStats(2, 1, 2, 2, 2 * NUM_IMAGE_TOKENS), after.get(2));
+        assertEquals(new EncoderCacheStats(2, 2, 2, 2, 2 * NUM_IMAGE_TOKENS), after.get(3));
+        assertEquals(answers.get(0), answers.get(1), "cached features give the same answer");
+        assertEquals(answers.get(0), answers.get(3));
+        int[] expected = new LlavaGenerator(model).greedy(prompt, px, 1, 6, 0).tokenIds();
+        assertEquals(java.util.Arrays.stream(expected).boxed().toList(), answers.get(1));
+    }
+
+    @Test
+    void encoderCacheEvictsLeastRecentlyUsedAndZeroDisablesIt() throws Exception {
+        SplittableRandom rnd = new SplittableRandom(22);
+        int[] prompt = prompt(rnd, true);
+        SamplingParams greedy = new SamplingParams(1, 0f, 1f, -1, 0f, null, 0f, 0f, 1f, 1, 0, List.of(), true, null);
+        EngineConfig cfg = new EngineConfig(4, 64, 4, 80, 64, 0, 0.9);
+        for (int capacity : new int[] {NUM_IMAGE_TOKENS, 0}) {
+            LlavaModelRunner runner = new LlavaModelRunner(model, 64, 4, capacity);
+            try (LlmEngine engine = new LlmEngine(cfg, 64, runner)) {
+                for (String hash : new String[] {"a", "b", "a"}) {
+                    LlmEngineTest.Collector c = new LlmEngineTest.Collector(1);
+                    engine.addRequest(new EngineRequest(hash + System.nanoTime(), prompt,
+                            List.of(ImageInput.ofPixels(pixels(rnd), 28, 28, NUM_IMAGE_TOKENS).withContentHash(hash)),
+                            greedy, List.of()), c);
+                    c.await();
+                }
+            }
+            EncoderCacheStats s = runner.encoderCacheStats();
+            assertEquals(3, s.numEncoderPasses(), "capacity " + capacity + ": one entry at most, 'a' was evicted by 'b'");
+            assertEquals(0, s.numCacheHits());
+            assertEquals(capacity == 0 ? 0 : 1, s.numCachedImages());
+        }
+    }
+
+    @Test
+    void precomputedFeaturesOfTheWrongShapeAreRefusedNamingBothShapes() throws Exception {
+        SplittableRandom rnd = new SplittableRandom(23);
+        int[] prompt = prompt(rnd, true);
+        int hidden = model.config().textConfig().hiddenSize();
+        SamplingParams greedy = new SamplingParams(1, 0f, 1f, -1, 0f, null, 0f, 0f, 1f, 4, 0, List.of(), true, null);
+        EngineConfig cfg = new EngineConfig(4, 64, 4, 80, 64, 0, 0.9);
+        // The features the model itself would compute, given precomputed, must give the pixel path's answer.
+        float[] px = pixels(rnd);
+        float[] features;
+        try (ai.djl.ndarray.NDManager m = model.manager().newSubManager()) {
+            features = model.encodeImages(m.create(px, new ai.djl.ndarray.types.Shape(1, 3, 28, 28))).toFloatArray();
+        }
+        LlavaModelRunner runner = new LlavaModelRunner(model, 64, 4);
+        try (LlmEngine engine = new LlmEngine(cfg, 64, runner)) {
+            LlmEngineTest.Collector bad = new LlmEngineTest.Collector(1);
+            engine.addRequest(new EngineRequest("bad", prompt,
+                    List.of(ImageInput.ofFeatures(new float[NUM_IMAGE_TOKENS * (hidden + 1)], NUM_IMAGE_TOKENS)),
+                    greedy, List.of()), bad);
+            LlmEngineTest.Collector good = new LlmEngineTest.Collector(1);
+            engine.addRequest(new EngineRequest("good", prompt,
+                    List.of(ImageInput.ofFeatures(features, NUM_IMAGE_TOKENS)), greedy, List.of()), good);
+            bad.await();
+            good.await();
+            String error = bad.last(0).error();
+            assertNotNull(error);
+            assertTrue(error.contains("(" + NUM_IMAGE_TOKENS + ", " + hidden + ")") && error.contains((hidden + 1) + " per image token"),
+                    error);
+            assertEquals(null, good.last(0).error());
+            int[] expected = new LlavaGenerator(model).greedy(prompt, px, 1, 4, 0).tokenIds();
+            assertEquals(java.util.Arrays.stream(expected).boxed().toList(), good.tokens(0));
+            assertEquals(0, runner.encoderCacheStats().numEncoderPasses(), "features skip the vision tower");
+        }
+    }
 }

@@ -6,6 +6,7 @@ import dev.retina.server.config.Dtype;
 import dev.retina.server.config.EngineArgs;
 import dev.retina.server.config.ImageInputType;
 import dev.retina.server.config.LoadFormat;
+import dev.retina.server.config.MediaConfig;
 import dev.retina.server.config.ServerConfig;
 import dev.retina.server.config.VlmConfig;
 import picocli.CommandLine.Command;
@@ -117,6 +118,34 @@ public final class ServeCommand implements Callable<Integer> {
     }
     // ---- end of engine flags ----
 
+    // Media flags (issue 5): image URL policy, images per prompt, encoder cache. Grouped into MediaConfig.
+    @Option(names = "--allowed-local-media-path", description = "Directory under which file: URLs and absolute paths "
+            + "may be read as images (default: none; local files refused).")
+    Path allowedLocalMediaPath;
+
+    @Option(names = "--allow-private-media-urls", description = "Let image URLs reach loopback, private, link-local "
+            + "and other non-public addresses (refused by default).")
+    boolean allowPrivateMediaUrls;
+
+    @Option(names = "--allowed-media-domains", description = "Comma-separated hosts image URLs may use, each with its "
+            + "subdomains (default: any public host).")
+    String allowedMediaDomains;
+
+    @Option(names = "--max-media-redirects", defaultValue = "3", description = "Redirects followed per image URL.")
+    int maxMediaRedirects;
+
+    @Option(names = "--max-image-pixels", defaultValue = "89478485",
+            description = "Largest decoded image, width x height (Pillow's limit by default).")
+    long maxImagePixels;
+
+    @Option(names = "--limit-mm-per-prompt", description = "Images per request, as image=N or {\"image\": N} "
+            + "(default: the N of --image-input-shape if given, else 4).")
+    String limitMmPerPrompt;
+
+    @Option(names = "--encoder-cache-size", defaultValue = "16384", description = "Vision-encoder outputs kept by "
+            + "image content, in image tokens (576 per LLaVA-1.5 image); 0 disables the cache.")
+    int encoderCacheSize;
+
     /** How the model gets loaded; replaced in tests. */
     BackendLoader loader = BackendLoaders.standard();
 
@@ -145,7 +174,13 @@ public final class ServeCommand implements Callable<Integer> {
                 imageInputShape == null ? null : VlmConfig.parseShape(imageInputShape), imageFeatureSize,
                 imageProcessor, imageProcessorRevision, disableImageProcessor);
         return new ServerConfig(model, servedModelName, host, port, chatTemplate, dtype, device, maxModelLen, seed,
-                loadFormat, vlm, imageFetchTimeout(env), maxRequestBytes, maxImageBytes, engineArgs());
+                loadFormat, vlm, imageFetchTimeout(env), maxRequestBytes, maxImageBytes, engineArgs(), mediaConfig());
+    }
+
+    MediaConfig mediaConfig() {
+        return new MediaConfig(allowedLocalMediaPath, allowPrivateMediaUrls, MediaConfig.parseDomains(allowedMediaDomains),
+                maxMediaRedirects, maxImagePixels,
+                limitMmPerPrompt == null ? null : MediaConfig.parseImageLimit(limitMmPerPrompt), encoderCacheSize);
     }
 
     static ImageInputType parseImageInputType(String value) {

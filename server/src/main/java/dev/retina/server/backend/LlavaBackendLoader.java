@@ -12,16 +12,11 @@ import dev.retina.server.config.CheckpointFacts;
 import dev.retina.server.config.ConfigException;
 import dev.retina.server.config.ImageInputType;
 import dev.retina.server.config.ServerConfig;
-import dev.retina.server.input.ClipImageLoader;
+import dev.retina.server.input.ImagePipeline;
 import dev.retina.server.input.InputProcessor;
-import dev.retina.server.input.PromptLimits;
 import dev.retina.server.input.PromptTokenizer;
 import dev.retina.templates.ChatTemplate;
 import dev.retina.tokenizer.Tokenizer;
-import dev.retina.vision.ClipImageProcessor;
-import dev.retina.vision.ClipProcessorConfig;
-import dev.retina.vision.ImageDecoder;
-import dev.retina.vision.ImageFetcher;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -60,32 +55,15 @@ public final class LlavaBackendLoader implements BackendLoader {
                     return ChatTemplate.builtin("llava");
                 });
 
-        ClipImageLoader images = null;
-        ImageFetcher fetcher = null;
-        if (resolved.vlm().imageProcessor() != null) {
-            ClipImageProcessor processor = new ClipImageProcessor(
-                    ClipProcessorConfig.load(Path.of(resolved.vlm().imageProcessor())));
-            int side = llava.visionConfig().imageSize();
-            if (processor.outputHeight() != side || processor.outputWidth() != side)
-                throw new ConfigException("the image processor makes " + processor.outputHeight() + "x"
-                        + processor.outputWidth() + " images but the checkpoint's vision_config.image_size is " + side);
-            fetcher = new ImageFetcher(config.imageFetchTimeout(), config.maxImageBytes());
-            images = new ClipImageLoader(fetcher, new ImageDecoder(ImageDecoder.DEFAULT_MAX_IMAGE_PIXELS), processor,
-                    resolved.vlm().imageFeatureSize());
-        }
+        ImagePipeline images = ImagePipeline.create(config, resolved, llava); // fetch policy, preprocessor, pool
 
         EngineFactory.Loaded loaded = startEngine(config, modelDir, resolved.maxModelLen());
         ExecutorService inputExecutor = newInputExecutor();
-        InputProcessor inputs = new InputProcessor(template, prompts,
-                images, new PromptLimits(resolved.vlm().imageTokenId(), resolved.vlm().imageFeatureSize(),
-                resolved.vlm().maxImagesPerPrompt(), resolved.maxModelLen()), inputExecutor);
-        ImageFetcher ownedFetcher = fetcher;
+        InputProcessor inputs = images.inputProcessor(template, prompts, inputExecutor);
         TokenizerAdapter adapter = new TokenizerAdapter(tokenizer);
         EngineChatBackend backend = new EngineChatBackend(inputs, EngineClient.of(loaded.engine()), adapter, adapter,
                 inputExecutor, new EngineChatBackend.TextLimits(resolved.maxModelLen(), resolved.vlm().imageTokenId()),
-                inputExecutor::shutdownNow, loaded.model(), tokenizer, () -> {
-                    if (ownedFetcher != null) ownedFetcher.close();
-                });
+                inputExecutor::shutdownNow, loaded.model(), tokenizer, images);
         return new LoadedModel(backend, modelDir.toString(), resolved.maxModelLen());
     }
 
@@ -146,6 +124,11 @@ public final class LlavaBackendLoader implements BackendLoader {
             @Override
             public int maxPositionEmbeddings() {
                 return c.textConfig().maxPositionEmbeddings();
+            }
+
+            @Override
+            public boolean anyres() {
+                return c.isNext();
             }
         };
     }

@@ -22,4 +22,13 @@ public interface CheckpointFacts {
 
     /** {@code text_config.max_position_embeddings}: the longest context the model was built for. */
     int maxPositionEmbeddings();
+
+    /**
+     * True for LLaVA-NeXT ({@code model_type} llava_next): images are tiled at any size ("anyres"), so
+     * {@code --image-input-shape}'s H,W is a resize target, not a check, and {@link #numImageTokens()} is only the
+     * base tile's share.
+     */
+    default boolean anyres() {
+        return false;
+    }
 }

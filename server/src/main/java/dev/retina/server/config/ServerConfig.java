@@ -19,11 +19,12 @@ import java.util.Objects;
  * @param maxRequestBytes   the largest HTTP request body accepted (413 above)
  * @param maxImageBytes     the largest image a URL may return
  * @param engine            the batching engine's flags
+ * @param media             image URL policy, images per prompt, encoder cache ({@link MediaConfig})
  */
 public record ServerConfig(String model, String servedModelName, String host, int port, Path chatTemplate,
                            Dtype dtype, Device device, Integer maxModelLen, long seed, LoadFormat loadFormat,
                            VlmConfig vlm, Duration imageFetchTimeout, int maxRequestBytes, long maxImageBytes,
-                           EngineArgs engine) {
+                           EngineArgs engine, MediaConfig media) {
 
     /** The {@code --model} value that selects the tiny random LLaVA-1.5 checkpoint bundled in the jar. */
     public static final String DEMO_MODEL = "demo";
@@ -47,19 +48,57 @@ public record ServerConfig(String model, String servedModelName, String host, in
         if (chatTemplate != null && !java.nio.file.Files.isRegularFile(chatTemplate))
             throw new ConfigException("--chat-template " + chatTemplate + " is not a readable file");
         if (engine == null) engine = EngineArgs.defaults();
+        if (media == null) media = MediaConfig.defaults();
+        if (media.limitImagesPerPrompt() != null && vlm.imageInputShape() != null
+                && !media.limitImagesPerPrompt().equals(vlm.imageInputShape().get(0)))
+            throw new ConfigException("--limit-mm-per-prompt image=" + media.limitImagesPerPrompt()
+                    + " contradicts --image-input-shape, whose N is " + vlm.imageInputShape().get(0));
     }
 
     /** Without engine flags: the engine's defaults. */
     public ServerConfig(String model, String servedModelName, String host, int port, Path chatTemplate,
                         Dtype dtype, Device device, Integer maxModelLen, long seed, LoadFormat loadFormat,
+                        VlmConfig vlm, Duration imageFetchTimeout, int maxRequestBytes, long maxImageBytes,
+                        MediaConfig media) {
+        this(model, servedModelName, host, port, chatTemplate, dtype, device, maxModelLen, seed, loadFormat, vlm,
+                imageFetchTimeout, maxRequestBytes, maxImageBytes, EngineArgs.defaults(), media);
+    }
+
+    /** Without media settings: {@link MediaConfig#defaults()}. */
+    public ServerConfig(String model, String servedModelName, String host, int port, Path chatTemplate,
+                        Dtype dtype, Device device, Integer maxModelLen, long seed, LoadFormat loadFormat,
+                        VlmConfig vlm, Duration imageFetchTimeout, int maxRequestBytes, long maxImageBytes,
+                        EngineArgs engine) {
+        this(model, servedModelName, host, port, chatTemplate, dtype, device, maxModelLen, seed, loadFormat, vlm,
+                imageFetchTimeout, maxRequestBytes, maxImageBytes, engine, MediaConfig.defaults());
+    }
+
+    /** Without engine flags and media settings: their defaults. */
+    public ServerConfig(String model, String servedModelName, String host, int port, Path chatTemplate,
+                        Dtype dtype, Device device, Integer maxModelLen, long seed, LoadFormat loadFormat,
                         VlmConfig vlm, Duration imageFetchTimeout, int maxRequestBytes, long maxImageBytes) {
         this(model, servedModelName, host, port, chatTemplate, dtype, device, maxModelLen, seed, loadFormat, vlm,
-                imageFetchTimeout, maxRequestBytes, maxImageBytes, EngineArgs.defaults());
+                imageFetchTimeout, maxRequestBytes, maxImageBytes, EngineArgs.defaults(), MediaConfig.defaults());
     }
 
     public ServerConfig withEngine(EngineArgs newEngine) {
         return new ServerConfig(model, servedModelName, host, port, chatTemplate, dtype, device, maxModelLen, seed,
-                loadFormat, vlm, imageFetchTimeout, maxRequestBytes, maxImageBytes, newEngine);
+                loadFormat, vlm, imageFetchTimeout, maxRequestBytes, maxImageBytes, newEngine, media);
+    }
+
+    public ServerConfig withMedia(MediaConfig newMedia) {
+        return new ServerConfig(model, servedModelName, host, port, chatTemplate, dtype, device, maxModelLen, seed,
+                loadFormat, vlm, imageFetchTimeout, maxRequestBytes, maxImageBytes, engine, newMedia);
+    }
+
+    /**
+     * Images one request may carry: {@code --limit-mm-per-prompt image=N}, else the N of an explicit
+     * {@code --image-input-shape} (vLLM 0.4's meaning), else {@link MediaConfig#DEFAULT_LIMIT_IMAGES_PER_PROMPT}.
+     */
+    public int maxImagesPerPrompt() {
+        if (media.limitImagesPerPrompt() != null) return media.limitImagesPerPrompt();
+        if (vlm.imageInputShape() != null) return vlm.imageInputShape().get(0);
+        return MediaConfig.DEFAULT_LIMIT_IMAGES_PER_PROMPT;
     }
 
     /** A configuration with every default, for the given model (tests and examples). */
@@ -70,12 +109,12 @@ public record ServerConfig(String model, String servedModelName, String host, in
 
     public ServerConfig withPort(int newPort) {
         return new ServerConfig(model, servedModelName, host, newPort, chatTemplate, dtype, device, maxModelLen, seed,
-                loadFormat, vlm, imageFetchTimeout, maxRequestBytes, maxImageBytes, engine);
+                loadFormat, vlm, imageFetchTimeout, maxRequestBytes, maxImageBytes, engine, media);
     }
 
     public ServerConfig withImageFetchTimeout(Duration timeout) {
         return new ServerConfig(model, servedModelName, host, port, chatTemplate, dtype, device, maxModelLen, seed,
-                loadFormat, vlm, timeout, maxRequestBytes, maxImageBytes, engine);
+                loadFormat, vlm, timeout, maxRequestBytes, maxImageBytes, engine, media);
     }
 
     public boolean isDemoModel() {

@@ -78,6 +78,9 @@ public record VlmConfig(ImageInputType imageInputType, Integer imageTokenId, Lis
         if (imageTokenId != null && imageTokenId != facts.imageTokenId())
             throw new ConfigException("--image-token-id " + imageTokenId + " contradicts the checkpoint's image_token_index "
                     + facts.imageTokenId());
+        if (imageFeatureSize != null && facts.anyres())
+            throw new ConfigException("--image-feature-size does not apply to llava_next checkpoints: each image's "
+                    + "token count follows from its size");
         if (imageFeatureSize != null && imageFeatureSize != facts.numImageTokens())
             throw new ConfigException("--image-feature-size " + imageFeatureSize + " contradicts the checkpoint's "
                     + facts.numImageTokens() + " image tokens per image");
@@ -88,6 +91,12 @@ public record VlmConfig(ImageInputType imageInputType, Integer imageTokenId, Lis
         if (imageInputShape == null) {
             shape = new ArrayList<>(List.of(1));
             shape.addAll(expected);
+        } else if (facts.anyres() && imageInputType == ImageInputType.PIXEL_VALUES) {
+            // LLaVA-NeXT: H,W is the size every image is resized to before tiling (static shape), any size.
+            if (imageInputShape.get(1) != facts.visionNumChannels())
+                throw new ConfigException("--image-input-shape " + join(imageInputShape) + " has " + imageInputShape.get(1)
+                        + " channels, the checkpoint's vision_config.num_channels is " + facts.visionNumChannels());
+            shape = imageInputShape;
         } else {
             if (!imageInputShape.subList(1, imageInputShape.size()).equals(expected))
                 throw new ConfigException("--image-input-shape " + join(imageInputShape) + " contradicts the checkpoint, which needs "

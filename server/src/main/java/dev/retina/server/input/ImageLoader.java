@@ -7,8 +7,9 @@ import dev.retina.server.protocol.ApiException;
 @FunctionalInterface
 public interface ImageLoader {
     /**
-     * @param param the request parameter naming this image, for error messages ({@code messages[0].content[1].image_url})
-     * @throws ApiException 400/422/504 for images the client got wrong (bad URL, not an image, fetch timeout)
+     * @param detail the part's {@code detail} (see {@link ImageDetail})
+     * @param param  the request parameter naming this image, for error messages ({@code messages[0].content[1].image_url})
+     * @throws ApiException 400/422/504 for images the client got wrong (see {@link ImageErrors})
      */
-    ImageInput load(String url, String param);
+    ImageInput load(String url, ImageDetail detail, String param);
 }

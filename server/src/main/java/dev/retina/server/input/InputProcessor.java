@@ -45,18 +45,32 @@ public final class InputProcessor {
     private final PromptLimits limits;
     private final String imagePlaceholder;
     private final Executor executor;
+    private final Executor imageExecutor;
 
     /**
+     * Loads a request's images one after another on the thread that prepares it.
+     *
      * @param imageLoader null when the image processor is disabled; image parts are then refused with 400
      * @param executor    bounded; where fetching, preprocessing, rendering and tokenizing run
      */
     public InputProcessor(ChatTemplate template, PromptTokenizer tokenizer, ImageLoader imageLoader,
                           PromptLimits limits, Executor executor) {
+        this(template, tokenizer, imageLoader, limits, executor, Runnable::run);
+    }
+
+    /**
+     * @param imageExecutor where each image is fetched, decoded and preprocessed, in parallel across the images of a
+     *                      request and across requests ({@link ImageLoadPool}); it must not be {@code executor}
+     *                      when that is bounded, or a full pool would wait on itself
+     */
+    public InputProcessor(ChatTemplate template, PromptTokenizer tokenizer, ImageLoader imageLoader,
+                          PromptLimits limits, Executor executor, Executor imageExecutor) {
         this.template = Objects.requireNonNull(template);
         this.tokenizer = Objects.requireNonNull(tokenizer);
         this.imageLoader = imageLoader;
         this.limits = limits;
         this.executor = executor;
+        this.imageExecutor = Objects.requireNonNull(imageExecutor);
         this.imagePlaceholder = tokenizer.decode(new int[]{limits.imageTokenId()}, false);
     }
 
@@ -80,7 +94,7 @@ public final class InputProcessor {
             throw ApiException.badRequest("The chat template could not render these messages: "
                     + ApiException.truncate(e.getMessage()), "messages");
         }
-        int[] promptTokenIds = expandImageTokens(tokenizer.encodePrompt(rendered), images.size());
+        int[] promptTokenIds = expandImageTokens(tokenizer.encodePrompt(rendered), images);
         int promptLen = promptTokenIds.length;
         if (promptLen >= limits.maxModelLen())
             throw ApiException.badRequest("This model's maximum context length is " + limits.maxModelLen()
@@ -99,20 +113,43 @@ public final class InputProcessor {
                 !Boolean.FALSE.equals(req.skipSpecialTokens()));
     }
 
+    /** One image part of the request, where it sits. */
+    private record ImagePart(String url, ImageDetail detail, String param) {
+    }
+
+    /**
+     * Every image of every message, in prompt order (so multi-turn chats keep each turn's images), loaded in parallel
+     * on the image executor. The count is checked before anything is fetched; when several images fail, the first in
+     * prompt order is reported.
+     */
     private List<ImageInput> loadImages(List<ChatMessage> messages) {
-        List<ImageInput> images = new ArrayList<>();
+        List<ImagePart> parts = new ArrayList<>();
         for (int i = 0; i < messages.size(); i++) {
-            if (!(messages.get(i).content() instanceof MessageContent.Parts parts)) continue;
-            for (int j = 0; j < parts.parts().size(); j++) {
-                if (!(parts.parts().get(j) instanceof ImageUrlPart img)) continue;
+            if (!(messages.get(i).content() instanceof MessageContent.Parts content)) continue;
+            for (int j = 0; j < content.parts().size(); j++) {
+                if (!(content.parts().get(j) instanceof ImageUrlPart img)) continue;
                 String param = "messages[" + i + "].content[" + j + "].image_url";
                 if (imageLoader == null)
                     throw ApiException.badRequest("This server was started with --disable-image-processor and "
                             + "cannot take images", param);
-                if (images.size() == limits.maxImagesPerPrompt())
+                if (parts.size() == limits.maxImagesPerPrompt())
                     throw ApiException.badRequest("At most " + limits.maxImagesPerPrompt() + " image(s) per request "
-                            + "are supported (--image-input-shape N)", param);
-                images.add(imageLoader.load(img.imageUrl().url(), param));
+                            + "are allowed (--limit-mm-per-prompt image=" + limits.maxImagesPerPrompt() + ")", param);
+                parts.add(new ImagePart(img.imageUrl().url(), ImageDetail.parse(img.imageUrl().detail(), param), param));
+            }
+        }
+        if (parts.isEmpty()) return List.of();
+        if (parts.size() == 1) return List.of(imageLoader.load(parts.get(0).url(), parts.get(0).detail(), parts.get(0).param()));
+        List<CompletableFuture<ImageInput>> loads = new ArrayList<>();
+        for (ImagePart p : parts)
+            loads.add(CompletableFuture.supplyAsync(() -> imageLoader.load(p.url(), p.detail(), p.param()), imageExecutor));
+        List<ImageInput> images = new ArrayList<>();
+        for (CompletableFuture<ImageInput> load : loads) {
+            try {
+                images.add(load.join());
+            } catch (java.util.concurrent.CompletionException e) {
+                if (e.getCause() instanceof RuntimeException r) throw r;
+                throw e;
             }
         }
         return images;
@@ -163,18 +200,28 @@ public final class InputProcessor {
         };
     }
 
-    /** Replaces each placeholder id by {@code numImageTokens} copies; the count must equal the number of images. */
-    int[] expandImageTokens(int[] ids, int numImages) {
+    /**
+     * Replaces the k-th placeholder id by {@code images.get(k).numImageTokens()} copies (LLaVA-NeXT images differ);
+     * the placeholder count must equal the number of images.
+     */
+    int[] expandImageTokens(int[] ids, List<ImageInput> images) {
         int placeholders = 0;
         for (int id : ids) if (id == limits.imageTokenId()) placeholders++;
-        if (placeholders != numImages)
+        if (placeholders != images.size())
             throw ApiException.badRequest("The prompt has " + placeholders + " image placeholder(s) ('"
-                    + imagePlaceholder + "') but the request carries " + numImages + " image(s)", "messages");
-        int[] out = new int[ids.length + placeholders * (limits.numImageTokens() - 1)];
+                    + imagePlaceholder + "') but the request carries " + images.size() + " image(s)", "messages");
+        int extra = 0;
+        for (ImageInput image : images) extra += image.numImageTokens() - 1;
+        int[] out = new int[ids.length + extra];
         int k = 0;
+        int image = 0;
         for (int id : ids) {
-            if (id == limits.imageTokenId()) for (int r = 0; r < limits.numImageTokens(); r++) out[k++] = id;
-            else out[k++] = id;
+            if (id == limits.imageTokenId()) {
+                int n = images.get(image++).numImageTokens();
+                for (int r = 0; r < n; r++) out[k++] = id;
+            } else {
+                out[k++] = id;
+            }
         }
         return out;
     }

@@ -67,7 +67,7 @@ public class InputProcessorTest {
 
     final WordTokenizer tokenizer = new WordTokenizer();
     final List<String> loadedUrls = new ArrayList<>();
-    final ImageLoader images = (url, param) -> {
+    final ImageLoader images = (url, detail, param) -> {
         loadedUrls.add(url);
         if (url.equals("data:broken")) throw new ApiException(422, ApiException.INVALID_REQUEST, "not an image", param, "image_not_an_image");
         return ImageInput.ofPixels(new float[3 * 2 * 2], 2, 2, NUM_IMAGE_TOKENS);
@@ -169,5 +169,94 @@ public class InputProcessorTest {
         assertEquals(42L, p.engineRequest().params().seed());
         assertEquals(List.of("STOP"), p.stop());
         assertTrue(p.skipSpecialTokens());
+    }
+
+    @Test
+    void imagesOfEveryTurnExpandToTheirOwnTokenCountsInPromptOrder() {
+        // A NeXT-like loader: the token count depends on the image (here: on the URL).
+        ImageLoader sized = (url, detail, param) -> ImageInput.ofPixels(new float[12], 2, 2,
+                url.equals("data:big") ? 7 : detail == ImageDetail.LOW ? 2 : 3);
+        InputProcessor ip = new InputProcessor(ChatTemplate.fromString(STRING_TEMPLATE), tokenizer, sized,
+                new PromptLimits(IMAGE_ID, NUM_IMAGE_TOKENS, 4, 200), Runnable::run);
+        PreparedRequest p = ip.prepare(request(
+                user(image("data:big"), new TextPart("first")),
+                new ChatMessage("assistant", new MessageContent.Text("ok"), null),
+                user(new TextPart("and"), new ImageUrlPart(new ImageUrlPart.ImageUrl("data:small", "low")),
+                        image("data:small"))), "r");
+        List<Integer> counts = p.engineRequest().images().stream().map(ImageInput::numImageTokens).toList();
+        assertEquals(List.of(7, 2, 3), counts, "prompt order across turns, detail passed through");
+        // The runs of image tokens in the prompt have the same lengths, in the same order.
+        List<Integer> runs = new ArrayList<>();
+        int run = 0;
+        for (int id : p.engineRequest().promptTokenIds()) {
+            if (id == IMAGE_ID) run++;
+            else if (run > 0) {
+                runs.add(run);
+                run = 0;
+            }
+        }
+        assertEquals(List.of(7, 2 + 3), runs, "the last turn's two placeholders sit on adjacent lines");
+    }
+
+    @Test
+    void overTheImageCapIs400NamingTheFirstExtraImageAndNothingIsFetched() {
+        var e = assertThrows(ApiException.class, () -> processor(STRING_TEMPLATE, 2, 100).prepare(request(
+                user(image("data:a"), new TextPart("x")), user(image("data:b"), image("data:c"))), "r"));
+        assertEquals(400, e.status());
+        assertEquals("messages[1].content[1].image_url", e.toBody().error().param());
+        assertTrue(e.getMessage().contains("--limit-mm-per-prompt image=2"), e.getMessage());
+        assertEquals(List.of(), loadedUrls, "the count is checked before any fetch");
+    }
+
+    @Test
+    void badDetailIs400OnTheDetailField() {
+        var e = assertThrows(ApiException.class, () -> processor(STRING_TEMPLATE, 2, 100).prepare(request(
+                user(new ImageUrlPart(new ImageUrlPart.ImageUrl("data:a", "ultra")))), "r"));
+        assertEquals(400, e.status());
+        assertEquals("messages[0].content[0].image_url.detail", e.toBody().error().param());
+    }
+
+    @Test
+    void imagesOfOneRequestLoadInParallelAndTheFirstFailureInPromptOrderIsReported() throws Exception {
+        int n = 3;
+        java.util.concurrent.CountDownLatch allStarted = new java.util.concurrent.CountDownLatch(n);
+        ImageLoader slow = (url, detail, param) -> {
+            allStarted.countDown();
+            try {
+                // Each load waits until all have started: only parallel loading gets past this.
+                if (!allStarted.await(5, java.util.concurrent.TimeUnit.SECONDS))
+                    throw new AssertionError("images were not loaded in parallel");
+            } catch (InterruptedException ex) {
+                throw new AssertionError(ex);
+            }
+            if (url.startsWith("data:bad")) throw new ApiException(422, ApiException.INVALID_REQUEST, url, param, "x");
+            return ImageInput.ofPixels(new float[12], 2, 2, NUM_IMAGE_TOKENS);
+        };
+        var pool = ImageLoadPool.create(4);
+        try {
+            InputProcessor ip = new InputProcessor(ChatTemplate.fromString(STRING_TEMPLATE), tokenizer, slow,
+                    new PromptLimits(IMAGE_ID, NUM_IMAGE_TOKENS, 4, 200), Runnable::run, pool);
+            assertEquals(3, ip.prepare(request(user(image("data:a"), image("data:b"), image("data:c"))), "r")
+                    .engineRequest().images().size());
+            java.util.concurrent.CountDownLatch again = new java.util.concurrent.CountDownLatch(n);
+            ImageLoader failing = (url, detail, param) -> {
+                again.countDown();
+                try {
+                    again.await(5, java.util.concurrent.TimeUnit.SECONDS);
+                    if (url.equals("data:bad2")) Thread.sleep(50); // the later failure finishes first
+                } catch (InterruptedException ex) {
+                    throw new AssertionError(ex);
+                }
+                if (url.startsWith("data:bad")) throw new ApiException(422, ApiException.INVALID_REQUEST, url, param, "x");
+                return ImageInput.ofPixels(new float[12], 2, 2, NUM_IMAGE_TOKENS);
+            };
+            InputProcessor ip2 = new InputProcessor(ChatTemplate.fromString(STRING_TEMPLATE), tokenizer, failing,
+                    new PromptLimits(IMAGE_ID, NUM_IMAGE_TOKENS, 4, 200), Runnable::run, pool);
+            var e = assertThrows(ApiException.class, () -> ip2.prepare(request(
+                    user(image("data:ok"), image("data:bad2"), image("data:bad3"))), "r"));
+            assertEquals("messages[0].content[1].image_url", e.toBody().error().param());
+        } finally {
+            pool.shutdownNow();
+        }
     }
 }
