@@ -14,7 +14,16 @@ public interface BackendLoader {
     /**
      * @param root        where the weights came from (shown by /v1/models)
      * @param maxModelLen the longest prompt plus completion in force
+     * @param tokenization what /tokenize and /detokenize use, or null when the model offers none
      */
-    record LoadedModel(ChatBackend backend, String root, int maxModelLen) {
+    record LoadedModel(ChatBackend backend, String root, int maxModelLen, Tokenization tokenization) {
+        /** A model without /tokenize support (tests). */
+        public LoadedModel(ChatBackend backend, String root, int maxModelLen) {
+            this(backend, root, maxModelLen, null);
+        }
+
+        public LoadedModel withBackend(ChatBackend newBackend) {
+            return new LoadedModel(newBackend, root, maxModelLen, tokenization);
+        }
     }
 }

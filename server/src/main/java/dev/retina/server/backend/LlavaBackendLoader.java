@@ -64,7 +64,8 @@ public final class LlavaBackendLoader implements BackendLoader {
         EngineChatBackend backend = new EngineChatBackend(inputs, EngineClient.of(loaded.engine()), adapter, adapter,
                 inputExecutor, new EngineChatBackend.TextLimits(resolved.maxModelLen(), resolved.vlm().imageTokenId()),
                 inputExecutor::shutdownNow, loaded.model(), tokenizer, images);
-        return new LoadedModel(backend, modelDir.toString(), resolved.maxModelLen());
+        return new LoadedModel(backend, modelDir.toString(), resolved.maxModelLen(),
+                new EngineTokenization(tokenizer, inputs));
     }
 
     /**

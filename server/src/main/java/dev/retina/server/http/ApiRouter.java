@@ -86,11 +86,14 @@ public final class ApiRouter extends SimpleChannelInboundHandler<FullHttpRequest
         try {
             requestExecutor.execute(() -> {
                 CompletableFuture<ApiResponse> inner;
+                RequestContext.setCurrent(apiRequest.context()); // for backends that log and meter (see RequestContext)
                 try {
                     inner = endpoint.handle(apiRequest);
                 } catch (Throwable t) {
                     result.completeExceptionally(t);
                     return;
+                } finally {
+                    RequestContext.setCurrent(null);
                 }
                 // The client going away cancels `result`; pass that on so the generation is aborted.
                 result.whenComplete((r, t) -> {
@@ -157,6 +160,12 @@ public final class ApiRouter extends SimpleChannelInboundHandler<FullHttpRequest
     }
 
     private FullHttpResponse toHttp(ApiResponse response) {
+        if (response.body() instanceof ApiResponse.Raw raw) {
+            FullHttpResponse http = new DefaultFullHttpResponse(HttpVersion.HTTP_1_1,
+                    HttpResponseStatus.valueOf(response.status()), Unpooled.wrappedBuffer(raw.bytes()));
+            http.headers().set(HttpHeaderNames.CONTENT_TYPE, raw.contentType());
+            return http;
+        }
         byte[] bytes;
         try {
             bytes = response.body() == null ? new byte[0] : mapper.writeValueAsBytes(response.body());

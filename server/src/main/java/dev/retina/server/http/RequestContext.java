@@ -11,6 +11,8 @@ public final class RequestContext {
     /** The channel attribute holding the context of the request in flight (one per connection at a time). */
     public static final AttributeKey<RequestContext> KEY = AttributeKey.valueOf("retina.request");
 
+    private static final ThreadLocal<RequestContext> CURRENT = new ThreadLocal<>();
+
     private final String requestId;
     private final long startNanos;
     private volatile String model;
@@ -58,5 +60,15 @@ public final class RequestContext {
 
     public void setNumImages(int numImages) {
         this.numImages = numImages;
+    }
+
+    /** The context of the request the calling request thread is handling, or null (set by the router). */
+    public static RequestContext current() {
+        return CURRENT.get();
+    }
+
+    static void setCurrent(RequestContext context) {
+        if (context == null) CURRENT.remove();
+        else CURRENT.set(context);
     }
 }
