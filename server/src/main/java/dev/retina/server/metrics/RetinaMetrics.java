@@ -33,7 +33,7 @@ import java.util.function.Supplier;
  * {@code retina:request_queue_time_seconds} (arrival until the engine took the request: input processing and image
  * loading; waiting inside the engine shows in TTFT, as the engine reports no per-request times).
  *
- * <p>Vision meters: {@code retina:image_fetch_seconds}, {@code retina:image_fetch_bytes},
+ * <p>Vision meters: {@code retina:image_fetch_seconds}, {@code retina:image_fetch_size_bytes},
  * {@code retina:image_fetch_failures_total{reason}} (one series per {@link ImageException.Reason}, from 0),
  * {@code retina:image_decode_seconds}, {@code retina:image_preprocess_seconds}, {@code retina:images_per_request},
  * {@code retina:encoder_cache_hit_ratio} and {@code retina:vision_encoder_passes_total} once the encoder cache is bound.
@@ -48,7 +48,7 @@ public final class RetinaMetrics {
     private static final double[] IMAGE_STAGE_BUCKETS = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
             2.5, 5.0, 10.0, 30.0};
     private static final double[] BYTES_BUCKETS = {1e3, 1e4, 1e5, 1e6, 5e6, 1e7, 2e7, 5e7};
-    private static final double[] COUNT_BUCKETS = {0, 1, 2, 3, 4, 6, 8, 16};
+    private static final double[] COUNT_BUCKETS = {0.5, 1, 2, 3, 4, 6, 8, 16};
 
     private final PrometheusMeterRegistry registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
     private final AtomicInteger numRunning = new AtomicInteger();
@@ -101,7 +101,7 @@ public final class RetinaMetrics {
         queueTime = timer("retina:request_queue_time", "Arrival until the engine took the request (input processing, "
                 + "image loading)", LATENCY_BUCKETS);
         imageFetch = timer("retina:image_fetch", "Fetching one image URL (data: URLs included)", IMAGE_STAGE_BUCKETS);
-        imageBytes = DistributionSummary.builder("retina:image_fetch").baseUnit("bytes")
+        imageBytes = DistributionSummary.builder("retina:image_fetch_size").baseUnit("bytes")
                 .description("Bytes of one fetched image").serviceLevelObjectives(BYTES_BUCKETS).register(registry);
         for (ImageException.Reason r : ImageException.Reason.values())
             fetchFailures.put(r, Counter.builder("retina:image_fetch_failures").tag("reason",
