@@ -7,6 +7,7 @@ import com.openai.client.okhttp.OpenAIOkHttpClient;
 import com.openai.errors.BadRequestException;
 import com.openai.errors.NotFoundException;
 import com.openai.errors.OpenAIServiceException;
+import com.openai.errors.UnprocessableEntityException;
 import com.openai.models.chat.completions.ChatCompletion;
 import com.openai.models.chat.completions.ChatCompletionContentPart;
 import com.openai.models.chat.completions.ChatCompletionContentPartImage;
@@ -18,6 +19,7 @@ import dev.retina.server.backend.LlavaBackendLoader;
 import dev.retina.server.config.Device;
 import dev.retina.server.config.Dtype;
 import dev.retina.server.config.LoadFormat;
+import dev.retina.server.config.MediaConfig;
 import dev.retina.server.config.ServerConfig;
 import dev.retina.server.config.VlmConfig;
 import org.junit.jupiter.api.AfterAll;
@@ -56,7 +58,9 @@ class ChatCompletionE2ETest {
         assumeTrue(Files.isRegularFile(modelDir.resolve("config.json")), "fixtures not present: " + modelDir);
         golden = new ObjectMapper().readTree(FIXTURES.resolve("golden").resolve(CASE + ".json").toFile());
         ServerConfig config = new ServerConfig(modelDir.toString(), MODEL, "127.0.0.1", 0, null, Dtype.AUTO, Device.CPU,
-                null, 0L, LoadFormat.AUTO, VlmConfig.defaults(), Duration.ofMillis(800), 20 << 20, 20L << 20);
+                null, 0L, LoadFormat.AUTO, VlmConfig.defaults(), Duration.ofMillis(800), 20 << 20, 20L << 20,
+                // The test's image server is on loopback, which image URLs may not reach by default.
+                MediaConfig.defaults().withAllowPrivateMediaUrls(true));
         server = RetinaServer.start(config, new LlavaBackendLoader());
 
         images = HttpServer.create(new InetSocketAddress("127.0.0.1", 0), 0);
@@ -157,9 +161,18 @@ class ChatCompletionE2ETest {
     }
 
     @Test
-    void missingHttpImageIsBadRequest() {
+    void missingHttpImageIsUnprocessable() {
         String url = "http://127.0.0.1:" + images.getAddress().getPort() + "/missing.png";
-        assertThrows(BadRequestException.class, () -> client.chat().completions().create(ask(MODEL, url, 4)));
+        UnprocessableEntityException e = assertThrows(UnprocessableEntityException.class,
+                () -> client.chat().completions().create(ask(MODEL, url, 4)));
+        assertEquals(422, e.statusCode());
+    }
+
+    @Test
+    void fileUrlOutsideAnAllowedRootIsBadRequest() {
+        BadRequestException e = assertThrows(BadRequestException.class,
+                () -> client.chat().completions().create(ask(MODEL, "file:" + imagePath(0).toAbsolutePath(), 4)));
+        assertTrue(e.getMessage().contains("messages[0].content[0].image_url"), e.getMessage());
     }
 
     @Test

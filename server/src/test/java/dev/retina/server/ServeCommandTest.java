@@ -92,4 +92,57 @@ class ServeCommandTest {
         assertTrue(help.contains("Default: demo"), help);
         assertTrue(help.contains("--image-input-shape") && help.contains("VLLM_IMAGE_FETCH_TIMEOUT"), help);
     }
+
+    @Test
+    void mediaFlagsReachTheFetchPolicyAndLimits() throws Exception {
+        java.nio.file.Path root = java.nio.file.Files.createTempDirectory("media");
+        ServerConfig c = parse("--allowed-local-media-path", root.toString(), "--allow-private-media-urls",
+                "--allowed-media-domains", "example.com, cdn.test", "--max-media-redirects", "1",
+                "--max-image-bytes", "1000", "--max-image-pixels", "4096", "--limit-mm-per-prompt", "image=2",
+                "--encoder-cache-size", "0").toConfig(Map.of("VLLM_IMAGE_FETCH_TIMEOUT", "2.5"));
+        var policy = c.media().fetchPolicy(c.imageFetchTimeout(), c.maxImageBytes());
+        assertEquals(root, policy.allowedLocalMediaPath());
+        assertTrue(policy.allowPrivateMediaUrls());
+        assertEquals(java.util.Set.of("example.com", "cdn.test"), policy.allowedMediaDomains());
+        assertEquals(1, policy.maxRedirects());
+        assertEquals(1000, policy.maxImageBytes());
+        assertEquals(Duration.ofMillis(2500), policy.timeout());
+        assertEquals(4096, c.media().maxImagePixels());
+        assertEquals(2, c.maxImagesPerPrompt());
+        assertEquals(0, c.media().encoderCacheSize());
+        assertEquals(2, parse("--limit-mm-per-prompt", "{\"image\": 2, \"video\": 0}").toConfig(Map.of())
+                .maxImagesPerPrompt(), "vLLM's JSON form");
+    }
+
+    @Test
+    void mediaDefaultsAreSafeAndShownInHelp() {
+        ServerConfig c = parse().toConfig(Map.of());
+        var policy = c.media().fetchPolicy(c.imageFetchTimeout(), c.maxImageBytes());
+        assertFalse(policy.allowPrivateMediaUrls());
+        assertNull(policy.allowedLocalMediaPath());
+        assertTrue(policy.allowedMediaDomains().isEmpty());
+        assertEquals(3, policy.maxRedirects());
+        assertEquals(20L << 20, policy.maxImageBytes());
+        assertEquals(4, c.maxImagesPerPrompt());
+        assertEquals(1, parse("--image-input-shape", "1,3,336,336").toConfig(Map.of()).maxImagesPerPrompt(),
+                "an explicit --image-input-shape keeps vLLM 0.4's meaning of N");
+        StringWriter help = new StringWriter();
+        Main.commandLine().getSubcommands().get("serve").usage(new PrintWriter(help));
+        for (String flag : List.of("--allowed-local-media-path", "--allow-private-media-urls", "--allowed-media-domains",
+                "--max-media-redirects", "--max-image-bytes", "--max-image-pixels", "--limit-mm-per-prompt",
+                "--encoder-cache-size"))
+            assertTrue(help.toString().contains(flag), flag);
+        assertTrue(help.toString().contains("Default: 16384"), help.toString());
+    }
+
+    @Test
+    void badMediaFlagsAreConfigErrors() {
+        assertThrows(ConfigException.class, () -> parse("--limit-mm-per-prompt", "video=1").toConfig(Map.of()));
+        assertThrows(ConfigException.class, () -> parse("--limit-mm-per-prompt", "image=x").toConfig(Map.of()));
+        assertThrows(ConfigException.class, () -> parse("--limit-mm-per-prompt", "image=2", "--image-input-shape",
+                "1,3,336,336").toConfig(Map.of()));
+        assertThrows(ConfigException.class, () -> parse("--max-media-redirects", "-1").toConfig(Map.of()));
+        assertThrows(ConfigException.class, () -> parse("--allowed-local-media-path", "/no/such/dir").toConfig(Map.of()));
+        assertThrows(ConfigException.class, () -> parse("--allowed-media-domains", "bad..name, .x").toConfig(Map.of()));
+    }
 }

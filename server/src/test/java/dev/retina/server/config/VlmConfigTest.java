@@ -87,4 +87,25 @@ class VlmConfigTest {
         var e = assertThrows(ConfigException.class, () -> tooLong.resolve(LLAVA15, "/m"));
         assertTrue(e.getMessage().contains("8192") && e.getMessage().contains("4096"), e.getMessage());
     }
+
+    @Test
+    void llavaNextTakesAnyStaticShapeButNoFixedFeatureSize() {
+        CheckpointFacts anyres = new CheckpointFacts() {
+            public int imageTokenId() { return 32000; }
+            public int visionImageSize() { return 336; }
+            public int visionNumChannels() { return 3; }
+            public int numImageTokens() { return 576; }
+            public int textHiddenSize() { return 4096; }
+            public int maxPositionEmbeddings() { return 4096; }
+            public boolean anyres() { return true; }
+        };
+        assertEquals(java.util.List.of(2, 3, 480, 640), vlm(ImageInputType.PIXEL_VALUES, null, "2,3,480,640", null)
+                .resolve(anyres, "/m").imageInputShape(), "NeXT: H,W is a resize target");
+        assertThrows(ConfigException.class, () -> vlm(ImageInputType.PIXEL_VALUES, null, "2,3,480,640", null)
+                .resolve(LLAVA15, "/m"), "LLaVA-1.5: H,W must be the checkpoint's");
+        assertThrows(ConfigException.class, () -> vlm(ImageInputType.PIXEL_VALUES, null, "1,1,480,640", null)
+                .resolve(anyres, "/m"), "channels still checked");
+        assertThrows(ConfigException.class, () -> vlm(ImageInputType.PIXEL_VALUES, null, null, 576)
+                .resolve(anyres, "/m"), "NeXT token counts vary per image");
+    }
 }

@@ -148,4 +148,24 @@ class ImageServingTest {
             assertEquals("messages[0].content[1].image_url", api.toBody().error().param());
         }
     }
+
+    @Test
+    void llavaNextStaticShapeResizesEveryImageFirst() throws Exception {
+        assumeTrue(present("llava-next-tiny"), "fixtures not present");
+        ServerConfig c = withImages("llava-next-tiny");
+        c = new ServerConfig(c.model(), null, c.host(), 0, null, c.dtype(), c.device(), null, 0, c.loadFormat(),
+                new dev.retina.server.config.VlmConfig(dev.retina.server.config.ImageInputType.PIXEL_VALUES, null,
+                        List.of(2, 3, 60, 90), null, null, null, false),
+                c.imageFetchTimeout(), c.maxRequestBytes(), c.maxImageBytes(), c.media());
+        var llava = dev.retina.engine.model.LlavaConfig.load(FixtureServing.FIXTURES.resolve("models").resolve("llava-next-tiny"));
+        try (ImagePipeline p = ImagePipeline.create(c, c.resolve(FixtureServing.facts(llava), c.model()), llava)) {
+            assertEquals(2, p.limits().maxImagesPerPrompt(), "N of --image-input-shape");
+            for (String image : List.of("coffee", "tall", "wide")) {
+                ImageInput in = p.loader().load(url(image), ImageDetail.AUTO, "p");
+                assertEquals(60, in.imageHeight(), image);
+                assertEquals(90, in.imageWidth(), image);
+                assertEquals(llava.numImageTokens(60, 90), in.numImageTokens(), image);
+            }
+        }
+    }
 }
