@@ -11,6 +11,11 @@ public interface BackendLoader {
      */
     LoadedModel load(ServerConfig config) throws Exception;
 
+    /** As {@link #load(ServerConfig)}, reporting image stage timings to {@code images} (metrics). */
+    default LoadedModel load(ServerConfig config, dev.retina.server.input.ImageStageObserver images) throws Exception {
+        return load(config);
+    }
+
     /**
      * @param root        where the weights came from (shown by /v1/models)
      * @param maxModelLen the longest prompt plus completion in force

@@ -130,7 +130,7 @@ public final class RetinaServer implements AutoCloseable {
         String scheme = ssl != null ? "https" : "http";
         log.info("listening on {}://{}:{} (model loading)", scheme, config.host(), http.port());
         try {
-            BackendLoader.LoadedModel loaded = loader.load(config);
+            BackendLoader.LoadedModel loaded = loader.load(config, metrics.imageObserver());
             if (loaded.backend() instanceof EngineChatBackend engineBackend)
                 metrics.bindEngineStats(engineBackend::engineStats);
             admission.bindNumRunning(() -> {

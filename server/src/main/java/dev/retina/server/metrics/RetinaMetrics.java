@@ -3,6 +3,7 @@ package dev.retina.server.metrics;
 import dev.retina.engine.EncoderCacheStats;
 import dev.retina.engine.EngineStats;
 import dev.retina.engine.FinishReason;
+import dev.retina.server.input.ImageStageObserver;
 import dev.retina.vision.ImageException;
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.DistributionSummary;
@@ -197,5 +198,30 @@ public final class RetinaMetrics {
 
     public void recordPreprocess(long nanos) {
         imagePreprocess.record(nanos, TimeUnit.NANOSECONDS);
+    }
+
+    /** The image path's hook: fetch time and bytes, failure causes, decode and preprocess times. */
+    public ImageStageObserver imageObserver() {
+        return new ImageStageObserver() {
+            @Override
+            public void fetched(long nanos, long numBytes) {
+                recordFetch(nanos, numBytes);
+            }
+
+            @Override
+            public void failed(ImageException.Reason reason) {
+                recordFetchFailure(reason);
+            }
+
+            @Override
+            public void decoded(long nanos) {
+                recordDecode(nanos);
+            }
+
+            @Override
+            public void preprocessed(long nanos) {
+                recordPreprocess(nanos);
+            }
+        };
     }
 }
