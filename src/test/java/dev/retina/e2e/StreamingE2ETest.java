@@ -65,7 +65,10 @@ class StreamingE2ETest {
     }
 
     static EngineStats stats() {
-        return ((EngineChatBackend) server.model().loaded().orElseThrow().backend()).engineStats();
+        var backend = server.model().loaded().orElseThrow().backend();
+        // The server wraps the backend for metrics (MeteredChatBackend); the engine's stats are the wrapped one's.
+        if (backend instanceof dev.retina.server.metrics.MeteredChatBackend metered) backend = metered.delegate();
+        return ((EngineChatBackend) backend).engineStats();
     }
 
     static ChatCompletionCreateParams.Builder ask(int image, long maxTokens) throws Exception {

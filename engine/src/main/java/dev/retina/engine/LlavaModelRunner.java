@@ -250,6 +250,7 @@ public final class LlavaModelRunner implements ModelRunner {
     }
 
     /** Vision-encoder counters (images encoded, cache hits and misses); safe from any thread. */
+    @Override
     public EncoderCacheStats encoderCacheStats() {
         return new EncoderCacheStats(numEncoderPasses, numCacheHits, numCacheMisses, numCachedImages, numCachedTokens);
     }

@@ -67,6 +67,9 @@ public final class LlmEngine implements AutoCloseable {
 
     public EngineStats stats() { return stats; }
 
+    /** The runner's vision-encoder counters (any thread); null when the runner keeps none. */
+    public EncoderCacheStats encoderCacheStats() { return runner.encoderCacheStats(); }
+
     /** Steps the engine has run (for tests and metrics); read from any thread, approximately current. */
     public long numSteps() { return numSteps; }
 

@@ -19,6 +19,11 @@ public interface ModelRunner extends AutoCloseable {
         return null;
     }
 
+    /** Vision-encoder passes and encoder-cache hits so far, readable from any thread; null when not counted. */
+    default EncoderCacheStats encoderCacheStats() {
+        return null;
+    }
+
     @Override
     default void close() {
     }

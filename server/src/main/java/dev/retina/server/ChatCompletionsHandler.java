@@ -34,11 +34,18 @@ public final class ChatCompletionsHandler implements Endpoint {
     private final ServedModel model;
     private final ObjectMapper mapper;
     private final Clock clock;
+    private final String responseRole;
 
     public ChatCompletionsHandler(ServedModel model, ObjectMapper mapper, Clock clock) {
+        this(model, mapper, clock, "assistant");
+    }
+
+    /** @param responseRole the role written in responses ({@code --response-role}) */
+    public ChatCompletionsHandler(ServedModel model, ObjectMapper mapper, Clock clock, String responseRole) {
         this.model = model;
         this.mapper = mapper;
         this.clock = clock;
+        this.responseRole = responseRole;
     }
 
     @Override
@@ -76,7 +83,7 @@ public final class ChatCompletionsHandler implements Endpoint {
         List<ChatCompletionResponse.Choice> choices = new ArrayList<>();
         for (GenerationResult.Choice c : r.choices())
             choices.add(new ChatCompletionResponse.Choice(c.index(),
-                    new ChatCompletionResponse.ResponseMessage("assistant", c.text()), c.finishReason().openAiName(),
+                    new ChatCompletionResponse.ResponseMessage(responseRole, c.text()), c.finishReason().openAiName(),
                     chatLogprobs(c.logprobs())));
         return ChatCompletionResponse.of(id, created, model.name(), choices,
                 ChatCompletionResponse.Usage.of(r.promptTokens(), r.completionTokens()));
@@ -120,7 +127,7 @@ public final class ChatCompletionsHandler implements Endpoint {
         public List<Object> opening() {
             List<Object> events = new ArrayList<>();
             for (int i = 0; i < numChoices; i++)
-                events.add(chunk(List.of(new ChatCompletionChunk.Choice(i, new ChatCompletionChunk.Delta("assistant", ""),
+                events.add(chunk(List.of(new ChatCompletionChunk.Choice(i, new ChatCompletionChunk.Delta(responseRole, ""),
                         null, null)), null));
             return events;
         }

@@ -8,12 +8,14 @@ import dev.retina.server.config.ImageInputType;
 import dev.retina.server.config.LoadFormat;
 import dev.retina.server.config.MediaConfig;
 import dev.retina.server.config.ServerConfig;
+import dev.retina.server.config.ServingOptions;
 import dev.retina.server.config.VlmConfig;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Callable;
 
@@ -27,6 +29,8 @@ import java.util.concurrent.Callable;
                 + "take (default 5; RETINA_ wins when both are set).")
 public final class ServeCommand implements Callable<Integer> {
     static final double DEFAULT_IMAGE_FETCH_TIMEOUT_SECONDS = 5;
+    /** How long in-flight requests may finish after SIGTERM. */
+    static final Duration SHUTDOWN_GRACE = Duration.ofSeconds(10);
 
     @Option(names = "--model", defaultValue = ServerConfig.DEMO_MODEL,
             description = "HF checkpoint directory (config.json, *.safetensors, tokenizer.json, ...). "
@@ -83,7 +87,8 @@ public final class ServeCommand implements Callable<Integer> {
     @Option(names = "--disable-image-processor", description = "Load no image processor; requests with images are then refused.")
     boolean disableImageProcessor;
 
-    @Option(names = "--max-request-bytes", defaultValue = "20971520", description = "Largest HTTP request body (413 above).")
+    @Option(names = {"--max-request-body", "--max-request-bytes"}, defaultValue = "20971520",
+            description = "Largest HTTP request body in bytes (413 above).")
     int maxRequestBytes;
 
     @Option(names = "--max-image-bytes", defaultValue = "20971520", description = "Largest image an image URL may return.")
@@ -146,20 +151,98 @@ public final class ServeCommand implements Callable<Integer> {
             + "image content, in image tokens (576 per LLaVA-1.5 image); 0 disables the cache.")
     int encoderCacheSize;
 
+    // ---- Front-door flags (issue 4): auth, CORS, admission, timeouts, logs, TLS, response shaping. See ServingOptions.
+    @Option(names = "--api-key", description = "Key clients must send as 'Authorization: Bearer <key>' on /v1/*, "
+            + "/tokenize and /detokenize (401 otherwise); repeat for several keys. Also from env RETINA_API_KEY. "
+            + "/health, /ready, /metrics and /version stay open. Default: no auth.")
+    List<String> apiKeys;
+
+    @Option(names = "--allowed-origins", split = ",", defaultValue = "*", description = "CORS origins, comma-separated.")
+    List<String> allowedOrigins;
+
+    @Option(names = "--allowed-methods", split = ",", defaultValue = "*", description = "CORS methods, comma-separated.")
+    List<String> allowedMethods;
+
+    @Option(names = "--allowed-headers", split = ",", defaultValue = "*", description = "CORS request headers, comma-separated.")
+    List<String> allowedHeaders;
+
+    @Option(names = "--max-num-waiting", defaultValue = "0", description = "Most generation requests waiting beyond "
+            + "those the engine runs; above it 429 with Retry-After. 0 = unbounded.")
+    int maxNumWaiting;
+
+    @Option(names = "--request-timeout", description = "Seconds a request may take; after that it is aborted "
+            + "(504, code request_timeout; a started stream is cut). Default: no limit.")
+    Double requestTimeoutSeconds;
+
+    @Option(names = "--log-level", defaultValue = "info", description = "trace|debug|info|warn|error (Retina's loggers; "
+            + "-Dlogback.configurationFile=FILE replaces the whole logging setup).")
+    String logLevel;
+
+    @Option(names = "--disable-log-requests", description = "No INFO line per request.")
+    boolean disableLogRequests;
+
+    @Option(names = "--enable-request-id-headers", description = "Echo X-Request-Id on every response (a UUID when the "
+            + "client sent none).")
+    boolean enableRequestIdHeaders;
+
+    @Option(names = "--ssl-keyfile", description = "PEM private key (PKCS#8) for HTTPS; with --ssl-certfile.")
+    Path sslKeyFile;
+
+    @Option(names = "--ssl-certfile", description = "PEM certificate chain for HTTPS; with --ssl-keyfile.")
+    Path sslCertFile;
+
+    @Option(names = "--response-role", defaultValue = "assistant", description = "Role written in chat responses.")
+    String responseRole;
+
+    @Option(names = "--return-tokens-as-token-ids", description = "Write logprob tokens as 'token_id:N'.")
+    boolean returnTokensAsTokenIds;
+
+    /** The front-door flags plus RETINA_API_KEY from {@code env}, validated. */
+    ServingOptions servingOptions(Map<String, String> env) {
+        List<String> keys = new java.util.ArrayList<>(apiKeys == null ? List.of() : apiKeys);
+        String envKey = env.get("RETINA_API_KEY");
+        if (envKey != null && !envKey.isBlank()) keys.add(envKey.strip());
+        Duration timeout = null;
+        if (requestTimeoutSeconds != null) {
+            if (!(requestTimeoutSeconds > 0) || requestTimeoutSeconds.isInfinite())
+                throw new ConfigException("--request-timeout must be a positive number of seconds, got " + requestTimeoutSeconds);
+            timeout = Duration.ofNanos(Math.round(requestTimeoutSeconds * 1e9));
+        }
+        return new ServingOptions(keys, allowedOrigins, allowedMethods, allowedHeaders, maxNumWaiting, timeout,
+                !disableLogRequests, enableRequestIdHeaders, sslKeyFile, sslCertFile, responseRole,
+                returnTokensAsTokenIds);
+    }
+
+    /** Sets Retina's log level (the CLI layer owns logging setup). */
+    static void applyLogLevel(String level) {
+        ch.qos.logback.classic.Level parsed = ch.qos.logback.classic.Level.toLevel(level, null);
+        if (parsed == null) throw new ConfigException("--log-level must be trace, debug, info, warn or error, got '" + level + "'");
+        if (org.slf4j.LoggerFactory.getILoggerFactory() instanceof ch.qos.logback.classic.LoggerContext ctx)
+            ctx.getLogger("dev.retina").setLevel(parsed);
+    }
+    // ---- end of front-door flags ----
+
     /** How the model gets loaded; replaced in tests. */
     BackendLoader loader = BackendLoaders.standard();
 
     @Override
     public Integer call() throws Exception {
         ServerConfig config;
+        ServingOptions options;
         try {
             config = toConfig(System.getenv());
+            options = servingOptions(System.getenv());
+            applyLogLevel(logLevel);
         } catch (ConfigException e) {
             System.err.println("retina serve: " + e.getMessage());
             return 2;
         }
-        try (RetinaServer server = RetinaServer.start(config, loader)) {
-            Runtime.getRuntime().addShutdownHook(new Thread(server::close, "retina-shutdown"));
+        try (RetinaServer server = RetinaServer.start(config, options, loader)) {
+            // SIGTERM: stop taking generations (503 + Retry-After, /ready 503), let those in flight finish briefly.
+            Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+                server.drain(SHUTDOWN_GRACE);
+                server.close();
+            }, "retina-shutdown"));
             server.awaitClose();
         } catch (ConfigException e) {
             System.err.println("retina serve: " + e.getMessage());

@@ -57,6 +57,11 @@ public final class EngineChatBackend implements ChatBackend {
         this.owned = owned.clone();
     }
 
+    /** Vision-encoder passes and encoder-cache hits (metrics); null when the engine does not count them. */
+    public dev.retina.engine.EncoderCacheStats encoderCacheStats() {
+        return engine.encoderCacheStats();
+    }
+
     /** The engine's load (tests, metrics); null when the engine does not say. */
     public EngineStats engineStats() {
         return engine.stats();
@@ -125,11 +130,11 @@ public final class EngineChatBackend implements ChatBackend {
                         + "images (use /v1/chat/completions)", "prompt");
         }
         if (ids.length >= limits.maxModelLen())
-            throw ApiException.badRequest("This model's maximum context length is " + limits.maxModelLen()
+            throw ApiException.contextLengthExceeded("This model's maximum context length is " + limits.maxModelLen()
                     + " tokens, but the prompt takes " + ids.length + " tokens", "prompt");
         int maxTokens = req.maxTokens() == null ? CompletionRequest.DEFAULT_MAX_TOKENS : req.maxTokens();
         if (ids.length + maxTokens > limits.maxModelLen())
-            throw ApiException.badRequest("This model's maximum context length is " + limits.maxModelLen()
+            throw ApiException.contextLengthExceeded("This model's maximum context length is " + limits.maxModelLen()
                     + " tokens. However, you requested " + (ids.length + maxTokens) + " tokens (" + ids.length
                     + " in the prompt, " + maxTokens + " in the completion)", "max_tokens");
         return new EngineRequest(requestId, ids, List.of(), Sampling.of(req, maxTokens), promptTokenizer.eosTokenIds());

@@ -1,5 +1,6 @@
 package dev.retina.server.backend;
 
+import dev.retina.engine.EncoderCacheStats;
 import dev.retina.engine.EngineRequest;
 import dev.retina.engine.EngineStats;
 import dev.retina.engine.LlmEngine;
@@ -13,6 +14,11 @@ public interface EngineClient extends AutoCloseable {
 
     /** The engine's load, or null when unknown. */
     default EngineStats stats() {
+        return null;
+    }
+
+    /** Vision-encoder passes and cache hits, or null when the engine does not count them. */
+    default EncoderCacheStats encoderCacheStats() {
         return null;
     }
 
@@ -35,6 +41,11 @@ public interface EngineClient extends AutoCloseable {
             @Override
             public EngineStats stats() {
                 return engine.stats();
+            }
+
+            @Override
+            public EncoderCacheStats encoderCacheStats() {
+                return engine.encoderCacheStats();
             }
 
             @Override

@@ -13,6 +13,7 @@ import dev.retina.server.config.ConfigException;
 import dev.retina.server.config.ImageInputType;
 import dev.retina.server.config.ServerConfig;
 import dev.retina.server.input.ImagePipeline;
+import dev.retina.server.input.ImageStageObserver;
 import dev.retina.server.input.InputProcessor;
 import dev.retina.server.input.PromptTokenizer;
 import dev.retina.templates.ChatTemplate;
@@ -38,6 +39,11 @@ public final class LlavaBackendLoader implements BackendLoader {
 
     @Override
     public LoadedModel load(ServerConfig config) throws Exception {
+        return load(config, ImageStageObserver.NONE);
+    }
+
+    @Override
+    public LoadedModel load(ServerConfig config, ImageStageObserver imageObserver) throws Exception {
         Path modelDir = config.isDemoModel() ? DemoModel.directory() : Path.of(config.model());
         if (!Files.isRegularFile(modelDir.resolve("config.json")))
             throw new ConfigException("--model " + config.model() + " is not a checkpoint directory (no config.json)");
@@ -55,7 +61,7 @@ public final class LlavaBackendLoader implements BackendLoader {
                     return ChatTemplate.builtin("llava");
                 });
 
-        ImagePipeline images = ImagePipeline.create(config, resolved, llava); // fetch policy, preprocessor, pool
+        ImagePipeline images = ImagePipeline.create(config, resolved, llava, imageObserver); // fetch policy, preprocessor, pool
 
         EngineFactory.Loaded loaded = startEngine(config, modelDir, resolved.maxModelLen());
         ExecutorService inputExecutor = newInputExecutor();
@@ -64,7 +70,8 @@ public final class LlavaBackendLoader implements BackendLoader {
         EngineChatBackend backend = new EngineChatBackend(inputs, EngineClient.of(loaded.engine()), adapter, adapter,
                 inputExecutor, new EngineChatBackend.TextLimits(resolved.maxModelLen(), resolved.vlm().imageTokenId()),
                 inputExecutor::shutdownNow, loaded.model(), tokenizer, images);
-        return new LoadedModel(backend, modelDir.toString(), resolved.maxModelLen());
+        return new LoadedModel(backend, modelDir.toString(), resolved.maxModelLen(),
+                new EngineTokenization(tokenizer, inputs));
     }
 
     /**

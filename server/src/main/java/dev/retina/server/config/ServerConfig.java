@@ -55,15 +55,16 @@ public record ServerConfig(String model, String servedModelName, String host, in
                     + " contradicts --image-input-shape, whose N is " + vlm.imageInputShape().get(0));
     }
 
-    /** Without engine flags and media settings: the defaults. */
+    /** Without engine flags: the engine's defaults. */
     public ServerConfig(String model, String servedModelName, String host, int port, Path chatTemplate,
                         Dtype dtype, Device device, Integer maxModelLen, long seed, LoadFormat loadFormat,
-                        VlmConfig vlm, Duration imageFetchTimeout, int maxRequestBytes, long maxImageBytes) {
+                        VlmConfig vlm, Duration imageFetchTimeout, int maxRequestBytes, long maxImageBytes,
+                        MediaConfig media) {
         this(model, servedModelName, host, port, chatTemplate, dtype, device, maxModelLen, seed, loadFormat, vlm,
-                imageFetchTimeout, maxRequestBytes, maxImageBytes, EngineArgs.defaults(), MediaConfig.defaults());
+                imageFetchTimeout, maxRequestBytes, maxImageBytes, EngineArgs.defaults(), media);
     }
 
-    /** With engine flags, default media settings. */
+    /** Without media settings: {@link MediaConfig#defaults()}. */
     public ServerConfig(String model, String servedModelName, String host, int port, Path chatTemplate,
                         Dtype dtype, Device device, Integer maxModelLen, long seed, LoadFormat loadFormat,
                         VlmConfig vlm, Duration imageFetchTimeout, int maxRequestBytes, long maxImageBytes,
@@ -72,13 +73,12 @@ public record ServerConfig(String model, String servedModelName, String host, in
                 imageFetchTimeout, maxRequestBytes, maxImageBytes, engine, MediaConfig.defaults());
     }
 
-    /** With media settings, default engine flags. */
+    /** Without engine flags and media settings: their defaults. */
     public ServerConfig(String model, String servedModelName, String host, int port, Path chatTemplate,
                         Dtype dtype, Device device, Integer maxModelLen, long seed, LoadFormat loadFormat,
-                        VlmConfig vlm, Duration imageFetchTimeout, int maxRequestBytes, long maxImageBytes,
-                        MediaConfig media) {
+                        VlmConfig vlm, Duration imageFetchTimeout, int maxRequestBytes, long maxImageBytes) {
         this(model, servedModelName, host, port, chatTemplate, dtype, device, maxModelLen, seed, loadFormat, vlm,
-                imageFetchTimeout, maxRequestBytes, maxImageBytes, EngineArgs.defaults(), media);
+                imageFetchTimeout, maxRequestBytes, maxImageBytes, EngineArgs.defaults(), MediaConfig.defaults());
     }
 
     public ServerConfig withEngine(EngineArgs newEngine) {

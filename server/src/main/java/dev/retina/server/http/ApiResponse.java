@@ -18,4 +18,12 @@ public record ApiResponse(int status, Object body) {
     public static ApiResponse error(ApiException e) {
         return new ApiResponse(e.status(), e.toBody());
     }
+
+    /** A body sent as is with its own Content-Type (e.g. Prometheus text), not as JSON. */
+    public static ApiResponse raw(int status, String contentType, byte[] bytes) {
+        return new ApiResponse(status, new Raw(contentType, bytes));
+    }
+
+    public record Raw(String contentType, byte[] bytes) {
+    }
 }

@@ -60,7 +60,7 @@ public final class ApiRouter extends SimpleChannelInboundHandler<FullHttpRequest
             return;
         }
         String path = new QueryStringDecoder(request.uri()).path();
-        List<Route> onPath = routes.stream().filter(r -> r.path().equals(path)).toList();
+        List<Route> onPath = routes.stream().filter(r -> r.matches(path)).toList();
         if (onPath.isEmpty()) {
             write(ctx, ApiResponse.error(new ApiException(404, ApiException.INVALID_REQUEST,
                     "Not found: " + ApiException.truncate(path), null, "not_found")), keepAlive);
@@ -76,7 +76,8 @@ public final class ApiRouter extends SimpleChannelInboundHandler<FullHttpRequest
             send(ctx, response, keepAlive);
             return;
         }
-        ApiRequest apiRequest = new ApiRequest(request.method(), path, ByteBufUtil.getBytes(request.content()));
+        ApiRequest apiRequest = new ApiRequest(request.method(), path, ByteBufUtil.getBytes(request.content()),
+                ctx.channel().attr(RequestContext.KEY).get());
         dispatch(ctx, route.endpoint(), apiRequest, keepAlive);
     }
 
@@ -85,11 +86,14 @@ public final class ApiRouter extends SimpleChannelInboundHandler<FullHttpRequest
         try {
             requestExecutor.execute(() -> {
                 CompletableFuture<ApiResponse> inner;
+                RequestContext.setCurrent(apiRequest.context()); // for backends that log and meter (see RequestContext)
                 try {
                     inner = endpoint.handle(apiRequest);
                 } catch (Throwable t) {
                     result.completeExceptionally(t);
                     return;
+                } finally {
+                    RequestContext.setCurrent(null);
                 }
                 // The client going away cancels `result`; pass that on so the generation is aborted.
                 result.whenComplete((r, t) -> {
@@ -156,6 +160,12 @@ public final class ApiRouter extends SimpleChannelInboundHandler<FullHttpRequest
     }
 
     private FullHttpResponse toHttp(ApiResponse response) {
+        if (response.body() instanceof ApiResponse.Raw raw) {
+            FullHttpResponse http = new DefaultFullHttpResponse(HttpVersion.HTTP_1_1,
+                    HttpResponseStatus.valueOf(response.status()), Unpooled.wrappedBuffer(raw.bytes()));
+            http.headers().set(HttpHeaderNames.CONTENT_TYPE, raw.contentType());
+            return http;
+        }
         byte[] bytes;
         try {
             bytes = response.body() == null ? new byte[0] : mapper.writeValueAsBytes(response.body());

@@ -32,6 +32,12 @@ public final class HttpApiServer implements AutoCloseable {
      */
     public static HttpApiServer start(String host, int port, int maxRequestBytes, List<Route> routes,
                                       Executor requestExecutor, ObjectMapper mapper) throws InterruptedException {
+        return start(host, port, new ApiChannelInitializer(maxRequestBytes, routes, requestExecutor, mapper));
+    }
+
+    /** Binds {@code host:port} with the given per-connection pipeline. */
+    public static HttpApiServer start(String host, int port, ApiChannelInitializer initializer)
+            throws InterruptedException {
         EventLoopGroup boss = new MultiThreadIoEventLoopGroup(1, NioIoHandler.newFactory());
         EventLoopGroup workers = new MultiThreadIoEventLoopGroup(NioIoHandler.newFactory());
         try {
@@ -40,7 +46,7 @@ public final class HttpApiServer implements AutoCloseable {
                     .channel(NioServerSocketChannel.class)
                     .option(ChannelOption.SO_BACKLOG, 1024)
                     .childOption(ChannelOption.TCP_NODELAY, true)
-                    .childHandler(new ApiChannelInitializer(maxRequestBytes, routes, requestExecutor, mapper))
+                    .childHandler(initializer)
                     .bind(host, port).sync().channel();
             return new HttpApiServer(boss, workers, channel);
         } catch (InterruptedException | RuntimeException e) {

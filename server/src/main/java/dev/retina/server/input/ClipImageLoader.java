@@ -16,8 +16,15 @@ public final class ClipImageLoader implements ImageLoader {
     private final ImageDecoder decoder;
     private final ClipImageProcessor processor;
     private final int numImageTokens;
+    private final ImageStageObserver observer;
 
     public ClipImageLoader(ImageFetcher fetcher, ImageDecoder decoder, ClipImageProcessor processor, int numImageTokens) {
+        this(fetcher, decoder, processor, numImageTokens, ImageStageObserver.NONE);
+    }
+
+    public ClipImageLoader(ImageFetcher fetcher, ImageDecoder decoder, ClipImageProcessor processor, int numImageTokens,
+                           ImageStageObserver observer) {
+        this.observer = observer;
         this.fetcher = fetcher;
         this.decoder = decoder;
         this.processor = processor;
@@ -27,8 +34,10 @@ public final class ClipImageLoader implements ImageLoader {
     @Override
     public ImageInput load(String url, ImageDetail detail, String param) {
         try {
-            RgbImage image = decoder.read(fetcher.fetch(url));
+            RgbImage image = observer.fetchAndDecode(fetcher, decoder, url);
+            long t0 = System.nanoTime();
             float[] chw = processor.preprocess(image); // (3, outputHeight, outputWidth)
+            observer.preprocessed(System.nanoTime() - t0);
             return new ImageInput(chw, processor.outputHeight(), processor.outputWidth(), null, numImageTokens,
                     ContentHash.of(image, "clip"), 1, image.height(), image.width());
         } catch (ImageException e) {

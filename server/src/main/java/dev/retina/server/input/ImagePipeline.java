@@ -47,6 +47,12 @@ public final class ImagePipeline implements AutoCloseable {
      * @throws ConfigException when the processor config is missing or disagrees with the checkpoint
      */
     public static ImagePipeline create(ServerConfig config, ServerConfig.Resolved resolved, LlavaConfig llava) {
+        return create(config, resolved, llava, ImageStageObserver.NONE);
+    }
+
+    /** @param observer told each image's stage timings and failure causes (metrics) */
+    public static ImagePipeline create(ServerConfig config, ServerConfig.Resolved resolved, LlavaConfig llava,
+                                       ImageStageObserver observer) {
         PromptLimits limits = new PromptLimits(resolved.vlm().imageTokenId(), llava.numImageTokens(),
                 config.maxImagesPerPrompt(), resolved.maxModelLen());
         String processorDir = resolved.vlm().imageProcessor();
@@ -59,8 +65,8 @@ public final class ImagePipeline implements AutoCloseable {
         ImageDecoder decoder = new ImageDecoder(config.media().maxImagePixels());
         ImageLoader loader;
         try {
-            loader = llava.isNext() ? nextLoader(config, llava, Path.of(processorDir), fetcher, decoder)
-                    : clipLoader(llava, Path.of(processorDir), fetcher, decoder);
+            loader = llava.isNext() ? nextLoader(config, llava, Path.of(processorDir), fetcher, decoder, observer)
+                    : clipLoader(llava, Path.of(processorDir), fetcher, decoder, observer);
         } catch (RuntimeException e) {
             fetcher.close();
             throw e;
@@ -68,7 +74,8 @@ public final class ImagePipeline implements AutoCloseable {
         return new ImagePipeline(loader, fetcher, ImageLoadPool.create(ImageLoadPool.defaultNumThreads()), limits);
     }
 
-    private static ImageLoader clipLoader(LlavaConfig llava, Path dir, ImageFetcher fetcher, ImageDecoder decoder) {
+    private static ImageLoader clipLoader(LlavaConfig llava, Path dir, ImageFetcher fetcher, ImageDecoder decoder,
+                                          ImageStageObserver observer) {
         ClipImageProcessor processor;
         try {
             processor = new ClipImageProcessor(ClipProcessorConfig.load(dir));
@@ -79,11 +86,11 @@ public final class ImagePipeline implements AutoCloseable {
         if (processor.outputHeight() != side || processor.outputWidth() != side)
             throw new ConfigException("the image processor makes " + processor.outputHeight() + "x"
                     + processor.outputWidth() + " images but the checkpoint's vision_config.image_size is " + side);
-        return new ClipImageLoader(fetcher, decoder, processor, llava.numImageTokens());
+        return new ClipImageLoader(fetcher, decoder, processor, llava.numImageTokens(), observer);
     }
 
     private static ImageLoader nextLoader(ServerConfig config, LlavaConfig llava, Path dir, ImageFetcher fetcher,
-                                          ImageDecoder decoder) {
+                                          ImageDecoder decoder, ImageStageObserver observer) {
         LlavaNextProcessorConfig pc;
         try {
             pc = LlavaNextProcessorConfig.load(dir);
@@ -97,7 +104,8 @@ public final class ImagePipeline implements AutoCloseable {
         int height = shape == null ? 0 : shape.get(2);
         int width = shape == null ? 0 : shape.get(3);
         try {
-            return new LlavaNextImageLoader(fetcher, decoder, new LlavaNextImageProcessor(pc), llava, height, width);
+            return new LlavaNextImageLoader(fetcher, decoder, new LlavaNextImageProcessor(pc), llava, height, width,
+                    observer);
         } catch (IllegalArgumentException e) {
             throw new ConfigException(e.getMessage());
         }

@@ -81,28 +81,16 @@ public final class InputProcessor {
     /** The blocking body of {@link #process}; runs on the caller's thread. */
     public PreparedRequest prepare(ChatCompletionRequest req, String requestId) {
         List<ImageInput> images = loadImages(req.messages());
-        List<Map<String, Object>> messages = toTemplateMessages(req.messages(), template.contentFormat());
-        Map<String, Object> extra = new HashMap<>();
-        extra.put("bos_token", tokenizer.bosToken() == null ? "" : tokenizer.bosToken());
-        extra.put("eos_token", tokenizer.eosToken() == null ? "" : tokenizer.eosToken());
-        String rendered;
-        try {
-            rendered = template.render(messages, true, extra);
-        } catch (ChatTemplateException e) {
-            // raise_exception() texts are written for users (e.g. "roles must alternate"); log the rest.
-            log.debug("chat template refused a request", e);
-            throw ApiException.badRequest("The chat template could not render these messages: "
-                    + ApiException.truncate(e.getMessage()), "messages");
-        }
+        String rendered = render(req.messages(), true);
         int[] promptTokenIds = expandImageTokens(tokenizer.encodePrompt(rendered), images);
         int promptLen = promptTokenIds.length;
         if (promptLen >= limits.maxModelLen())
-            throw ApiException.badRequest("This model's maximum context length is " + limits.maxModelLen()
+            throw ApiException.contextLengthExceeded("This model's maximum context length is " + limits.maxModelLen()
                     + " tokens, but the messages take " + promptLen + " tokens (images included)", "messages");
         Integer requested = req.requestedMaxTokens();
         int maxTokens = requested != null ? requested : limits.maxModelLen() - promptLen;
         if (promptLen + maxTokens > limits.maxModelLen())
-            throw ApiException.badRequest("This model's maximum context length is " + limits.maxModelLen()
+            throw ApiException.contextLengthExceeded("This model's maximum context length is " + limits.maxModelLen()
                     + " tokens. However, you requested " + (promptLen + maxTokens) + " tokens (" + promptLen
                     + " in the messages, " + maxTokens + " in the completion)",
                     req.maxCompletionTokens() != null ? "max_completion_tokens" : "max_tokens");
@@ -111,6 +99,34 @@ public final class InputProcessor {
                 tokenizer.eosTokenIds());
         return new PreparedRequest(engineRequest, req.stop() == null ? List.of() : req.stop(),
                 !Boolean.FALSE.equals(req.skipSpecialTokens()));
+    }
+
+    /**
+     * {@code POST /tokenize} with messages: the prompt ids exactly as a chat request would send them to the engine
+     * (template rendered, each image loaded so its placeholder expands to that image's token count, which for
+     * LLaVA-NeXT depends on its size), without the context-length check: the caller reports the count beside the
+     * limit.
+     */
+    public int[] tokenizeMessages(List<ChatMessage> chat, boolean addGenerationPrompt) {
+        List<ImageInput> images = loadImages(chat);
+        return expandImageTokens(tokenizer.encodePrompt(render(chat, addGenerationPrompt)), images);
+    }
+
+    /** Renders the chat template; a template that raises is the client's 400. */
+    private String render(List<ChatMessage> chat, boolean addGenerationPrompt) {
+        List<Map<String, Object>> messages = toTemplateMessages(chat, template.contentFormat());
+
+        Map<String, Object> extra = new HashMap<>();
+        extra.put("bos_token", tokenizer.bosToken() == null ? "" : tokenizer.bosToken());
+        extra.put("eos_token", tokenizer.eosToken() == null ? "" : tokenizer.eosToken());
+        try {
+            return template.render(messages, addGenerationPrompt, extra);
+        } catch (ChatTemplateException e) {
+            // raise_exception() texts are written for users (e.g. "roles must alternate"); log the rest.
+            log.debug("chat template refused a request", e);
+            throw ApiException.badRequest("The chat template could not render these messages: "
+                    + ApiException.truncate(e.getMessage()), "messages");
+        }
     }
 
     /** One image part of the request, where it sits. */

@@ -16,6 +16,7 @@ import dev.retina.vision.RgbImage;
  * tile (the whole image stretched to one tile; the model's base-tile token count). Thread-safe.
  */
 public final class LlavaNextImageLoader implements ImageLoader {
+    private final ImageStageObserver observer;
     private final ImageFetcher fetcher;
     private final ImageDecoder decoder;
     private final LlavaNextImageProcessor processor;
@@ -29,6 +30,12 @@ public final class LlavaNextImageLoader implements ImageLoader {
      */
     public LlavaNextImageLoader(ImageFetcher fetcher, ImageDecoder decoder, LlavaNextImageProcessor processor,
                                 LlavaConfig config, int staticHeight, int staticWidth) {
+        this(fetcher, decoder, processor, config, staticHeight, staticWidth, ImageStageObserver.NONE);
+    }
+
+    public LlavaNextImageLoader(ImageFetcher fetcher, ImageDecoder decoder, LlavaNextImageProcessor processor,
+                                LlavaConfig config, int staticHeight, int staticWidth, ImageStageObserver observer) {
+        this.observer = observer;
         if (!config.isNext()) throw new IllegalArgumentException("LlavaNextImageLoader needs a llava_next config");
         if (processor.config().tileSize() != config.visionConfig().imageSize())
             throw new IllegalArgumentException("the image processor makes " + processor.config().tileSize()
@@ -45,13 +52,16 @@ public final class LlavaNextImageLoader implements ImageLoader {
     public ImageInput load(String url, ImageDetail detail, String param) {
         RgbImage image;
         try {
-            image = decoder.read(fetcher.fetch(url));
+            image = observer.fetchAndDecode(fetcher, decoder, url);
         } catch (ImageException e) {
             throw ImageErrors.toApi(e, param);
         }
         if (staticHeight > 0 && (image.height() != staticHeight || image.width() != staticWidth))
             image = PillowResize.resizeBicubic(image, staticWidth, staticHeight);
-        return preprocess(image, detail);
+        long t0 = System.nanoTime();
+        ImageInput input = preprocess(image, detail);
+        observer.preprocessed(System.nanoTime() - t0);
+        return input;
     }
 
     /** Tiles (or the base tile alone) for a decoded image. */

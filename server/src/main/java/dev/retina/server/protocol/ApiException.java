@@ -27,6 +27,11 @@ public final class ApiException extends RuntimeException {
         return new ApiException(400, INVALID_REQUEST, message, param, null);
     }
 
+    /** 400 {@code context_length_exceeded}: the message gives the limit and the numbers asked for. */
+    public static ApiException contextLengthExceeded(String message, String param) {
+        return new ApiException(400, INVALID_REQUEST, message, param, "context_length_exceeded");
+    }
+
     public static ApiException modelNotFound(String model) {
         return new ApiException(404, INVALID_REQUEST, "The model '" + truncate(model) + "' does not exist",
                 "model", "model_not_found");

@@ -72,7 +72,7 @@ public final class ChatRequestValidator {
             throw ApiException.badRequest("stop_token_ids must be non-negative integers", "stop_token_ids");
     }
 
-    private static void validateMessages(List<ChatMessage> messages) {
+    public static void validateMessages(List<ChatMessage> messages) {
         if (messages == null || messages.isEmpty())
             throw ApiException.badRequest("messages must be a non-empty list", "messages");
         for (int i = 0; i < messages.size(); i++) {
