@@ -79,9 +79,11 @@ public final class BenchCommand implements Callable<Integer> {
     @Mixin
     EngineOptions engine = new EngineOptions();
 
+    /** Where the table goes; replaced in tests. */
+    PrintStream out = System.out;
+
     @Override
     public Integer call() throws Exception {
-        PrintStream out = System.out;
         double rate;
         try {
             rate = parseRate(requestRate);
