@@ -102,7 +102,8 @@ public final class LlavaBackendLoader implements BackendLoader {
         }
     }
 
-    static CheckpointFacts facts(LlavaConfig c) {
+    /** The checkpoint facts the flags are checked against (shared with the offline API). */
+    public static CheckpointFacts facts(LlavaConfig c) {
         return new CheckpointFacts() {
             @Override
             public int imageTokenId() {

@@ -1,0 +1,224 @@
+package dev.retina.server;
+
+import dev.retina.engine.EngineStats;
+import dev.retina.engine.SamplingParams;
+import dev.retina.server.config.ConfigException;
+import dev.retina.server.config.Device;
+import dev.retina.server.config.Dtype;
+import dev.retina.server.config.LoadFormat;
+import dev.retina.server.config.ServerConfig;
+import dev.retina.server.config.VlmConfig;
+import dev.retina.server.offline.ImagePixelData;
+import dev.retina.server.offline.LLM;
+import dev.retina.server.offline.Prompt;
+import dev.retina.server.offline.RequestResult;
+import dev.retina.vision.RgbImage;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+
+import java.io.PrintStream;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Locale;
+import java.util.SplittableRandom;
+import java.util.concurrent.Callable;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.locks.LockSupport;
+
+/**
+ * {@code retina bench}: runs synthetic requests through the batching engine offline ({@link LLM}) and prints a
+ * table of throughput and latency (vLLM's benchmark_throughput/benchmark_serving numbers). No pass or fail.
+ *
+ * <p>Prompts are random token ids (no tokenizer needed), each optionally starting with one image of random pixels;
+ * every request samples (temperature 1, seeded) exactly {@code --output-len} tokens with EOS ignored.
+ */
+@Command(name = "bench", mixinStandardHelpOptions = true, showDefaultValues = true,
+        description = "Benchmark the engine offline on synthetic requests; prints requests/s, tokens/s, TTFT, TPOT.")
+public final class BenchCommand implements Callable<Integer> {
+    @Option(names = "--model", defaultValue = ServerConfig.DEMO_MODEL,
+            description = "HF checkpoint directory, or a config-only directory with --load-format dummy; 'demo' = the bundled tiny model.")
+    String model;
+
+    @Option(names = "--load-format", defaultValue = "auto", description = "auto|safetensors|dummy (dummy: random weights from config.json).")
+    LoadFormat loadFormat;
+
+    @Option(names = "--device", defaultValue = "auto", description = "auto|cpu|gpu.")
+    Device device;
+
+    @Option(names = "--dtype", defaultValue = "auto", description = "auto|float32|float16.")
+    Dtype dtype;
+
+    @Option(names = "--max-model-len", description = "Longest prompt plus output (default: the checkpoint's).")
+    Integer maxModelLen;
+
+    @Option(names = "--seed", defaultValue = "0", description = "Seed of the prompts, pixels, arrivals, sampling and dummy weights.")
+    long seed;
+
+    @Option(names = "--num-requests", defaultValue = "64", description = "Requests to time.")
+    int numRequests;
+
+    @Option(names = "--prompt-len", description = "Prompt tokens per request, image tokens included (default: one image's tokens + 15 with --num-images 1, else 64).")
+    Integer promptLen;
+
+    @Option(names = "--output-len", defaultValue = "32", description = "Output tokens per request (EOS ignored).")
+    int outputLen;
+
+    @Option(names = "--num-images", defaultValue = "1", description = "Images per request: 0 or 1 (random pixels).")
+    int numImages;
+
+    @Option(names = "--request-rate", defaultValue = "inf",
+            description = "Requests per second, Poisson arrivals; 'inf' submits all at once.")
+    String requestRate;
+
+    @Option(names = "--num-warmup", defaultValue = "2", description = "Untimed requests run first (JIT, allocator).")
+    int numWarmup;
+
+    @Mixin
+    EngineOptions engine = new EngineOptions();
+
+    /** Where the table goes; replaced in tests. */
+    PrintStream out = System.out;
+
+    @Override
+    public Integer call() throws Exception {
+        double rate;
+        try {
+            rate = parseRate(requestRate);
+            if (numImages < 0 || numImages > 1) throw new ConfigException("--num-images must be 0 or 1, got " + numImages);
+            if (numRequests < 1) throw new ConfigException("--num-requests must be >= 1");
+            if (outputLen < 1) throw new ConfigException("--output-len must be >= 1");
+            if (numWarmup < 0) throw new ConfigException("--num-warmup must be >= 0");
+        } catch (ConfigException e) {
+            System.err.println("retina bench: " + e.getMessage());
+            return 2;
+        }
+        ServerConfig config = new ServerConfig(model, null, "127.0.0.1", 0, null, dtype, device, maxModelLen, seed,
+                loadFormat, VlmConfig.defaults(), Duration.ofSeconds(5), 20 << 20, 20L << 20, engine.engineArgs());
+        long loadStart = System.nanoTime();
+        try (LLM llm = new LLM(config)) {
+            double loadSeconds = (System.nanoTime() - loadStart) / 1e9;
+            int numImageTokens = llm.numImageTokens();
+            int len = promptLen != null ? promptLen : numImages > 0 ? numImageTokens + 15 : 64;
+            if (len < numImages * numImageTokens + 1 || len + outputLen > llm.maxModelLen())
+                throw new ConfigException("--prompt-len " + len + " must hold " + numImages * numImageTokens
+                        + " image tokens plus one text token, and with --output-len " + outputLen + " fit the model's "
+                        + llm.maxModelLen() + " tokens");
+            SplittableRandom rnd = new SplittableRandom(seed);
+            List<Prompt> prompts = new ArrayList<>();
+            for (int i = 0; i < numWarmup + numRequests; i++) prompts.add(prompt(llm, rnd, len, i));
+
+            out.printf(Locale.ROOT, "retina bench: model %s (%s), %s %s, %d KV blocks of %d%n", model,
+                    loadFormat.name().toLowerCase(Locale.ROOT), llm.deviceName(), llm.dtypeName(), llm.numKvBlocks(),
+                    config.engine().blockSize());
+            out.printf(Locale.ROOT, "  %d requests, prompt %d tokens (%d image tokens), output %d tokens, rate %s, "
+                            + "max-num-seqs %d, max-num-batched-tokens %d; model load %.1f s%n", numRequests, len,
+                    numImages * numImageTokens, outputLen, requestRate, config.engine().maxNumSeqs(),
+                    config.engine().maxNumBatchedTokens(), loadSeconds);
+            if (numWarmup > 0) llm.generate(prompts.subList(0, numWarmup));
+            long preemptionsBefore = llm.engineStats().numPreemptions();
+
+            long start = System.nanoTime();
+            List<CompletableFuture<RequestResult>> futures = new ArrayList<>();
+            long nextArrival = start;
+            for (int i = 0; i < numRequests; i++) {
+                if (rate != Double.POSITIVE_INFINITY) {
+                    // Poisson process: exponential gaps with mean 1/rate.
+                    nextArrival += (long) (-Math.log(1 - rnd.nextDouble()) / rate * 1e9);
+                    long wait = nextArrival - System.nanoTime();
+                    if (wait > 0) LockSupport.parkNanos(wait);
+                }
+                futures.add(llm.submit(prompts.get(numWarmup + i)));
+            }
+            List<RequestResult> results = new ArrayList<>();
+            for (CompletableFuture<RequestResult> f : futures) results.add(f.join());
+            double seconds = (System.nanoTime() - start) / 1e9;
+            EngineStats stats = llm.engineStats();
+            printTable(out, results, seconds, len, stats.numPreemptions() - preemptionsBefore);
+        } catch (ConfigException e) {
+            System.err.println("retina bench: " + e.getMessage());
+            return 2;
+        }
+        return 0;
+    }
+
+    private Prompt prompt(LLM llm, SplittableRandom rnd, int len, int index) {
+        int[] ids = new int[len];
+        int k = 0;
+        int imageTokenId = llm.imageTokenId();
+        if (numImages > 0) for (; k < llm.numImageTokens(); k++) ids[k] = imageTokenId;
+        for (; k < len; k++) {
+            int id;
+            do id = rnd.nextInt(llm.vocabSize()); while (id == imageTokenId);
+            ids[k] = id;
+        }
+        SamplingParams params = new SamplingParams(1, 1f, 1f, -1, 0f, seed + index, 0f, 0f, 1f, outputLen, 0,
+                List.of(), true, null);
+        if (numImages == 0) return Prompt.ofTokens(ids, params);
+        int side = llm.imageSize();
+        byte[] rgb = new byte[3 * side * side];
+        rnd.nextBytes(rgb);
+        return Prompt.ofTokens(ids, params, ImagePixelData.of(new RgbImage(side, side, rgb)));
+    }
+
+    static void printTable(PrintStream out, List<RequestResult> results, double seconds, int promptLen,
+                           long preemptions) {
+        double[] ttft = new double[results.size()];
+        double[] tpot = new double[results.size()];
+        long outputTokens = 0;
+        for (int i = 0; i < results.size(); i++) {
+            RequestResult r = results.get(i);
+            int n = r.outputs().getFirst().tokenIds().length;
+            outputTokens += n;
+            ttft[i] = r.metrics().ttftSeconds() * 1e3;
+            tpot[i] = r.metrics().tpotSeconds(n) * 1e3;
+        }
+        String row = "| %-26s | %12s |%n";
+        out.printf(Locale.ROOT, row, "metric", "value");
+        out.printf(Locale.ROOT, "| %s | %s |%n", "-".repeat(26), "-".repeat(11) + ":");
+        out.printf(Locale.ROOT, row, "requests", results.size());
+        out.printf(Locale.ROOT, row, "total time (s)", fmt(seconds));
+        out.printf(Locale.ROOT, row, "requests/s", fmt(results.size() / seconds));
+        out.printf(Locale.ROOT, row, "output tokens/s", fmt(outputTokens / seconds));
+        out.printf(Locale.ROOT, row, "total tokens/s (in+out)", fmt((outputTokens + (long) promptLen * results.size()) / seconds));
+        out.printf(Locale.ROOT, row, "mean TTFT (ms)", fmt(mean(ttft)));
+        out.printf(Locale.ROOT, row, "P50 TTFT (ms)", fmt(percentile(ttft, 50)));
+        out.printf(Locale.ROOT, row, "P99 TTFT (ms)", fmt(percentile(ttft, 99)));
+        out.printf(Locale.ROOT, row, "mean TPOT (ms)", fmt(mean(tpot)));
+        out.printf(Locale.ROOT, row, "P50 TPOT (ms)", fmt(percentile(tpot, 50)));
+        out.printf(Locale.ROOT, row, "P99 TPOT (ms)", fmt(percentile(tpot, 99)));
+        out.printf(Locale.ROOT, row, "preemptions", preemptions);
+    }
+
+    private static String fmt(double v) {
+        return String.format(Locale.ROOT, v >= 100 ? "%.1f" : "%.2f", v);
+    }
+
+    static double mean(double[] v) {
+        return Arrays.stream(v).average().orElse(0);
+    }
+
+    /** numpy's default (linear interpolation between closest ranks), as vLLM's benchmarks report. */
+    static double percentile(double[] v, double p) {
+        if (v.length == 0) return 0;
+        double[] s = v.clone();
+        Arrays.sort(s);
+        double pos = p / 100 * (s.length - 1);
+        int lo = (int) Math.floor(pos);
+        int hi = Math.min(lo + 1, s.length - 1);
+        return s[lo] + (s[hi] - s[lo]) * (pos - lo);
+    }
+
+    static double parseRate(String value) {
+        if (value.equalsIgnoreCase("inf")) return Double.POSITIVE_INFINITY;
+        try {
+            double r = Double.parseDouble(value);
+            if (r > 0) return r;
+        } catch (NumberFormatException ignored) {
+            // reported below
+        }
+        throw new ConfigException("--request-rate must be 'inf' or a positive number, got '" + value + "'");
+    }
+}

@@ -1,0 +1,34 @@
+package dev.retina.server;
+
+import dev.retina.server.config.EngineArgs;
+import picocli.CommandLine.Option;
+
+/** The batching engine's flags, shared by {@code retina serve} and {@code retina bench} (a Picocli mixin). */
+public final class EngineOptions {
+    @Option(names = "--max-num-seqs", defaultValue = "" + EngineArgs.DEFAULT_MAX_NUM_SEQS,
+            description = "Most sequences running at once.")
+    int maxNumSeqs;
+
+    @Option(names = "--max-num-batched-tokens", defaultValue = "" + EngineArgs.DEFAULT_MAX_NUM_BATCHED_TOKENS,
+            description = "Most tokens per engine step; must be >= one image's token count (e.g. 576).")
+    int maxNumBatchedTokens;
+
+    @Option(names = "--block-size", defaultValue = "" + EngineArgs.DEFAULT_BLOCK_SIZE, description = "Tokens per KV cache block.")
+    int blockSize;
+
+    @Option(names = "--gpu-memory-utilization", defaultValue = "" + EngineArgs.DEFAULT_GPU_MEMORY_UTILIZATION,
+            description = "Fraction of GPU memory Retina may use (weights, activations, KV cache).")
+    double gpuMemoryUtilization;
+
+    @Option(names = "--kv-cache-memory", defaultValue = "1G",
+            description = "KV cache budget on CPU, in bytes; suffixes K, M, G, T (powers of 1024), e.g. 4G.")
+    String kvCacheMemory;
+
+    @Option(names = "--num-gpu-blocks-override", description = "Exactly this many KV blocks, instead of sizing from memory.")
+    Integer numGpuBlocksOverride;
+
+    EngineArgs engineArgs() {
+        return new EngineArgs(maxNumSeqs, maxNumBatchedTokens, blockSize, gpuMemoryUtilization,
+                EngineArgs.parseBytes(kvCacheMemory), numGpuBlocksOverride);
+    }
+}

@@ -1,0 +1,64 @@
+package dev.retina.server;
+
+import dev.retina.server.config.ConfigException;
+import org.junit.jupiter.api.Test;
+import picocli.CommandLine;
+
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+class BenchCommandTest {
+    @Test
+    void percentilesInterpolateLikeNumpy() {
+        double[] v = {5, 1, 4, 2, 3};
+        assertEquals(3.0, BenchCommand.percentile(v, 50), 1e-12);
+        assertEquals(4.96, BenchCommand.percentile(v, 99), 1e-12); // np.percentile([1..5], 99)
+        assertEquals(1.0, BenchCommand.percentile(v, 0), 1e-12);
+        assertEquals(3.0, BenchCommand.mean(v), 1e-12);
+    }
+
+    @Test
+    void requestRateIsInfOrPositive() {
+        assertEquals(Double.POSITIVE_INFINITY, BenchCommand.parseRate("inf"));
+        assertEquals(2.5, BenchCommand.parseRate("2.5"));
+        assertThrows(ConfigException.class, () -> BenchCommand.parseRate("0"));
+        assertThrows(ConfigException.class, () -> BenchCommand.parseRate("fast"));
+    }
+
+    @Test
+    void benchOnTheFixturePrintsEveryMetricAndCountsExactOutputTokens() {
+        Path model = Path.of(System.getProperty("retina.fixtures", "src/test/resources/fixtures"))
+                .resolve("models/llava15-336-mha");
+        assumeTrue(Files.isRegularFile(model.resolve("config.json")), "fixtures not present");
+        BenchCommand bench = new BenchCommand();
+        ByteArrayOutputStream bytes = new ByteArrayOutputStream();
+        bench.out = new PrintStream(bytes, true, StandardCharsets.UTF_8);
+        int rc = new CommandLine(bench).setCaseInsensitiveEnumValuesAllowed(true).execute("--model", model.toString(),
+                "--device", "cpu", "--num-requests", "4", "--output-len", "3", "--num-warmup", "1",
+                "--max-num-seqs", "4", "--num-gpu-blocks-override", "256");
+        String table = bytes.toString(StandardCharsets.UTF_8);
+        assertEquals(0, rc, table);
+        assertTrue(table.contains("prompt 591 tokens (576 image tokens), output 3 tokens"), table);
+        for (String metric : new String[]{"requests/s", "output tokens/s", "mean TTFT (ms)", "P50 TTFT (ms)",
+                "P99 TTFT (ms)", "mean TPOT (ms)", "P50 TPOT (ms)", "P99 TPOT (ms)", "total time (s)"})
+            assertTrue(table.contains("| " + metric), metric + " missing:\n" + table);
+        assertTrue(table.matches("(?s).*\\| requests +\\| +4 \\|.*"), table);
+    }
+
+    @Test
+    void aPromptTooShortForTheImageIsRefused() {
+        BenchCommand bench = new BenchCommand();
+        bench.out = new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8);
+        int rc = new CommandLine(bench).setCaseInsensitiveEnumValuesAllowed(true).execute("--device", "cpu",
+                "--prompt-len", "100", "--num-requests", "1", "--num-gpu-blocks-override", "256");
+        assertEquals(2, rc);
+    }
+}
