@@ -1,6 +1,8 @@
 package dev.retina.engine.model;
 
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.Shape;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.pytorch.engine.PtNDArray;
 import org.slf4j.Logger;
@@ -98,14 +100,22 @@ final class CudaKernels {
         }
     }
 
-    /** The kernels on CUDA device {@code deviceOrdinal}, or empty where the driver, the shim or the PTX is missing. */
-    static Optional<CudaKernels> load(int deviceOrdinal) {
+    /**
+     * The kernels on the CUDA device of {@code manager}, or empty where the driver, the shim or the PTX is missing.
+     * libtorch's CUDA runtime is made to initialise the device first (one tiny allocation): with the driver API first,
+     * the next libtorch op failed with "invalid resource handle" (H200, torch 2.11).
+     */
+    static Optional<CudaKernels> load(NDManager manager) {
         try (InputStream in = CudaKernels.class.getResourceAsStream(PTX)) {
             if (in == null) throw new IOException(PTX + " not on the class path");
             byte[] ptx = in.readAllBytes();
+            try (NDArray init = manager.zeros(new Shape(1), DataType.FLOAT32)) {
+                init.getShape(); // only its allocation matters
+            }
             Linker linker = Linker.nativeLinker();
             SymbolLookup cuda = SymbolLookup.libraryLookup("libcuda.so.1", Arena.global());
             SymbolLookup torch = SymbolLookup.libraryLookup("libtorch_cpu.so", Arena.global());
+            int deviceOrdinal = manager.getDevice().getDeviceId();
             CudaKernels k = new CudaKernels(linker, cuda, torch, deviceOrdinal, ptx);
             log.info("Retina CUDA kernels loaded on device {}", deviceOrdinal);
             return Optional.of(k);

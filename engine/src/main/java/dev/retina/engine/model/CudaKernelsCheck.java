@@ -30,10 +30,10 @@ public final class CudaKernelsCheck {
     private CudaKernelsCheck() {}
 
     public static void main(String[] args) {
-        CudaKernels kernels = CudaKernels.load(0).orElseThrow(() -> new IllegalStateException("kernels did not load"));
         TorchShim shim = TorchShim.cuda().orElse(null);
         int[] contexts = {1, 5, 16, 17, 100, 607, 1000, 2500};
         try (NDManager m = NDManager.newBaseManager(Device.gpu())) {
+            CudaKernels kernels = CudaKernels.load(m).orElseThrow(() -> new IllegalStateException("kernels did not load"));
             // heads, kvHeads, headDim, blockSize
             int[][] shapes = {{32, 32, 128, 16}, {32, 8, 128, 16}, {8, 2, 8, 4}, {4, 1, 8, 16}, {4, 4, 16, 16},
                     {8, 8, 64, 32}, {8, 2, 80, 16}, {12, 4, 96, 16}, {8, 1, 256, 16}};

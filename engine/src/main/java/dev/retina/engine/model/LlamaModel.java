@@ -59,7 +59,7 @@ final class LlamaModel implements AutoCloseable {
         boolean eligible = manager.getDevice().isGpu() && dtype == DataType.FLOAT16;
         this.shim = eligible ? TorchShim.cuda().orElse(null) : null;
         this.kernels = eligible && CudaKernels.supportsHeadDim(config.headDim())
-                ? CudaKernels.load(manager.getDevice().getDeviceId()).orElse(null) : null;
+                ? CudaKernels.load(manager).orElse(null) : null;
         setNativeKernels(nativeKernels);
         long h = config.hiddenSize();
         long inter = config.intermediateSize();
