@@ -102,8 +102,11 @@ final class CudaKernels {
 
     /**
      * The kernels on the CUDA device of {@code manager}, or empty where the driver, the shim or the PTX is missing.
-     * libtorch's CUDA runtime is made to initialise the device first (one tiny allocation): with the driver API first,
-     * the next libtorch op failed with "invalid resource handle" (H200, torch 2.11).
+     * Taking a manager means DJL's engine has already loaded libtorch before libtorch is looked up here by name, and
+     * one tiny allocation makes libtorch's CUDA runtime set the device up before the driver API touches it. In both
+     * runs of {@link CudaKernelsCheck} where libtorch was looked up by name before DJL's engine had started, the first
+     * libtorch CUDA op then failed with "invalid resource handle" (H200, torch 2.11); the model path, which loads
+     * after the engine, never did.
      */
     static Optional<CudaKernels> load(NDManager manager) {
         try (InputStream in = CudaKernels.class.getResourceAsStream(PTX)) {

@@ -30,9 +30,11 @@ public final class CudaKernelsCheck {
     private CudaKernelsCheck() {}
 
     public static void main(String[] args) {
-        TorchShim shim = TorchShim.cuda().orElse(null);
         int[] contexts = {1, 5, 16, 17, 100, 607, 1000, 2500};
+        // The manager first: DJL's engine must load libtorch before the shim and the kernels look it up by name.
         try (NDManager m = NDManager.newBaseManager(Device.gpu())) {
+            m.zeros(new Shape(1)).close();
+            TorchShim shim = TorchShim.cuda().orElse(null);
             CudaKernels kernels = CudaKernels.load(m).orElseThrow(() -> new IllegalStateException("kernels did not load"));
             // heads, kvHeads, headDim, blockSize
             int[][] shapes = {{32, 32, 128, 16}, {32, 8, 128, 16}, {8, 2, 8, 4}, {4, 1, 8, 16}, {4, 4, 16, 16},
