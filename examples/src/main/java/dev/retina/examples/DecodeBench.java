@@ -26,7 +26,8 @@ import java.util.Random;
  * same. Prints medians; a measurement, not a test.
  *
  * <pre>java -cp ... dev.retina.examples.DecodeBench --config examples/configs/llava-1.5-7b --device gpu \
- *     --dtype float16 --batches 1,8,32,64 --context 606 --kernels both</pre>
+ *     --dtype float16 --batches 1,8,32,64 --context 606 --kernels all</pre>
+ * ({@code --kernels}: djl, libtorch, native, both = djl + native, all = the three)
  */
 public final class DecodeBench {
     private static final int BLOCK_SIZE = 16;
@@ -60,22 +61,23 @@ public final class DecodeBench {
         try (LlavaModel model = LlavaModel.load(config, new ModelLoadConfig(device, dtype, LoadFormat.DUMMY, 0L))) {
             System.out.printf(Locale.ROOT, "loaded %s on %s as %s in %.1f s%n", config, device, dtype,
                     (System.nanoTime() - t0) / 1e9);
-            List<Boolean> modes = switch (kernels) {
-                case "djl" -> List.of(false);
-                case "native" -> List.of(true);
-                default -> List.of(false, true);
+            // djl: DJL ops only; libtorch: + libtorch's flash attention / fused RMSNorm; native: + Retina's kernels
+            List<String> modes = switch (kernels) {
+                case "djl", "libtorch", "native" -> List.of(kernels);
+                case "all" -> List.of("djl", "libtorch", "native");
+                default -> List.of("djl", "native");
             };
-            for (boolean nativeKernels : modes) {
+            for (String mode : modes) {
                 // Same weights, other kernels (reloading 7B would cost more than the runs).
-                model.setNativeKernels(nativeKernels);
-                run(device, dtype, nativeKernels, batches, context, steps, warmup, model);
+                model.setNativeKernels(!mode.equals("djl"));
+                model.setRetinaKernels(mode.equals("native"));
+                run(device, dtype, mode, batches, context, steps, warmup, model);
             }
         }
     }
 
-    private static void run(Device device, DataType dtype, boolean nativeKernels, int[] batches, int context,
+    private static void run(Device device, DataType dtype, String label, int[] batches, int context,
                             int steps, int warmup, LlavaModel model) {
-        String label = nativeKernels ? "native" : "djl";
         int side = model.config().visionConfig().imageSize();
         int vocab = model.config().textConfig().vocabSize();
         int maxBatch = Arrays.stream(batches).max().orElse(1);

@@ -11,6 +11,7 @@ import ai.djl.ndarray.types.Shape;
  */
 final class AttentionMetadata {
     final int numSeqs;
+    final int blockSize;
     final int maxQueryLen;
     final int maxSeqLen;
     final int maxPosition;
@@ -26,11 +27,29 @@ final class AttentionMetadata {
     final NDArray cuSeqQ;         // (numSeqs + 1) int32: queryStartLoc
     final NDArray cuSeqK;         // (numSeqs + 1) int32: running sum of seqLens
     final NDArray packedContextSlots; // (sum seqLens) int64: cache slot of each context position, sequences end to end
+    // Paged layout (Retina's decode kernel reads the cache through the block tables); null in the other layouts.
+    final NDArray blockTables;    // (numSeqs, maxBlocksPerSeq) int32, short tables padded with block 0 (never read)
+    final NDArray contextLens;    // (numSeqs) int32: seqLens
+
+    /** Which per-step arrays attention needs. */
+    enum Layout {
+        /** queries and contexts padded to the longest, with a mask (DJL ops) */
+        PADDED,
+        /** contexts gathered end to end with cumulative lengths (varlen flash attention) */
+        PACKED,
+        /** block tables and context lengths only: decode attention straight over the paged cache, no gather */
+        PAGED
+    }
 
     /**
      * @param packed build the packed (varlen) layout instead of the padded one
      */
     AttentionMetadata(ForwardBatch batch, int blockSize, NDManager step, boolean packed) {
+        this(batch, blockSize, step, packed ? Layout.PACKED : Layout.PADDED);
+    }
+
+    AttentionMetadata(ForwardBatch batch, int blockSize, NDManager step, Layout layout) {
+        this.blockSize = blockSize;
         numSeqs = batch.numSeqs();
         int numTokens = batch.numTokens();
         int[] starts = batch.queryStartLoc();
@@ -57,7 +76,28 @@ final class AttentionMetadata {
         positions = step.create(positionValues);
         slotMapping = step.create(slots);
         logitsIndices = step.create(logits);
-        if (packed) {
+        if (layout == Layout.PAGED) {
+            int maxBlocks = 1;
+            for (int[] table : batch.blockTables()) maxBlocks = Math.max(maxBlocks, table.length);
+            int[] tables = new int[numSeqs * maxBlocks];
+            for (int s = 0; s < numSeqs; s++) {
+                int[] table = batch.blockTables()[s];
+                System.arraycopy(table, 0, tables, s * maxBlocks, table.length);
+            }
+            blockTables = step.create(tables, new Shape(numSeqs, maxBlocks));
+            contextLens = step.create(batch.seqLens().clone());
+            cuSeqQ = null;
+            cuSeqK = null;
+            packedContextSlots = null;
+            queryPadIndex = null;
+            queryUnpadIndex = null;
+            contextSlots = null;
+            mask = null;
+            return;
+        }
+        blockTables = null;
+        contextLens = null;
+        if (layout == Layout.PACKED) {
             int[] cuK = new int[numSeqs + 1];
             for (int s = 0; s < numSeqs; s++) cuK[s + 1] = cuK[s] + batch.seqLens()[s];
             long[] ctx = new long[cuK[numSeqs]];
@@ -120,6 +160,11 @@ final class AttentionMetadata {
                 if (batch.positions()[starts[s] + i] != batch.seqLens()[s] - numNew + i) return false;
         }
         return true;
+    }
+
+    /** True when every sequence adds exactly one token, the last of its context: a pure decode step. */
+    static boolean isPureDecode(ForwardBatch batch) {
+        return batch.numTokens() == batch.numSeqs() && newTokensTrail(batch);
     }
 
     /** True when every sequence adds exactly as many tokens as the padded width (no padded query rows). */

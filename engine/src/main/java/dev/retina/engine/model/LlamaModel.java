@@ -6,6 +6,7 @@ import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
 import ai.djl.ndarray.types.SparseFormat;
 import ai.djl.nn.Activation;
 import ai.djl.nn.core.Linear;
@@ -43,6 +44,11 @@ final class LlamaModel implements AutoCloseable {
     private final TorchShim shim;          // null: DJL ops only (CPU, float32, or no CUDA shim in this libtorch)
     private boolean flashAttention;        // varlen flash attention over the packed context (CUDA, float16)
     private boolean fusedRmsNorm;          // one-kernel RMSNorm (CUDA, float16)
+    private final CudaKernels kernels;     // Retina's own CUDA kernels; null where not eligible or not loadable
+    private boolean pagedDecode;           // decode steps: rotary + cache write fused, attention over the paged cache
+    private boolean fusedSiluMul;          // silu(gate) * up in one kernel
+    private boolean nativeKernels;         // as last set
+    private boolean retinaKernels = true;  // Retina's kernels within the native path
 
     LlamaModel(LlavaConfig.TextConfig config, boolean tieWordEmbeddings, WeightSource weights, NDManager manager,
                DataType dtype, boolean nativeKernels) {
@@ -52,6 +58,8 @@ final class LlamaModel implements AutoCloseable {
         // parity tests pin to HF's float64 goldens.
         boolean eligible = manager.getDevice().isGpu() && dtype == DataType.FLOAT16;
         this.shim = eligible ? TorchShim.cuda().orElse(null) : null;
+        this.kernels = eligible && CudaKernels.supportsHeadDim(config.headDim())
+                ? CudaKernels.load(manager).orElse(null) : null;
         setNativeKernels(nativeKernels);
         long h = config.hiddenSize();
         long inter = config.intermediateSize();
@@ -90,9 +98,18 @@ final class LlamaModel implements AutoCloseable {
 
     /** Native kernels on (where this device, dtype and libtorch allow) or off. Engine thread only. */
     void setNativeKernels(boolean enabled) {
+        nativeKernels = enabled;
         int headDim = config.headDim();
         flashAttention = enabled && shim != null && shim.hasFlashAttention() && headDim % 8 == 0 && headDim <= 256;
         fusedRmsNorm = enabled && shim != null && shim.hasFusedRmsNorm();
+        pagedDecode = enabled && retinaKernels && kernels != null;
+        fusedSiluMul = enabled && retinaKernels && kernels != null;
+    }
+
+    /** Retina's own CUDA kernels on or off within the native path (for comparisons). Engine thread only. */
+    void setRetinaKernels(boolean enabled) {
+        retinaKernels = enabled;
+        setNativeKernels(nativeKernels);
     }
 
     /** Loads the named projections and concatenates them along the output dimension (one matmul instead of n). */
@@ -121,15 +138,26 @@ final class LlamaModel implements AutoCloseable {
      */
     NDArray forward(NDArray inputsEmbeds, ForwardBatch batch, KvCache cache) {
         NDManager step = inputsEmbeds.getManager();
-        boolean packed = flashAttention && AttentionMetadata.newTokensTrail(batch);
-        AttentionMetadata meta = new AttentionMetadata(batch, cache.blockSize(), step, packed);
-        NDArray[] cosSin = rotaryEmb.cosSin(meta.positions, meta.maxPosition); // once per step, not per layer
+        AttentionMetadata.Layout layout;
+        if (pagedDecode && AttentionMetadata.isPureDecode(batch)) layout = AttentionMetadata.Layout.PAGED;
+        else if (flashAttention && AttentionMetadata.newTokensTrail(batch)) layout = AttentionMetadata.Layout.PACKED;
+        else layout = AttentionMetadata.Layout.PADDED;
+        AttentionMetadata meta = new AttentionMetadata(batch, cache.blockSize(), step, layout);
+        NDArray[] cosSin;
+        if (layout == AttentionMetadata.Layout.PAGED) {
+            rotaryEmb.ensureCapacity(meta.maxPosition); // the fused kernel reads the tables by position
+            cosSin = null;
+        } else {
+            cosSin = rotaryEmb.cosSin(meta.positions, meta.maxPosition); // once per step, not per layer
+        }
         NDArray hidden = inputsEmbeds;
         for (int i = 0; i < layers.length; i++) {
             // Each layer's temporaries die with its scope; only the residual stream survives to the next layer.
             try (NDManager scope = step.newSubManager()) {
                 hidden.tempAttach(scope);
-                NDArray out = decoderLayer(layers[i], hidden, meta, cosSin, cache.keyCache(i), cache.valueCache(i));
+                NDArray out = meta.blockTables != null
+                        ? pagedDecoderLayer(layers[i], hidden, meta, cache.keyCache(i), cache.valueCache(i))
+                        : decoderLayer(layers[i], hidden, meta, cosSin, cache.keyCache(i), cache.valueCache(i));
                 out.attach(step);
                 if (hidden != inputsEmbeds) hidden.attach(scope); // the previous layer's output: free it with the scope
                 hidden = out;
@@ -161,11 +189,45 @@ final class LlamaModel implements AutoCloseable {
                 ? flashAttention(q, keyCache, valueCache, meta)
                 : attention(q, keyCache, valueCache, meta);       // (T, qDim)
         NDArray h = hidden.add(Linear.linear(attn, w.oProjWeight(), w.oProjBias()).singletonOrThrow());
+        return mlp(w, h);
+    }
+
+    /**
+     * A decode step's layer on CUDA float16 with Retina's kernels: rotary on q and k plus the K/V cache write in one
+     * launch (q rotated in place in the qkv projection's output), then attention straight over the paged cache
+     * through the block tables (no K/V gather). About 13 host ops instead of ~30.
+     */
+    private NDArray pagedDecoderLayer(DecoderLayer w, NDArray hidden, AttentionMetadata meta, NDArray keyCache,
+                                      NDArray valueCache) {
+        long numTokens = hidden.getShape().get(0);
+        int heads = config.numAttentionHeads();
+        int kvHeads = config.numKeyValueHeads();
+        int d = config.headDim();
+        NDArray qkv = Linear.linear(rmsNorm(hidden, w.inputLayernormWeight()), w.qkvProjWeight(), w.qkvProjBias())
+                .singletonOrThrow(); // (T, qDim + 2 * kvDim)
+        kernels.ropeKvWrite(qkv, meta.positions, meta.slotMapping, rotaryEmb.cosTable(), rotaryEmb.sinTable(),
+                keyCache, valueCache, heads, kvHeads, d);
+        NDArray attn = hidden.getManager().create(new Shape(numTokens, qDim), dtype); // (T, qDim), written below
+        kernels.pagedAttentionDecode(attn, qkv, keyCache, valueCache, meta.blockTables, meta.contextLens,
+                meta.blockSize, heads, kvHeads, d, (float) Math.pow(d, -0.5));
+        NDArray h = hidden.add(Linear.linear(attn, w.oProjWeight(), w.oProjBias()).singletonOrThrow());
+        return mlp(w, h);
+    }
+
+    /** h + down(silu(gate(norm(h))) * up(norm(h))). */
+    private NDArray mlp(DecoderLayer w, NDArray h) {
         NDArray gateUp = Linear.linear(rmsNorm(h, w.postAttentionLayernormWeight()), w.gateUpProjWeight(),
                 w.gateUpProjBias()).singletonOrThrow(); // (T, 2 * intermediate)
-        NDList gu = gateUp.split(2, 1);
-        NDArray gate = gu.get(0);
-        NDArray act = gate.mul(Activation.sigmoid(gate)).mul(gu.get(1)); // silu(gate) * up
+        NDArray act;
+        if (fusedSiluMul) {
+            int inter = (int) config.intermediateSize();
+            act = h.getManager().create(new Shape(gateUp.getShape().get(0), inter), dtype); // (T, intermediate)
+            kernels.siluMul(act, gateUp, inter);
+        } else {
+            NDList gu = gateUp.split(2, 1);
+            NDArray gate = gu.get(0);
+            act = gate.mul(Activation.sigmoid(gate)).mul(gu.get(1)); // silu(gate) * up
+        }
         return h.add(Linear.linear(act, w.downProjWeight(), w.downProjBias()).singletonOrThrow());
     }
 

@@ -218,6 +218,15 @@ public final class LlavaModel implements AutoCloseable {
         languageModel.setNativeKernels(enabled);
     }
 
+    /**
+     * With native kernels on, whether Retina's own CUDA kernels (paged decode attention, fused rotary + cache write,
+     * SiLU * up) are used too, or only libtorch's (flash attention over the gathered context, fused RMSNorm). On by
+     * default; off only to compare the two. Engine thread only.
+     */
+    public void setRetinaKernels(boolean enabled) {
+        languageModel.setRetinaKernels(enabled);
+    }
+
     /** A KV cache of {@code numBlocks} blocks shaped for this model. */
     public KvCache newKvCache(int numBlocks, int blockSize) {
         return KvCache.forModel(this, numBlocks, blockSize);

@@ -93,7 +93,8 @@ final class RotaryEmbedding implements AutoCloseable {
         }
     }
 
-    private void ensureCapacity(int maxPosition) {
+    /** Makes the tables cover positions up to {@code maxPosition} (kernels that read them by position call this). */
+    void ensureCapacity(int maxPosition) {
         long have = cosTable.getShape().get(0);
         if (maxPosition < have) return;
         // Positions past max_position_embeddings: grow the table (the model may degrade, but must not fail here).
@@ -124,6 +125,16 @@ final class RotaryEmbedding implements AutoCloseable {
         NDList halves = x.split(2, 2); // x1, x2
         NDArray rotated = halves.get(1).neg().concat(halves.get(0), -1);
         return x.mul(cos).add(rotated.mul(sin));
+    }
+
+    /** (numPositions, headDim) model dtype: cos of each position's angles, the two halves equal. */
+    NDArray cosTable() {
+        return cosTable;
+    }
+
+    /** (numPositions, headDim) model dtype. */
+    NDArray sinTable() {
+        return sinTable;
     }
 
     @Override

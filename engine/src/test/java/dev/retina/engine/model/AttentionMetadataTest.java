@@ -44,4 +44,28 @@ class AttentionMetadataTest {
             assertNull(meta.mask);
         }
     }
+
+    @Test
+    void pagedLayoutPadsBlockTablesAndKeepsContextLengths() {
+        ForwardBatch batch = ForwardBatch.concat(ForwardBatch.single(5, 1, new int[] {3, 7}, BLOCK),
+                ForwardBatch.single(2, 1, new int[] {1}, BLOCK));
+        assertTrue(AttentionMetadata.isPureDecode(batch));
+        try (NDManager m = NDManager.newBaseManager(Device.cpu())) {
+            AttentionMetadata meta = new AttentionMetadata(batch, BLOCK, m, AttentionMetadata.Layout.PAGED);
+            // (numSeqs, maxBlocksPerSeq) int32, the short table padded with block 0 (beyond its context: never read)
+            assertArrayEquals(new int[] {3, 7, 1, 0}, meta.blockTables.toIntArray());
+            assertArrayEquals(new long[] {2, 2}, meta.blockTables.getShape().getShape());
+            assertArrayEquals(new int[] {6, 3}, meta.contextLens.toIntArray());
+            assertArrayEquals(new long[] {29, 6}, meta.slotMapping.toLongArray());
+            assertNull(meta.packedContextSlots);
+            assertNull(meta.mask);
+        }
+    }
+
+    @Test
+    void prefillChunksAreNotPureDecode() {
+        ForwardBatch chunk = ForwardBatch.concat(ForwardBatch.single(5, 1, new int[] {3, 7}, BLOCK),
+                ForwardBatch.single(0, 2, new int[] {1}, BLOCK));
+        assertFalse(AttentionMetadata.isPureDecode(chunk));
+    }
 }

@@ -1,0 +1,362 @@
+package dev.retina.engine.model;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.pytorch.engine.PtNDArray;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.lang.foreign.AddressLayout;
+import java.lang.foreign.Arena;
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.Linker;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.SymbolLookup;
+import java.lang.foreign.ValueLayout;
+import java.lang.invoke.MethodHandle;
+import java.util.Optional;
+
+/**
+ * Retina's own CUDA kernels ({@code kernels/paged_attention.cu}, shipped as PTX built by {@code tools/build_kernels.sh}),
+ * loaded and launched with the CUDA driver API through Java's FFM: decode attention straight over the paged KV cache
+ * (no gather), rotary embedding fused with the K/V cache write, and SiLU(gate) * up. Launches go to stream 0, the
+ * legacy default stream DJL's libtorch ops run on, so they order with those ops without synchronisation. Device
+ * pointers come from the DJL tensors through libtorch's C shim ({@code aoti_torch_get_data_ptr}); every argument's
+ * dtype, shape and row-major layout is checked before a launch, and every CUDA call's status.
+ *
+ * <p>Not thread-safe: one parameter buffer reused launch to launch; the model calls it only from the engine thread.
+ */
+final class CudaKernels {
+    private static final Logger log = LoggerFactory.getLogger(CudaKernels.class);
+    private static final String PTX = "kernels/paged_attention.ptx";
+    private static final int[] HEAD_DIMS = {8, 16, 32, 64, 80, 96, 128, 256}; // paged_attention_decode_d<D> in the PTX
+    private static final int ATTENTION_THREADS = 256; // kWarps * 32 in the .cu
+    private static final ValueLayout.OfInt I32 = ValueLayout.JAVA_INT;
+    private static final ValueLayout.OfLong I64 = ValueLayout.JAVA_LONG;
+    private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT;
+    private static final AddressLayout PTR = ValueLayout.ADDRESS;
+    private static final int MAX_PARAMS = 16;
+
+    private final MethodHandle cuCtxSetCurrent; // (CUcontext) -> CUresult
+    private final MethodHandle cuLaunchKernel;  // (f, gx, gy, gz, bx, by, bz, smem, stream, params, extra) -> CUresult
+    private final MethodHandle cuGetErrorString; // (CUresult, const char**) -> CUresult
+    private final MethodHandle getDataPtr;      // aoti_torch_get_data_ptr(AtenTensorHandle, void**) -> err
+    private final MethodHandle getSizes;        // aoti_torch_get_sizes(AtenTensorHandle, int64_t**) -> err
+    private final MethodHandle getStrides;      // aoti_torch_get_strides(AtenTensorHandle, int64_t**) -> err
+    private final MethodHandle getDim;          // aoti_torch_get_dim(AtenTensorHandle, int64_t*) -> err
+    private final MemorySegment context;
+    private final MemorySegment[] attentionByHeadDim = new MemorySegment[HEAD_DIMS.length];
+    private final MemorySegment ropeKvWrite;
+    private final MemorySegment siluMul;
+    private final MemorySegment values;   // kernel argument values, 8 bytes each
+    private final MemorySegment params;   // void*[]: pointers into values
+    private final MemorySegment out;      // out-parameters of the shim and driver calls
+    private Thread currentThread;         // the thread the context was last made current on
+
+    private CudaKernels(Linker linker, SymbolLookup cuda, SymbolLookup torch, int deviceOrdinal, byte[] ptx) {
+        Arena arena = Arena.global();
+        out = arena.allocate(64, 8);
+        values = arena.allocate(8L * MAX_PARAMS, 8);
+        params = arena.allocate(8L * MAX_PARAMS, 8);
+        for (int i = 0; i < MAX_PARAMS; i++) params.setAtIndex(PTR, i, values.asSlice(8L * i, 8));
+        cuGetErrorString = handle(linker, cuda, "cuGetErrorString", FunctionDescriptor.of(I32, I32, PTR));
+        MethodHandle cuInit = handle(linker, cuda, "cuInit", FunctionDescriptor.of(I32, I32));
+        MethodHandle cuDeviceGet = handle(linker, cuda, "cuDeviceGet", FunctionDescriptor.of(I32, PTR, I32));
+        MethodHandle retain = handle(linker, cuda, "cuDevicePrimaryCtxRetain", FunctionDescriptor.of(I32, PTR, I32));
+        cuCtxSetCurrent = handle(linker, cuda, "cuCtxSetCurrent", FunctionDescriptor.of(I32, PTR));
+        MethodHandle loadData = handle(linker, cuda, "cuModuleLoadData", FunctionDescriptor.of(I32, PTR, PTR));
+        MethodHandle getFunction = handle(linker, cuda, "cuModuleGetFunction", FunctionDescriptor.of(I32, PTR, PTR, PTR));
+        cuLaunchKernel = handle(linker, cuda, "cuLaunchKernel", FunctionDescriptor.of(I32, PTR, I32, I32, I32, I32, I32,
+                I32, I32, PTR, PTR, PTR));
+        getDataPtr = handle(linker, torch, "aoti_torch_get_data_ptr", FunctionDescriptor.of(I32, PTR, PTR));
+        getSizes = handle(linker, torch, "aoti_torch_get_sizes", FunctionDescriptor.of(I32, PTR, PTR));
+        getStrides = handle(linker, torch, "aoti_torch_get_strides", FunctionDescriptor.of(I32, PTR, PTR));
+        getDim = handle(linker, torch, "aoti_torch_get_dim", FunctionDescriptor.of(I32, PTR, PTR));
+        try {
+            check((int) cuInit.invokeExact(0), "cuInit");
+            check((int) cuDeviceGet.invokeExact(out, deviceOrdinal), "cuDeviceGet");
+            int device = out.get(I32, 0);
+            // The primary context is the one libtorch's runtime API uses: same allocations, same stream 0.
+            check((int) retain.invokeExact(out, device), "cuDevicePrimaryCtxRetain");
+            context = out.get(PTR, 0);
+            makeCurrent();
+            MemorySegment image = arena.allocate(ptx.length + 1L);
+            image.copyFrom(MemorySegment.ofArray(ptx));
+            image.set(ValueLayout.JAVA_BYTE, ptx.length, (byte) 0); // PTX is loaded as a NUL-terminated string
+            check((int) loadData.invokeExact(out, image), "cuModuleLoadData");
+            MemorySegment module = out.get(PTR, 0);
+            for (int i = 0; i < HEAD_DIMS.length; i++)
+                attentionByHeadDim[i] = function(getFunction, module, "paged_attention_decode_d" + HEAD_DIMS[i]);
+            ropeKvWrite = function(getFunction, module, "rope_kv_write");
+            siluMul = function(getFunction, module, "silu_mul");
+        } catch (RuntimeException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException("CUDA driver call failed", t);
+        }
+    }
+
+    /**
+     * The kernels on the CUDA device of {@code manager}, or empty where the driver, the shim or the PTX is missing.
+     * Taking a manager means DJL's engine has already loaded libtorch before libtorch is looked up here by name, and
+     * one tiny allocation makes libtorch's CUDA runtime set the device up before the driver API touches it. In both
+     * runs of {@link CudaKernelsCheck} where libtorch was looked up by name before DJL's engine had started, the first
+     * libtorch CUDA op then failed with "invalid resource handle" (H200, torch 2.11); the model path, which loads
+     * after the engine, never did.
+     */
+    static Optional<CudaKernels> load(NDManager manager) {
+        try (InputStream in = CudaKernels.class.getResourceAsStream(PTX)) {
+            if (in == null) throw new IOException(PTX + " not on the class path");
+            byte[] ptx = in.readAllBytes();
+            try (NDArray init = manager.zeros(new Shape(1), DataType.FLOAT32)) {
+                init.getShape(); // only its allocation matters
+            }
+            Linker linker = Linker.nativeLinker();
+            SymbolLookup cuda = SymbolLookup.libraryLookup("libcuda.so.1", Arena.global());
+            SymbolLookup torch = SymbolLookup.libraryLookup("libtorch_cpu.so", Arena.global());
+            int deviceOrdinal = manager.getDevice().getDeviceId();
+            CudaKernels k = new CudaKernels(linker, cuda, torch, deviceOrdinal, ptx);
+            log.info("Retina CUDA kernels loaded on device {}", deviceOrdinal);
+            return Optional.of(k);
+        } catch (IOException | RuntimeException | LinkageError e) {
+            log.info("Retina CUDA kernels unavailable ({}); using libtorch/DJL ops", e.toString());
+            return Optional.empty();
+        }
+    }
+
+    static boolean supportsHeadDim(int headDim) {
+        return headDimIndex(headDim) >= 0;
+    }
+
+    private static int headDimIndex(int headDim) {
+        for (int i = 0; i < HEAD_DIMS.length; i++) if (HEAD_DIMS[i] == headDim) return i;
+        return -1;
+    }
+
+    /**
+     * Decode attention (one query token per sequence) over the paged KV cache; softmax(q k^T * scale) v per head with
+     * query head h reading KV head h / (numHeads / numKvHeads).
+     *
+     * @param out         (numSeqs, numHeads * headDim) float16, written
+     * @param query       (numSeqs, rowLen >= numHeads * headDim) float16 row-major; heads are the first numHeads * headDim
+     *                    values of each row (e.g. the fused qkv projection's rows)
+     * @param keyCache    (numSlots, numKvHeads * headDim) float16
+     * @param valueCache  (numSlots, numKvHeads * headDim) float16
+     * @param blockTables (numSeqs, maxBlocksPerSeq) int32
+     * @param contextLens (numSeqs) int32: keys each sequence attends to (its first contextLens[s] positions)
+     */
+    void pagedAttentionDecode(NDArray out, NDArray query, NDArray keyCache, NDArray valueCache, NDArray blockTables,
+                              NDArray contextLens, int blockSize, int numHeads, int numKvHeads, int headDim,
+                              float scale) {
+        int index = headDimIndex(headDim);
+        if (index < 0) throw new IllegalArgumentException("no decode attention kernel for head_dim " + headDim);
+        if (numHeads % numKvHeads != 0) throw new IllegalArgumentException("numHeads not a multiple of numKvHeads");
+        long numSeqs = requireRowMajor(out, DataType.FLOAT16, -1, (long) numHeads * headDim);
+        requireRowMajor(query, DataType.FLOAT16, numSeqs, -1);
+        long queryRow = sizes(query)[1];
+        if (queryRow < (long) numHeads * headDim) throw new IllegalArgumentException("query rows too short");
+        long kvDim = (long) numKvHeads * headDim;
+        long numSlots = requireRowMajor(keyCache, DataType.FLOAT16, -1, kvDim);
+        requireRowMajor(valueCache, DataType.FLOAT16, numSlots, kvDim);
+        requireRowMajor(blockTables, DataType.INT32, numSeqs, -1);
+        long maxBlocks = sizes(blockTables)[1];
+        requireRowMajor(contextLens, DataType.INT32, numSeqs, Long.MIN_VALUE);
+        int i = 0;
+        i = ptr(i, out);
+        values.set(I64, 8L * i++, (long) numHeads * headDim);
+        i = ptr(i, query);
+        values.set(I64, 8L * i++, queryRow);
+        i = ptr(i, keyCache);
+        i = ptr(i, valueCache);
+        i = ptr(i, blockTables);
+        i = ptr(i, contextLens);
+        values.set(I32, 8L * i++, (int) maxBlocks);
+        values.set(I32, 8L * i++, blockSize);
+        values.set(I32, 8L * i++, numHeads);
+        values.set(I32, 8L * i++, numKvHeads);
+        values.set(F32, 8L * i++, scale);
+        launch(attentionByHeadDim[index], numHeads, (int) numSeqs, ATTENTION_THREADS, "paged_attention_decode_d" + headDim);
+    }
+
+    /**
+     * Rotary embedding of q (in place) and k (into the cache), and v into the cache, at each token's slot.
+     *
+     * @param qkv        (T, (numHeads + 2 * numKvHeads) * headDim) float16 contiguous: q, k, v heads; q rotated in place
+     * @param positions  (T) int64
+     * @param slots      (T) int64 cache slot of each token
+     * @param cos        (numPositions, headDim) float16; sin likewise
+     * @param keyCache   (numSlots, numKvHeads * headDim) float16; valueCache likewise
+     */
+    void ropeKvWrite(NDArray qkv, NDArray positions, NDArray slots, NDArray cos, NDArray sin, NDArray keyCache,
+                     NDArray valueCache, int numHeads, int numKvHeads, int headDim) {
+        if (headDim % 2 != 0) throw new IllegalArgumentException("odd head_dim");
+        long numTokens = requireRowMajor(qkv, DataType.FLOAT16, -1, (long) (numHeads + 2 * numKvHeads) * headDim);
+        requireRowMajor(positions, DataType.INT64, numTokens, Long.MIN_VALUE);
+        requireRowMajor(slots, DataType.INT64, numTokens, Long.MIN_VALUE);
+        long numPositions = requireRowMajor(cos, DataType.FLOAT16, -1, headDim);
+        requireRowMajor(sin, DataType.FLOAT16, numPositions, headDim);
+        long kvDim = (long) numKvHeads * headDim;
+        long numSlots = requireRowMajor(keyCache, DataType.FLOAT16, -1, kvDim);
+        requireRowMajor(valueCache, DataType.FLOAT16, numSlots, kvDim);
+        if (numTokens == 0) return;
+        int i = 0;
+        i = ptr(i, qkv);
+        i = ptr(i, positions);
+        i = ptr(i, slots);
+        i = ptr(i, cos);
+        i = ptr(i, sin);
+        i = ptr(i, keyCache);
+        i = ptr(i, valueCache);
+        values.set(I32, 8L * i++, numHeads);
+        values.set(I32, 8L * i++, numKvHeads);
+        values.set(I32, 8L * i++, headDim);
+        int pairs = (numHeads + numKvHeads) * headDim / 2;
+        int threads = Math.min(1024, Math.max(32, (pairs + 31) / 32 * 32));
+        launch(ropeKvWrite, (int) numTokens, 1, threads, "rope_kv_write");
+    }
+
+    /**
+     * SwiGLU's silu(gate) * up.
+     *
+     * @param out    (T, inter) float16 contiguous, written
+     * @param gateUp (T, 2 * inter) float16 contiguous: gate, up
+     */
+    void siluMul(NDArray out, NDArray gateUp, int inter) {
+        long numTokens = requireRowMajor(out, DataType.FLOAT16, -1, inter);
+        requireRowMajor(gateUp, DataType.FLOAT16, numTokens, 2L * inter);
+        long total = numTokens * inter;
+        if (total == 0) return;
+        int i = 0;
+        i = ptr(i, out);
+        i = ptr(i, gateUp);
+        values.set(I64, 8L * i++, numTokens);
+        values.set(I32, 8L * i++, inter);
+        int threads = 256;
+        int blocks = (int) Math.min((total + threads - 1) / threads, 132L * 16); // grid-stride beyond ~16 blocks/SM
+        launch(siluMul, blocks, 1, threads, "silu_mul");
+    }
+
+    private void launch(MemorySegment function, int gridX, int gridY, int blockX, String name) {
+        try {
+            makeCurrent();
+            int err = (int) cuLaunchKernel.invokeExact(function, gridX, gridY, 1, blockX, 1, 1, 0,
+                    MemorySegment.NULL, params, MemorySegment.NULL);
+            check(err, "cuLaunchKernel(" + name + ")");
+        } catch (RuntimeException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException("cuLaunchKernel(" + name + ") failed", t);
+        }
+    }
+
+    /** cuCtxSetCurrent is per thread; the engine thread is normally always the same, so this runs once. */
+    private void makeCurrent() throws Throwable {
+        Thread t = Thread.currentThread();
+        if (t == currentThread) return;
+        check((int) cuCtxSetCurrent.invokeExact(context), "cuCtxSetCurrent");
+        currentThread = t;
+    }
+
+    /** Writes the array's device pointer as argument {@code i}; returns i + 1. */
+    private int ptr(int i, NDArray array) {
+        values.set(PTR, 8L * i, dataPtr(array));
+        return i + 1;
+    }
+
+    private MemorySegment dataPtr(NDArray array) {
+        try {
+            shimCheck((int) getDataPtr.invokeExact(tensor(array), out), "aoti_torch_get_data_ptr");
+        } catch (RuntimeException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException("aoti_torch_get_data_ptr failed", t);
+        }
+        return out.get(PTR, 0);
+    }
+
+    /**
+     * Checks a 1-D or 2-D row-major GPU array of the given dtype and sizes (-1: any; Long.MIN_VALUE as cols: 1-D) and
+     * returns its first size.
+     */
+    private long requireRowMajor(NDArray array, DataType dtype, long rows, long cols) {
+        if (array.getDataType() != dtype)
+            throw new IllegalArgumentException("expected " + dtype + ", got " + array.getDataType());
+        if (!array.getDevice().isGpu()) throw new IllegalArgumentException("array not on a GPU: " + array.getDevice());
+        long[] sizes = sizes(array);
+        long[] strides = strides(array, sizes.length);
+        boolean oneD = cols == Long.MIN_VALUE;
+        if (sizes.length != (oneD ? 1 : 2))
+            throw new IllegalArgumentException("expected " + (oneD ? 1 : 2) + "-D, got " + sizes.length + "-D");
+        if (rows >= 0 && sizes[0] != rows) throw new IllegalArgumentException("expected " + rows + " rows, got " + sizes[0]);
+        if (!oneD && cols >= 0 && sizes[1] != cols)
+            throw new IllegalArgumentException("expected " + cols + " columns, got " + sizes[1]);
+        boolean contiguous = oneD ? sizes[0] <= 1 || strides[0] == 1
+                : (sizes[1] <= 1 || strides[1] == 1) && (sizes[0] <= 1 || strides[0] == sizes[1]);
+        if (!contiguous) throw new IllegalArgumentException("array not contiguous row-major");
+        return sizes[0];
+    }
+
+    private long[] sizes(NDArray array) {
+        try {
+            MemorySegment h = tensor(array);
+            shimCheck((int) getDim.invokeExact(h, out), "aoti_torch_get_dim");
+            int dim = (int) out.get(I64, 0);
+            shimCheck((int) getSizes.invokeExact(h, out), "aoti_torch_get_sizes");
+            return out.get(PTR, 0).reinterpret(8L * dim).toArray(I64);
+        } catch (RuntimeException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException("aoti_torch_get_sizes failed", t);
+        }
+    }
+
+    private long[] strides(NDArray array, int dim) {
+        try {
+            shimCheck((int) getStrides.invokeExact(tensor(array), out), "aoti_torch_get_strides");
+            return out.get(PTR, 0).reinterpret(8L * dim).toArray(I64);
+        } catch (RuntimeException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException("aoti_torch_get_strides failed", t);
+        }
+    }
+
+    private static MemorySegment tensor(NDArray array) {
+        return MemorySegment.ofAddress(((PtNDArray) array).getHandle());
+    }
+
+    private static MemorySegment function(MethodHandle getFunction, MemorySegment module, String name) throws Throwable {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment fn = a.allocate(8, 8);
+            int err = (int) getFunction.invokeExact(fn, module, a.allocateFrom(name));
+            if (err != 0) throw new IllegalStateException("cuModuleGetFunction(" + name + ") returned " + err);
+            return fn.get(PTR, 0);
+        }
+    }
+
+    private static MethodHandle handle(Linker linker, SymbolLookup lookup, String name, FunctionDescriptor fd) {
+        return linker.downcallHandle(lookup.find(name).orElseThrow(() -> new IllegalStateException(name + " not found")),
+                fd);
+    }
+
+    private void check(int err, String call) {
+        if (err == 0) return;
+        String message = "?";
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment s = a.allocate(8, 8);
+            if ((int) cuGetErrorString.invokeExact(err, s) == 0 && s.get(PTR, 0).address() != 0)
+                message = s.get(PTR, 0).reinterpret(256).getString(0);
+        } catch (Throwable ignored) {
+            // the code alone still says what failed
+        }
+        throw new IllegalStateException(call + " returned CUDA error " + err + " (" + message + ")");
+    }
+
+    private static void shimCheck(int err, String call) {
+        if (err != 0) throw new IllegalStateException(call + " returned error " + err + " (see stderr)");
+    }
+}

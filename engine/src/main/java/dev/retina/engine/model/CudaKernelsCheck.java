@@ -1,0 +1,188 @@
+package dev.retina.engine.model;
+
+import ai.djl.Device;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.index.NDIndex;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.List;
+import java.util.Locale;
+import java.util.Random;
+
+/**
+ * GPU check of {@link CudaKernels} against float32 references computed with DJL ops on the same random inputs (and,
+ * for decode attention, against libtorch's flash attention over the gathered context, the path it replaces): several
+ * head shapes incl. GQA/MQA, context lengths that are not multiples of the block size, scattered block tables.
+ * Outputs are poisoned with NaN first so an unwritten element shows. Prints relative errors ‖out − ref‖/‖ref‖ and
+ * exits 1 when one exceeds 1e-2. Needs a CUDA device; not part of the CPU test suite.
+ *
+ * <pre>java --enable-native-access=ALL-UNNAMED -cp ... dev.retina.engine.model.CudaKernelsCheck</pre>
+ */
+public final class CudaKernelsCheck {
+    private static final double LIMIT = 1e-2;
+    private static boolean failed;
+
+    private CudaKernelsCheck() {}
+
+    public static void main(String[] args) {
+        int[] contexts = {1, 5, 16, 17, 100, 607, 1000, 2500};
+        // The manager first: DJL's engine must load libtorch before the shim and the kernels look it up by name.
+        try (NDManager m = NDManager.newBaseManager(Device.gpu())) {
+            m.zeros(new Shape(1)).close();
+            TorchShim shim = TorchShim.cuda().orElse(null);
+            CudaKernels kernels = CudaKernels.load(m).orElseThrow(() -> new IllegalStateException("kernels did not load"));
+            // heads, kvHeads, headDim, blockSize
+            int[][] shapes = {{32, 32, 128, 16}, {32, 8, 128, 16}, {8, 2, 8, 4}, {4, 1, 8, 16}, {4, 4, 16, 16},
+                    {8, 8, 64, 32}, {8, 2, 80, 16}, {12, 4, 96, 16}, {8, 1, 256, 16}};
+            for (int[] s : shapes) attention(kernels, shim, m, s[0], s[1], s[2], s[3], contexts, new Random(s[0] * 31L + s[2]));
+            rope(kernels, m, 32, 32, 128);
+            rope(kernels, m, 8, 2, 8);
+            rope(kernels, m, 4, 1, 16);
+            silu(kernels, m, 11008, 7);
+            silu(kernels, m, 64, 3);
+        }
+        System.out.println(failed ? "CudaKernelsCheck: FAILED" : "CudaKernelsCheck: all within " + LIMIT);
+        if (failed) System.exit(1);
+    }
+
+    private static void attention(CudaKernels kernels, TorchShim shim, NDManager root, int heads, int kvHeads, int d,
+                                  int blockSize, int[] contexts, Random random) {
+        try (NDManager m = root.newSubManager()) {
+            int numSeqs = contexts.length;
+            int maxBlocks = 0;
+            for (int c : contexts) maxBlocks = Math.max(maxBlocks, (c + blockSize - 1) / blockSize + 1); // one spare
+            int numBlocks = numSeqs * maxBlocks + 3;
+            List<Integer> perm = new ArrayList<>();
+            for (int b = 0; b < numBlocks; b++) perm.add(b);
+            Collections.shuffle(perm, random); // scattered tables
+            int[][] tables = new int[numSeqs][maxBlocks];
+            int[] flat = new int[numSeqs * maxBlocks];
+            for (int s = 0, next = 0; s < numSeqs; s++)
+                for (int j = 0; j < maxBlocks; j++) flat[s * maxBlocks + j] = tables[s][j] = perm.get(next++);
+            long kvDim = (long) kvHeads * d;
+            long rowLen = (long) (heads + 2 * kvHeads) * d; // queries inside qkv-shaped rows, as in the model
+            NDArray keyCache = m.randomNormal(new Shape((long) numBlocks * blockSize, kvDim)).toType(DataType.FLOAT16, false);
+            NDArray valueCache = m.randomNormal(new Shape((long) numBlocks * blockSize, kvDim)).toType(DataType.FLOAT16, false);
+            NDArray qkv = m.randomNormal(new Shape(numSeqs, rowLen)).toType(DataType.FLOAT16, false);
+            NDArray out = m.full(new Shape(numSeqs, (long) heads * d), Float.NaN, DataType.FLOAT16);
+            float scale = (float) Math.pow(d, -0.5);
+            kernels.pagedAttentionDecode(out, qkv, keyCache, valueCache, m.create(flat, new Shape(numSeqs, maxBlocks)),
+                    m.create(contexts.clone()), blockSize, heads, kvHeads, d, scale);
+            // float32 reference per sequence from the gathered context
+            NDArray q32 = qkv.get(new NDIndex(":, :{}", (long) heads * d)).toType(DataType.FLOAT32, false);
+            NDArray k32 = keyCache.toType(DataType.FLOAT32, false);
+            NDArray v32 = valueCache.toType(DataType.FLOAT32, false);
+            NDList refs = new NDList();
+            List<Long> packed = new ArrayList<>();
+            int rep = heads / kvHeads;
+            for (int s = 0; s < numSeqs; s++) {
+                long[] slots = new long[contexts[s]];
+                for (int j = 0; j < contexts[s]; j++) slots[j] = (long) tables[s][j / blockSize] * blockSize + j % blockSize;
+                for (long slot : slots) packed.add(slot);
+                NDArray idx = m.create(slots);
+                NDArray k = LlamaModel.rows(idx, k32, m).reshape(contexts[s], kvHeads, d).transpose(1, 2, 0); // (kv, d, c)
+                NDArray v = LlamaModel.rows(idx, v32, m).reshape(contexts[s], kvHeads, d).transpose(1, 0, 2); // (kv, c, d)
+                NDArray q = q32.get(s).reshape(kvHeads, rep, d);
+                NDArray p = q.matMul(k).mul(scale).softmax(-1);
+                refs.add(p.matMul(v).reshape(1, (long) heads * d));
+            }
+            NDArray ref = ai.djl.ndarray.NDArrays.concat(refs, 0); // (numSeqs, heads * d) float32
+            report(String.format(Locale.ROOT, "paged decode attention heads %d kv %d d %d block %d", heads, kvHeads, d,
+                    blockSize), out, ref);
+            if (shim != null && shim.hasFlashAttention() && d % 8 == 0) {
+                long[] slots = packed.stream().mapToLong(Long::longValue).toArray();
+                int[] cuK = new int[numSeqs + 1];
+                int[] cuQ = new int[numSeqs + 1];
+                for (int s = 0; s < numSeqs; s++) {
+                    cuK[s + 1] = cuK[s] + contexts[s];
+                    cuQ[s + 1] = s + 1;
+                }
+                NDArray idx = m.create(slots);
+                NDArray keys = LlamaModel.rows(idx, keyCache, m).reshape(slots.length, kvHeads, d);
+                NDArray values = LlamaModel.rows(idx, valueCache, m).reshape(slots.length, kvHeads, d);
+                NDArray q = qkv.get(new NDIndex(":, :{}", (long) heads * d)).reshape(numSeqs, heads, d);
+                int maxK = 0;
+                for (int c : contexts) maxK = Math.max(maxK, c);
+                NDArray flash = shim.flashAttentionVarlen(q, keys, values, m.create(cuQ), m.create(cuK), 1, maxK,
+                        false, scale).reshape(numSeqs, (long) heads * d);
+                report("  libtorch flash attention (gathered), same inputs", flash, ref);
+                report("  paged kernel vs flash attention", out, flash.toType(DataType.FLOAT32, false));
+            }
+        }
+    }
+
+    private static void rope(CudaKernels kernels, NDManager root, int heads, int kvHeads, int d) {
+        try (NDManager m = root.newSubManager()) {
+            int numTokens = 9;
+            int numPositions = 4096;
+            int numSlots = 64;
+            Random random = new Random(heads * 7L + d);
+            long[] positions = new long[numTokens];
+            long[] slots = new long[numTokens];
+            List<Integer> perm = new ArrayList<>();
+            for (int i = 0; i < numSlots; i++) perm.add(i);
+            Collections.shuffle(perm, random);
+            for (int t = 0; t < numTokens; t++) {
+                positions[t] = random.nextInt(numPositions);
+                slots[t] = perm.get(t);
+            }
+            float[] cos = new float[numPositions * d];
+            float[] sin = new float[numPositions * d];
+            for (int p = 0; p < numPositions; p++)
+                for (int i = 0; i < d / 2; i++) {
+                    double angle = p * Math.pow(10000, -2.0 * i / d);
+                    cos[p * d + i] = cos[p * d + d / 2 + i] = (float) Math.cos(angle);
+                    sin[p * d + i] = sin[p * d + d / 2 + i] = (float) Math.sin(angle);
+                }
+            NDArray cosT = m.create(cos, new Shape(numPositions, d)).toType(DataType.FLOAT16, false);
+            NDArray sinT = m.create(sin, new Shape(numPositions, d)).toType(DataType.FLOAT16, false);
+            long kvDim = (long) kvHeads * d;
+            NDArray qkv = m.randomNormal(new Shape(numTokens, (long) (heads + 2 * kvHeads) * d)).toType(DataType.FLOAT16, false);
+            NDArray qkv32 = qkv.toType(DataType.FLOAT32, false); // before the in-place rotation
+            NDArray keyCache = m.full(new Shape(numSlots, kvDim), Float.NaN, DataType.FLOAT16);
+            NDArray valueCache = m.full(new Shape(numSlots, kvDim), Float.NaN, DataType.FLOAT16);
+            NDArray pos = m.create(positions);
+            NDArray slot = m.create(slots);
+            kernels.ropeKvWrite(qkv, pos, slot, cosT, sinT, keyCache, valueCache, heads, kvHeads, d);
+            // reference: RotaryEmbedding.rotate in float32 on the same (fp16) tables
+            NDArray c = LlamaModel.rows(pos, cosT, m).toType(DataType.FLOAT32, false).expandDims(1);
+            NDArray s = LlamaModel.rows(pos, sinT, m).toType(DataType.FLOAT32, false).expandDims(1);
+            NDList split = qkv32.split(new long[] {(long) (heads + kvHeads) * d}, 1);
+            NDArray x = split.get(0).reshape(numTokens, heads + kvHeads, d);
+            NDList halves = x.split(2, 2);
+            NDArray rotated = x.mul(c).add(halves.get(1).neg().concat(halves.get(0), -1).mul(s));
+            NDList qk = rotated.split(new long[] {heads}, 1);
+            String label = String.format(Locale.ROOT, "rope_kv_write heads %d kv %d d %d", heads, kvHeads, d);
+            report(label + ": q in place", qkv.get(new NDIndex(":, :{}", (long) heads * d)),
+                    qk.get(0).reshape(numTokens, (long) heads * d));
+            report(label + ": k at slots", LlamaModel.rows(slot, keyCache, m), qk.get(1).reshape(numTokens, kvDim));
+            report(label + ": v at slots", LlamaModel.rows(slot, valueCache, m), split.get(1));
+        }
+    }
+
+    private static void silu(CudaKernels kernels, NDManager root, int inter, int numTokens) {
+        try (NDManager m = root.newSubManager()) {
+            NDArray gateUp = m.randomNormal(new Shape(numTokens, 2L * inter)).mul(3).toType(DataType.FLOAT16, false);
+            NDArray out = m.full(new Shape(numTokens, inter), Float.NaN, DataType.FLOAT16);
+            kernels.siluMul(out, gateUp, inter);
+            NDList gu = gateUp.toType(DataType.FLOAT32, false).split(2, 1);
+            NDArray g = gu.get(0);
+            report("silu_mul inter " + inter, out, g.mul(g.getNDArrayInternal().sigmoid()).mul(gu.get(1)));
+        }
+    }
+
+    private static void report(String label, NDArray out, NDArray ref) {
+        NDArray o = out.toType(DataType.FLOAT32, false);
+        NDArray r = ref.toType(DataType.FLOAT32, false);
+        boolean nan = o.isNaN().any().getBoolean();
+        double err = o.sub(r).norm().getFloat() / Math.max(1e-30, r.norm().getFloat());
+        boolean ok = !nan && err < LIMIT;
+        if (!ok) failed = true;
+        System.out.printf(Locale.ROOT, "%-70s rel err %.2e%s %s%n", label, err, nan ? " NaN!" : "", ok ? "ok" : "FAIL");
+    }
+}

@@ -1,0 +1,236 @@
+// Retina's own CUDA kernels for the float16 decode path (see CudaKernels.java, which loads the PTX built from this
+// file by tools/build_kernels.sh and launches it through the CUDA driver API on the legacy default stream).
+//
+// KV cache layout (KvCache.java): per layer one K and one V tensor (numBlocks * blockSize, numKvHeads * headDim)
+// fp16, row = slot = block * blockSize + offset; a sequence's block table maps position j to block table[j / blockSize].
+//
+// All kernels: fp16 in/out, fp32 arithmetic inside. Names are extern "C" so the driver API finds them unmangled.
+
+#include <cuda_fp16.h>
+#include <math_constants.h>
+
+namespace {
+
+constexpr int kWarps = 8;   // warps per (sequence, head) block in decode attention
+constexpr int kUnroll = 8;  // context tokens a warp has in flight per iteration (independent loads: latency hiding)
+
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+// Lane `lane` owns elements [lane * PER, lane * PER + PER) of a head_dim-D row (PER = ceil(D / 32)); elements >= D are 0.
+template <int D>
+__device__ __forceinline__ void load_row(const __half* __restrict__ p, int lane, float (&out)[(D + 31) / 32]) {
+    constexpr int PER = (D + 31) / 32;
+    const int base = lane * PER;
+    if constexpr (D % 32 == 0 && PER % 4 == 0) {
+        // 8-byte loads (row starts are 8-byte aligned: D % 4 == 0 and cache tensors are allocation-aligned)
+#pragma unroll
+        for (int i = 0; i < PER; i += 4) {
+            uint2 raw = *reinterpret_cast<const uint2*>(p + base + i);
+            __half2 a = *reinterpret_cast<__half2*>(&raw.x);
+            __half2 b = *reinterpret_cast<__half2*>(&raw.y);
+            float2 fa = __half22float2(a), fb = __half22float2(b);
+            out[i] = fa.x; out[i + 1] = fa.y; out[i + 2] = fb.x; out[i + 3] = fb.y;
+        }
+    } else if constexpr (D % 32 == 0 && PER % 2 == 0) {
+#pragma unroll
+        for (int i = 0; i < PER; i += 2) {
+            float2 f = __half22float2(*reinterpret_cast<const __half2*>(p + base + i));
+            out[i] = f.x; out[i + 1] = f.y;
+        }
+    } else {
+#pragma unroll
+        for (int i = 0; i < PER; i++) out[i] = (base + i < D) ? __half2float(p[base + i]) : 0.f;
+    }
+}
+
+// Decode attention over the paged cache: one query token per sequence. One block per (query head, sequence); its
+// warps take interleaved context tokens, each keeping an online softmax (running max m, sum l, weighted V sum acc),
+// merged across warps at the end. GQA: query head h reads KV head h / (numHeads / numKvHeads).
+//
+// out:  row seq at out + seq * out_stride, head h at + h * D      (numSeqs, numHeads * D) fp16
+// q:    row seq at q + seq * q_stride,     head h at + h * D      (numSeqs, >= numHeads * D) fp16, may alias out
+//       (each block reads its own q vector before any write, and writes only that same vector)
+// block_tables: (numSeqs, max_blocks_per_seq) int32;  context_lens: (numSeqs) int32, each >= 0
+template <int D>
+__device__ void paged_attention_decode(__half* __restrict__ out, long long out_stride, const __half* q, long long q_stride,
+                                       const __half* __restrict__ k_cache, const __half* __restrict__ v_cache,
+                                       const int* __restrict__ block_tables, const int* __restrict__ context_lens,
+                                       int max_blocks_per_seq, int block_size, int num_heads, int num_kv_heads,
+                                       float scale) {
+    constexpr int PER = (D + 31) / 32;
+    __shared__ float sm_m[kWarps];
+    __shared__ float sm_l[kWarps];
+    __shared__ float sm_acc[kWarps][PER * 32];
+
+    const int head = blockIdx.x;
+    const int seq = blockIdx.y;
+    const int lane = threadIdx.x & 31;
+    const int warp = threadIdx.x >> 5;
+    const int kv_head = head / (num_heads / num_kv_heads);
+    const int ctx = context_lens[seq];
+    const int* table = block_tables + (long long)seq * max_blocks_per_seq;
+    const long long row_stride = (long long)num_kv_heads * D;
+    const __half* kbase = k_cache + (long long)kv_head * D;
+    const __half* vbase = v_cache + (long long)kv_head * D;
+
+    float qv[PER];
+    load_row<D>(q + seq * q_stride + (long long)head * D, lane, qv);
+#pragma unroll
+    for (int i = 0; i < PER; i++) qv[i] *= scale;
+
+    float m = -CUDART_INF_F;
+    float l = 0.f;
+    float acc[PER];
+#pragma unroll
+    for (int i = 0; i < PER; i++) acc[i] = 0.f;
+
+    for (int t0 = warp; t0 < ctx; t0 += kWarps * kUnroll) {
+        long long rows[kUnroll];
+        float s[kUnroll];
+#pragma unroll
+        for (int u = 0; u < kUnroll; u++) {
+            int t = t0 + u * kWarps;
+            rows[u] = t < ctx ? ((long long)table[t / block_size] * block_size + t % block_size) * row_stride : -1;
+        }
+#pragma unroll
+        for (int u = 0; u < kUnroll; u++) {
+            float partial = 0.f;
+            if (rows[u] >= 0) {
+                float kv[PER];
+                load_row<D>(kbase + rows[u], lane, kv);
+#pragma unroll
+                for (int i = 0; i < PER; i++) partial = fmaf(qv[i], kv[i], partial);
+            }
+            s[u] = partial;
+        }
+        float m_new = m;
+#pragma unroll
+        for (int u = 0; u < kUnroll; u++) {
+            s[u] = warp_sum(s[u]);
+            if (rows[u] >= 0) m_new = fmaxf(m_new, s[u]);
+        }
+        // t0 < ctx, so u = 0 is valid and m_new is finite; on the first pass m = -inf gives corr = 0.
+        const float corr = __expf(m - m_new);
+        l *= corr;
+#pragma unroll
+        for (int i = 0; i < PER; i++) acc[i] *= corr;
+#pragma unroll
+        for (int u = 0; u < kUnroll; u++) {
+            if (rows[u] < 0) continue;
+            const float p = __expf(s[u] - m_new);
+            l += p;
+            float vv[PER];
+            load_row<D>(vbase + rows[u], lane, vv);
+#pragma unroll
+            for (int i = 0; i < PER; i++) acc[i] = fmaf(p, vv[i], acc[i]);
+        }
+        m = m_new;
+    }
+
+    if (lane == 0) { sm_m[warp] = m; sm_l[warp] = l; }
+#pragma unroll
+    for (int i = 0; i < PER; i++) sm_acc[warp][lane * PER + i] = acc[i];
+    __syncthreads();
+
+    float gm = -CUDART_INF_F;
+#pragma unroll
+    for (int w = 0; w < kWarps; w++) gm = fmaxf(gm, sm_m[w]);
+    float weights[kWarps];
+    float gl = 0.f;
+#pragma unroll
+    for (int w = 0; w < kWarps; w++) {
+        weights[w] = sm_m[w] == -CUDART_INF_F ? 0.f : __expf(sm_m[w] - gm); // warps that saw no token weigh 0
+        gl += sm_l[w] * weights[w];
+    }
+    const float inv = gl > 0.f ? 1.f / gl : 0.f; // empty context: zeros rather than NaN
+    __half* o = out + seq * out_stride + (long long)head * D;
+    for (int e = threadIdx.x; e < D; e += blockDim.x) {
+        float v = 0.f;
+#pragma unroll
+        for (int w = 0; w < kWarps; w++) v = fmaf(sm_acc[w][e], weights[w], v);
+        o[e] = __float2half_rn(v * inv);
+    }
+}
+
+}  // namespace
+
+#define RETINA_PAGED_DECODE(D)                                                                                        \
+    extern "C" __global__ void __launch_bounds__(kWarps * 32) paged_attention_decode_d##D(                          \
+        __half* out, long long out_stride, const __half* q, long long q_stride, const __half* k_cache,               \
+        const __half* v_cache, const int* block_tables, const int* context_lens, int max_blocks_per_seq,             \
+        int block_size, int num_heads, int num_kv_heads, float scale) {                                               \
+        paged_attention_decode<D>(out, out_stride, q, q_stride, k_cache, v_cache, block_tables, context_lens,        \
+                                  max_blocks_per_seq, block_size, num_heads, num_kv_heads, scale);                   \
+    }
+
+RETINA_PAGED_DECODE(8)
+RETINA_PAGED_DECODE(16)
+RETINA_PAGED_DECODE(32)
+RETINA_PAGED_DECODE(64)
+RETINA_PAGED_DECODE(80)
+RETINA_PAGED_DECODE(96)
+RETINA_PAGED_DECODE(128)
+RETINA_PAGED_DECODE(256)
+
+// Rotary embedding (HF rotate_half convention) on q and k in place of the fused qkv projection output, and K/V
+// written into the cache at each token's slot. One block per token.
+//   qkv:       (numTokens, (numHeads + 2 * numKvHeads) * D) fp16, contiguous: q heads, k heads, v heads; q is
+//              rotated in place (k's rotated values go to the cache only)
+//   positions: (numTokens) int64; slots: (numTokens) int64
+//   cos, sin:  (numPositions, D) fp16, the two halves of a row equal (emb = cat(freqs, freqs))
+//   k_cache, v_cache: (numSlots, numKvHeads * D) fp16
+// out[i] = x[i] cos[i] - x[i + D/2] sin[i],  out[i + D/2] = x[i + D/2] cos[i + D/2] + x[i] sin[i + D/2]  (i < D/2)
+extern "C" __global__ void rope_kv_write(__half* qkv, const long long* positions, const long long* slots,
+                                         const __half* __restrict__ cos, const __half* __restrict__ sin,
+                                         __half* k_cache, __half* v_cache, int num_heads, int num_kv_heads, int D) {
+    const int token = blockIdx.x;
+    const int half_d = D / 2;
+    const long long row_len = (long long)(num_heads + 2 * num_kv_heads) * D;
+    __half* row = qkv + token * row_len;
+    const long long pos = positions[token];
+    const long long slot = slots[token];
+    const __half* c = cos + pos * D;
+    const __half* s = sin + pos * D;
+    const long long kv_dim = (long long)num_kv_heads * D;
+    __half* k_out = k_cache + slot * kv_dim;
+    __half* v_out = v_cache + slot * kv_dim;
+    const int rot_pairs = (num_heads + num_kv_heads) * half_d;
+    for (int idx = threadIdx.x; idx < rot_pairs; idx += blockDim.x) {
+        const int h = idx / half_d;
+        const int i = idx - h * half_d;
+        __half* x = row + (long long)h * D;
+        const float x1 = __half2float(x[i]);
+        const float x2 = __half2float(x[i + half_d]);
+        const __half o1 = __float2half_rn(x1 * __half2float(c[i]) - x2 * __half2float(s[i]));
+        const __half o2 = __float2half_rn(x2 * __half2float(c[i + half_d]) + x1 * __half2float(s[i + half_d]));
+        if (h < num_heads) {
+            x[i] = o1;
+            x[i + half_d] = o2;
+        } else {
+            __half* k = k_out + (long long)(h - num_heads) * D;
+            k[i] = o1;
+            k[i + half_d] = o2;
+        }
+    }
+    const __half* v = row + (long long)(num_heads + num_kv_heads) * D;
+    for (int e = threadIdx.x; e < kv_dim; e += blockDim.x) v_out[e] = v[e];
+}
+
+// SwiGLU: out = silu(gate) * up, gate and up side by side in one row (the fused gate_up projection's output).
+//   gate_up: (numTokens, 2 * inter) fp16 contiguous; out: (numTokens, inter) fp16 contiguous
+extern "C" __global__ void silu_mul(__half* __restrict__ out, const __half* __restrict__ gate_up, long long num_tokens,
+                                    int inter) {
+    const long long total = num_tokens * inter;
+    for (long long idx = blockIdx.x * (long long)blockDim.x + threadIdx.x; idx < total;
+         idx += (long long)gridDim.x * blockDim.x) {
+        const long long t = idx / inter;
+        const int j = (int)(idx - t * inter);
+        const float g = __half2float(gate_up[t * 2 * inter + j]);
+        const float u = __half2float(gate_up[t * 2 * inter + inter + j]);
+        out[idx] = __float2half_rn(g / (1.f + __expf(-g)) * u);
+    }
+}
