@@ -152,7 +152,8 @@ public final class ChatCompletionsHandler implements Endpoint {
         public List<Object> opening() {
             List<Object> events = new ArrayList<>();
             for (int i = 0; i < numChoices; i++)
-                events.add(chunk(List.of(new ChatCompletionChunk.Choice(i, new ChatCompletionChunk.Delta(responseRole, ""),
+                events.add(chunk(List.of(new ChatCompletionChunk.Choice(i, new ChatCompletionChunk.Delta(responseRole,
+                        structured.forcedToolCall() ? null : ""),
                         null, null)), null));
             return events;
         }
