@@ -193,6 +193,8 @@ class OperationsE2ETest {
         assertTrue(value(m, "retina:time_to_first_token_seconds_count") >= 1);
         assertTrue(value(m, "retina:image_fetch_seconds_count") >= 1);
         assertTrue(value(m, "retina:vision_encoder_passes_total") >= 1, "the image went through the vision tower");
+        assertEquals(value(m, "retina:vision_encoder_passes_total"), value(m, "retina:vision_encoder_seconds_count"));
+        assertTrue(value(m, "retina:vision_encoder_seconds_sum") > 0, "the vision tower's time is published");
         assertTrue(value(m, "retina:image_fetch_size_bytes_sum") >= Files.size(FIXTURES.resolve("images").resolve("one.png")));
         assertTrue(value(m, "retina:image_fetch_failures_total{reason=\"undecodable\"}")
                 + value(m, "retina:image_fetch_failures_total{reason=\"not_an_image\"}") >= 1, "the bad image is counted");

@@ -48,6 +48,7 @@ public final class LlavaModelRunner implements ModelRunner {
     private final EncoderCache encoderCache;
     // Written by the engine thread only; volatile so encoderCacheStats() reads them from any thread.
     private volatile long numEncoderPasses;
+    private volatile long encoderNanos;
     private volatile long numCacheHits;
     private volatile long numCacheMisses;
     private volatile int numCachedImages;
@@ -191,12 +192,16 @@ public final class LlavaModelRunner implements ModelRunner {
         NDArray pixelValues = enc.create(image.pixelValues(),
                 new Shape(image.numTiles(), 3, image.height(), image.width())); // (numTiles, 3, H, W)
         NDArray features;
+        long t0 = System.nanoTime();
         if (image.isTiled()) {
             features = model.encodeImage(pixelValues, image.imageHeight(), image.imageWidth());
         } else {
             features = model.encodeImages(pixelValues);
             features = features.reshape(features.getShape().size() / hidden, hidden);
         }
+        // Reading one element waits for the device, so the time is the pass's, not its launch's (GPU ops are async).
+        features.get("0:1, 0:1").toType(ai.djl.ndarray.types.DataType.FLOAT32, false).toFloatArray();
+        encoderNanos += System.nanoTime() - t0;
         numEncoderPasses++;
         if (features.getShape().get(0) != image.numImageTokens())
             throw new IllegalArgumentException("image gives " + features.getShape().get(0)
@@ -252,7 +257,8 @@ public final class LlavaModelRunner implements ModelRunner {
     /** Vision-encoder counters (images encoded, cache hits and misses); safe from any thread. */
     @Override
     public EncoderCacheStats encoderCacheStats() {
-        return new EncoderCacheStats(numEncoderPasses, numCacheHits, numCacheMisses, numCachedImages, numCachedTokens);
+        return new EncoderCacheStats(numEncoderPasses, numCacheHits, numCacheMisses, numCachedImages, numCachedTokens,
+                encoderNanos);
     }
 
     private static int lowerBound(int[] sorted, int key) {

@@ -48,6 +48,8 @@ public final class Sampler {
 
             NDArray x = applyPenalties(sm, raw, samplingSeqs, vocabSize);
             x = applyMinTokens(sm, x, samplingSeqs, vocabSize);
+            x = applyLogitBias(sm, x, samplingSeqs, vocabSize);
+            x = applyAllowedTokens(sm, x, samplingSeqs, vocabSize);
 
             NDArray chosen = x.argMax(1); // (numSeqs,) int64
             if (!allGreedy) chosen = sampleRandom(sm, x, samplingSeqs, vocabSize, chosen);
@@ -123,7 +125,8 @@ public final class Sampler {
         List<Long> banned = new ArrayList<>();
         for (int row = 0; row < seqs.size(); row++) {
             ScheduledSequence s = seqs.get(row);
-            if (s.outputTokenIds().length >= s.params().minTokens()) continue;
+            // A constrained row's EOS is the constraint's to decide (it may be the only token allowed).
+            if (s.outputTokenIds().length >= s.params().minTokens() || s.allowedTokenIds() != null) continue;
             long base = (long) row * vocabSize;
             if (!s.params().ignoreEos()) for (int id : s.eosTokenIds()) if (id < vocabSize) banned.add(base + id);
             for (int id : s.params().stopTokenIds()) if (id < vocabSize) banned.add(base + id);
@@ -132,6 +135,61 @@ public final class Sampler {
         NDArray allowed = scatterOnes(sm, banned, seqs.size(), vocabSize, x.getDevice()).reshape(x.getShape()).eq(0f);
         // DJL's where broadcasts only its third operand: keep x in the second.
         return NDArrays.where(allowed, x, sm.create(Float.NEGATIVE_INFINITY).toDevice(x.getDevice(), false));
+    }
+
+    /** OpenAI's logit_bias: adds each row's biases (ids past the vocabulary are ignored, as vLLM rejects them earlier). */
+    static NDArray applyLogitBias(NDManager sm, NDArray x, List<ScheduledSequence> seqs, int vocabSize) {
+        List<Long> idx = new ArrayList<>();
+        List<Float> val = new ArrayList<>();
+        for (int row = 0; row < seqs.size(); row++) {
+            long base = (long) row * vocabSize;
+            for (Map.Entry<Integer, Float> e : seqs.get(row).params().logitBias().entrySet()) {
+                if (e.getKey() >= vocabSize || e.getValue() == 0f) continue;
+                idx.add(base + e.getKey());
+                val.add(e.getValue());
+            }
+        }
+        if (idx.isEmpty()) return x;
+        float[] v = new float[val.size()];
+        for (int i = 0; i < v.length; i++) v[i] = val.get(i);
+        Device device = x.getDevice();
+        NDArray bias = sm.zeros(new Shape((long) seqs.size() * vocabSize)).toDevice(device, false)
+                .put(sm.create(idx.stream().mapToLong(Long::longValue).toArray()).toDevice(device, false),
+                        sm.create(v).toDevice(device, false))
+                .reshape(x.getShape());
+        return x.add(bias);
+    }
+
+    /**
+     * Structured output: constrained rows keep only their allowed ids. The masks of the constrained rows go to the
+     * device in one (numConstrained + 1, vocab) 0/-inf tensor whose last row is all zeros, and a row gather spreads
+     * it over the batch, so unconstrained rows cost nothing on the host.
+     */
+    static NDArray applyAllowedTokens(NDManager sm, NDArray x, List<ScheduledSequence> seqs, int vocabSize) {
+        int numSeqs = seqs.size();
+        long[] rowOf = new long[numSeqs];
+        List<java.util.BitSet> masks = new ArrayList<>();
+        for (int row = 0; row < numSeqs; row++) {
+            java.util.BitSet allowed = seqs.get(row).allowedTokenIds();
+            if (allowed == null) continue;
+            rowOf[row] = masks.size();
+            masks.add(allowed);
+        }
+        if (masks.isEmpty()) return x;
+        int numMasks = masks.size();
+        for (int row = 0; row < numSeqs; row++) if (seqs.get(row).allowedTokenIds() == null) rowOf[row] = numMasks;
+        float[] host = new float[(numMasks + 1) * vocabSize];
+        Arrays.fill(host, 0, numMasks * vocabSize, Float.NEGATIVE_INFINITY);
+        for (int m = 0; m < numMasks; m++) {
+            java.util.BitSet allowed = masks.get(m);
+            int base = m * vocabSize;
+            for (int id = allowed.nextSetBit(0); id >= 0 && id < vocabSize; id = allowed.nextSetBit(id + 1))
+                host[base + id] = 0f;
+        }
+        Device device = x.getDevice();
+        NDArray mask = sm.create(host, new Shape(numMasks + 1, vocabSize)).toDevice(device, false);
+        mask = mask.get(new ai.djl.ndarray.index.NDIndex("{}", sm.create(rowOf).toDevice(device, false)));
+        return x.add(mask); // (numSeqs, vocab)
     }
 
     /** A (numSeqs * vocab) float tensor on {@code device}: 1 at the given flat indices, 0 elsewhere. */

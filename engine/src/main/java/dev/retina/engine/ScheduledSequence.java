@@ -14,11 +14,22 @@ import java.util.List;
  * @param outputTokenIds  generated ids so far (for penalties and min_tokens); empty unless {@code sample}
  * @param uniform         the sequence's uniform draw in [0, 1) for this step's sample; NaN unless {@code sample}
  * @param images          the request's images (the runner encodes them once per request and slices by position)
+ * @param allowedTokenIds for a constrained sequence's sampling step, the ids it may sample (EOS included when the
+ *                        constraint allows it); null when unconstrained (see {@link TokenConstraint})
  */
 public record ScheduledSequence(long seqId, String requestId, int choiceIndex, int[] tokenIds, int startPosition,
                                 int[] blockTable, boolean sample, int[] promptTokenIds, int[] outputTokenIds,
                                 double uniform, SamplingParams params, List<Integer> eosTokenIds,
-                                List<ImageInput> images) {
+                                List<ImageInput> images, java.util.BitSet allowedTokenIds) {
+
+    /** An unconstrained sequence's share. */
+    public ScheduledSequence(long seqId, String requestId, int choiceIndex, int[] tokenIds, int startPosition,
+                             int[] blockTable, boolean sample, int[] promptTokenIds, int[] outputTokenIds,
+                             double uniform, SamplingParams params, List<Integer> eosTokenIds,
+                             List<ImageInput> images) {
+        this(seqId, requestId, choiceIndex, tokenIds, startPosition, blockTable, sample, promptTokenIds,
+                outputTokenIds, uniform, params, eosTokenIds, images, null);
+    }
     public int numNewTokens() { return tokenIds.length; }
 
     /** Context length after this step (what attention sees), {@code startPosition + numNewTokens}. */

@@ -157,7 +157,7 @@ public final class Scheduler {
         scheduled.add(new ScheduledSequence(seq.seqId(), seq.requestId(), seq.choiceIndex(),
                 seq.tokenIds(start, start + numNew), start, seq.blockTableCopy(), sample, seq.promptTokenIds(),
                 sample ? seq.outputTokenIds() : new int[0], sample ? seq.nextUniform() : Double.NaN,
-                seq.params(), seq.eosTokenIds(), seq.images()));
+                seq.params(), seq.eosTokenIds(), seq.images(), sample ? seq.allowedTokenIds() : null));
         scheduledSet.add(seq);
         return numNew;
     }

@@ -32,6 +32,8 @@ public final class Sequence {
     private final SplittableRandom rng;
     private final long arrivalNanos;
     private int numPreemptions;
+    /** Null unless the request has a constraint (structured output). */
+    private final TokenConstraint constraint;
 
     public Sequence(long seqId, String requestId, int choiceIndex, int[] promptTokenIds, List<ImageInput> images,
                     SamplingParams params, List<Integer> eosTokenIds, long seed, long arrivalNanos) {
@@ -44,6 +46,7 @@ public final class Sequence {
         this.eosTokenIds = List.copyOf(eosTokenIds);
         this.rng = new SplittableRandom(seed);
         this.arrivalNanos = arrivalNanos;
+        this.constraint = params.constraint() == null ? null : params.constraint().create();
     }
 
     public long seqId() { return seqId; }
@@ -90,6 +93,19 @@ public final class Sequence {
 
     double nextUniform() { return rng.nextDouble(); }
 
+    public TokenConstraint constraint() { return constraint; }
+
+    /**
+     * What this sequence may sample next under its constraint: the constraint's tokens, plus the EOS ids while its
+     * output is complete; EOS alone at a dead end. Null when unconstrained.
+     */
+    java.util.BitSet allowedTokenIds() {
+        if (constraint == null) return null;
+        java.util.BitSet allowed = (java.util.BitSet) constraint.allowedTokens().clone();
+        if (constraint.isComplete() || allowed.isEmpty()) for (int id : eosTokenIds) allowed.set(id);
+        return allowed;
+    }
+
     void setStatus(Status status) { this.status = status; }
 
     void finish(FinishReason reason) {
@@ -118,6 +134,7 @@ public final class Sequence {
     void appendOutput(int tokenId) {
         if (numOutputTokens == outputTokenIds.length) outputTokenIds = Arrays.copyOf(outputTokenIds, numOutputTokens * 2);
         outputTokenIds[numOutputTokens++] = tokenId;
+        if (constraint != null && !eosTokenIds.contains(tokenId)) constraint.advance(tokenId);
     }
 
     @Override

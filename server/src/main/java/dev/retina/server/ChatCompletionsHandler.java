@@ -17,6 +17,8 @@ import dev.retina.server.protocol.ChatCompletionChunk;
 import dev.retina.server.protocol.ChatCompletionRequest;
 import dev.retina.server.protocol.ChatCompletionResponse;
 import dev.retina.server.protocol.ChatRequestValidator;
+import dev.retina.server.structured.StructuredRequest;
+import dev.retina.server.structured.ToolCallParser;
 
 import java.io.IOException;
 import java.time.Clock;
@@ -35,6 +37,7 @@ public final class ChatCompletionsHandler implements Endpoint {
     private final ObjectMapper mapper;
     private final Clock clock;
     private final String responseRole;
+    private final boolean returnTokensAsTokenIds;
 
     public ChatCompletionsHandler(ServedModel model, ObjectMapper mapper, Clock clock) {
         this(model, mapper, clock, "assistant");
@@ -42,16 +45,24 @@ public final class ChatCompletionsHandler implements Endpoint {
 
     /** @param responseRole the role written in responses ({@code --response-role}) */
     public ChatCompletionsHandler(ServedModel model, ObjectMapper mapper, Clock clock, String responseRole) {
+        this(model, mapper, clock, responseRole, false);
+    }
+
+    /** @param returnTokensAsTokenIds logprob tokens written as {@code token_id:N} ({@code --return-tokens-as-token-ids}) */
+    public ChatCompletionsHandler(ServedModel model, ObjectMapper mapper, Clock clock, String responseRole,
+                                  boolean returnTokensAsTokenIds) {
         this.model = model;
         this.mapper = mapper;
         this.clock = clock;
         this.responseRole = responseRole;
+        this.returnTokensAsTokenIds = returnTokensAsTokenIds;
     }
 
     @Override
     public CompletableFuture<ApiResponse> handle(ApiRequest request) {
         ChatCompletionRequest req = parse(mapper, request.body(), ChatCompletionRequest.class);
         ChatRequestValidator.validate(req, model.name());
+        StructuredRequest structured = StructuredRequest.of(req);
         ChatBackend backend = model.loaded().orElseThrow(() -> ApiException.unavailable("The model is still loading"))
                 .backend();
         String id = "chatcmpl-" + UUID.randomUUID().toString().replace("-", "");
@@ -62,14 +73,14 @@ public final class ChatCompletionsHandler implements Endpoint {
             SseEmitter emitter = new SseEmitter();
             boolean usage = req.streamOptions() != null && req.streamOptions().wantsUsage();
             generation = backend.chat(req, new SseListener(mapper, emitter, response, new ChunkFormat(id, created,
-                    req.numChoices()), usage));
+                    req.numChoices(), structured), usage));
             emitter.onCancel(generation::cancel);
         } else {
             CollectingListener collector = new CollectingListener();
             generation = backend.chat(req, collector);
             collector.result().whenComplete((r, t) -> {
                 if (t != null) response.completeExceptionally(t);
-                else response.complete(ApiResponse.ok(toResponse(id, created, r)));
+                else response.complete(ApiResponse.ok(toResponse(id, created, r, structured)));
             });
         }
         // Cancelling the response (client gone before it was sent) aborts the generation.
@@ -79,14 +90,25 @@ public final class ChatCompletionsHandler implements Endpoint {
         return response;
     }
 
-    private ChatCompletionResponse toResponse(String id, long created, GenerationResult r) {
+    private ChatCompletionResponse toResponse(String id, long created, GenerationResult r, StructuredRequest structured) {
         List<ChatCompletionResponse.Choice> choices = new ArrayList<>();
-        for (GenerationResult.Choice c : r.choices())
-            choices.add(new ChatCompletionResponse.Choice(c.index(),
-                    new ChatCompletionResponse.ResponseMessage(responseRole, c.text()), c.finishReason().openAiName(),
-                    chatLogprobs(c.logprobs())));
+        for (GenerationResult.Choice c : r.choices()) {
+            ToolCallParser.Parsed calls = c.finishReason() == dev.retina.engine.FinishReason.STOP
+                    ? ToolCallParser.parse(structured, c.text()) : null;
+            ChatCompletionResponse.ResponseMessage message = calls == null
+                    ? new ChatCompletionResponse.ResponseMessage(responseRole, c.text())
+                    : new ChatCompletionResponse.ResponseMessage(responseRole, calls.content(), calls.calls());
+            choices.add(new ChatCompletionResponse.Choice(c.index(), message,
+                    calls == null ? c.finishReason().openAiName() : "tool_calls",
+                    chatLogprobs(tokenIds(c.logprobs()))));
+        }
         return ChatCompletionResponse.of(id, created, model.name(), choices,
                 ChatCompletionResponse.Usage.of(r.promptTokens(), r.completionTokens()));
+    }
+
+    /** With --return-tokens-as-token-ids, each logprob's token is {@code token_id:N} (vLLM's spelling). */
+    private List<GenerationListener.LogprobEntry> tokenIds(List<GenerationListener.LogprobEntry> entries) {
+        return returnTokensAsTokenIds ? GenerationListener.LogprobEntry.asTokenIds(entries) : entries;
     }
 
     static ChatCompletionResponse.ChatLogprobs chatLogprobs(List<GenerationListener.LogprobEntry> entries) {
@@ -112,11 +134,14 @@ public final class ChatCompletionsHandler implements Endpoint {
         private final String id;
         private final long created;
         private final int numChoices;
+        private final StructuredRequest structured;
+        private final java.util.Map<Integer, ToolCallParser.Streamer> calls = new java.util.HashMap<>();
 
-        ChunkFormat(String id, long created, int numChoices) {
+        ChunkFormat(String id, long created, int numChoices, StructuredRequest structured) {
             this.id = id;
             this.created = created;
             this.numChoices = numChoices;
+            this.structured = structured;
         }
 
         private ChatCompletionChunk chunk(List<ChatCompletionChunk.Choice> choices, ChatCompletionResponse.Usage usage) {
@@ -127,19 +152,29 @@ public final class ChatCompletionsHandler implements Endpoint {
         public List<Object> opening() {
             List<Object> events = new ArrayList<>();
             for (int i = 0; i < numChoices; i++)
-                events.add(chunk(List.of(new ChatCompletionChunk.Choice(i, new ChatCompletionChunk.Delta(responseRole, ""),
+                events.add(chunk(List.of(new ChatCompletionChunk.Choice(i, new ChatCompletionChunk.Delta(responseRole,
+                        structured.forcedToolCall() ? null : ""),
                         null, null)), null));
             return events;
         }
 
         @Override
         public Object text(int choiceIndex, String text, List<GenerationListener.LogprobEntry> logprobs) {
+            logprobs = tokenIds(logprobs);
+            if (structured.forcedToolCall()) {
+                List<ChatCompletionChunk.ToolCallDelta> deltas =
+                        calls.computeIfAbsent(choiceIndex, i -> new ToolCallParser.Streamer(structured)).append(text);
+                return chunk(List.of(new ChatCompletionChunk.Choice(choiceIndex, new ChatCompletionChunk.Delta(null,
+                        null, deltas.isEmpty() ? null : deltas), chatLogprobs(logprobs), null)), null);
+            }
             return chunk(List.of(new ChatCompletionChunk.Choice(choiceIndex, new ChatCompletionChunk.Delta(null, text),
                     chatLogprobs(logprobs), null)), null);
         }
 
         @Override
         public Object finish(int choiceIndex, String finishReason) {
+            ToolCallParser.Streamer call = calls.get(choiceIndex);
+            if (call != null && call.started() && finishReason.equals("stop")) finishReason = "tool_calls";
             return chunk(List.of(new ChatCompletionChunk.Choice(choiceIndex, new ChatCompletionChunk.Delta(null, null),
                     null, finishReason)), null);
         }

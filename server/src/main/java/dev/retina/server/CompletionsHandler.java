@@ -27,11 +27,18 @@ public final class CompletionsHandler implements Endpoint {
     private final ServedModel model;
     private final ObjectMapper mapper;
     private final Clock clock;
+    private final boolean returnTokensAsTokenIds;
 
     public CompletionsHandler(ServedModel model, ObjectMapper mapper, Clock clock) {
+        this(model, mapper, clock, false);
+    }
+
+    /** @param returnTokensAsTokenIds logprob tokens written as {@code token_id:N} ({@code --return-tokens-as-token-ids}) */
+    public CompletionsHandler(ServedModel model, ObjectMapper mapper, Clock clock, boolean returnTokensAsTokenIds) {
         this.model = model;
         this.mapper = mapper;
         this.clock = clock;
+        this.returnTokensAsTokenIds = returnTokensAsTokenIds;
     }
 
     @Override
@@ -67,7 +74,7 @@ public final class CompletionsHandler implements Endpoint {
     private CompletionResponse toResponse(String id, long created, GenerationResult r) {
         List<CompletionResponse.Choice> choices = new ArrayList<>();
         for (GenerationResult.Choice c : r.choices())
-            choices.add(new CompletionResponse.Choice(c.text(), c.index(), legacy(c.logprobs(), 0),
+            choices.add(new CompletionResponse.Choice(c.text(), c.index(), legacy(tokenIds(c.logprobs()), 0),
                     c.finishReason().openAiName()));
         return CompletionResponse.of(id, created, model.name(), choices,
                 ChatCompletionResponse.Usage.of(r.promptTokens(), r.completionTokens()));
@@ -77,6 +84,10 @@ public final class CompletionsHandler implements Endpoint {
      * The legacy logprobs shape. {@code text_offset} counts each token's own text from {@code startOffset}; with stop
      * strings or special tokens skipped it may run past the returned text.
      */
+    private List<GenerationListener.LogprobEntry> tokenIds(List<GenerationListener.LogprobEntry> entries) {
+        return returnTokensAsTokenIds ? GenerationListener.LogprobEntry.asTokenIds(entries) : entries;
+    }
+
     static CompletionResponse.LegacyLogprobs legacy(List<GenerationListener.LogprobEntry> entries, int startOffset) {
         if (entries == null) return null;
         List<String> tokens = new ArrayList<>();
@@ -115,7 +126,7 @@ public final class CompletionsHandler implements Endpoint {
         @Override
         public Object text(int choiceIndex, String text, List<GenerationListener.LogprobEntry> logprobs) {
             int start = offsets.getOrDefault(choiceIndex, 0);
-            CompletionResponse.LegacyLogprobs lp = legacy(logprobs, start);
+            CompletionResponse.LegacyLogprobs lp = legacy(tokenIds(logprobs), start);
             if (lp != null && !lp.textOffset().isEmpty())
                 offsets.put(choiceIndex, start + logprobs.stream().mapToInt(e -> e.token().length()).sum());
             return CompletionResponse.of(id, created, model.name(),

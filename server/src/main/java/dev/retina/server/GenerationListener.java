@@ -40,9 +40,28 @@ public interface GenerationListener {
      * One generated token's log-probability, as OpenAI reports it: text, UTF-8 bytes, and the most likely
      * alternatives (most likely first).
      */
-    record LogprobEntry(String token, float logprob, byte[] bytes, List<TopLogprob> topLogprobs) {
+    record LogprobEntry(String token, float logprob, byte[] bytes, List<TopLogprob> topLogprobs, int tokenId) {
+        /** Without the token id (-1: unknown). */
+        public LogprobEntry(String token, float logprob, byte[] bytes, List<TopLogprob> topLogprobs) {
+            this(token, logprob, bytes, topLogprobs, -1);
+        }
+
+        /** The entries with each token (and top token) written as {@code token_id:N}, as vLLM's flag does. */
+        public static List<LogprobEntry> asTokenIds(List<LogprobEntry> entries) {
+            if (entries == null) return null;
+            return entries.stream().map(e -> new LogprobEntry(idText(e.tokenId, e.token), e.logprob, e.bytes,
+                    e.topLogprobs.stream().map(t -> new TopLogprob(idText(t.tokenId(), t.token()), t.logprob(),
+                            t.bytes(), t.tokenId())).toList(), e.tokenId)).toList();
+        }
+
+        private static String idText(int id, String token) {
+            return id < 0 ? token : "token_id:" + id;
+        }
     }
 
-    record TopLogprob(String token, float logprob, byte[] bytes) {
+    record TopLogprob(String token, float logprob, byte[] bytes, int tokenId) {
+        public TopLogprob(String token, float logprob, byte[] bytes) {
+            this(token, logprob, bytes, -1);
+        }
     }
 }

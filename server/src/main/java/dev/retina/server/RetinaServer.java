@@ -62,7 +62,14 @@ public final class RetinaServer implements AutoCloseable {
     /** The API routes plus the operations endpoints (/ready, /version, /metrics, /tokenize, model retrieval). */
     public static List<Route> routes(ServedModel model, ObjectMapper mapper, Clock clock, RetinaMetrics metrics,
                                      AdmissionControl admission, BooleanSupplier engineAlive, String responseRole) {
-        List<Route> routes = new ArrayList<>(apiRoutes(model, mapper, clock, responseRole));
+        return routes(model, mapper, clock, metrics, admission, engineAlive, responseRole, false);
+    }
+
+    /** @param returnTokensAsTokenIds {@code --return-tokens-as-token-ids}: logprob tokens as {@code token_id:N} */
+    public static List<Route> routes(ServedModel model, ObjectMapper mapper, Clock clock, RetinaMetrics metrics,
+                                     AdmissionControl admission, BooleanSupplier engineAlive, String responseRole,
+                                     boolean returnTokensAsTokenIds) {
+        List<Route> routes = new ArrayList<>(apiRoutes(model, mapper, clock, responseRole, returnTokensAsTokenIds));
         routes.add(new Route(HttpMethod.GET, "/v1/models/*", OpsHandlers.retrieveModel(model)));
         routes.add(new Route(HttpMethod.POST, "/tokenize", TokenizeHandler.tokenize(model, mapper)));
         routes.add(new Route(HttpMethod.POST, "/detokenize", TokenizeHandler.detokenize(model, mapper)));
@@ -72,10 +79,13 @@ public final class RetinaServer implements AutoCloseable {
         return routes;
     }
 
-    private static List<Route> apiRoutes(ServedModel model, ObjectMapper mapper, Clock clock, String responseRole) {
+    private static List<Route> apiRoutes(ServedModel model, ObjectMapper mapper, Clock clock, String responseRole,
+                                         boolean returnTokensAsTokenIds) {
         return List.of(
-                new Route(HttpMethod.POST, "/v1/chat/completions", new ChatCompletionsHandler(model, mapper, clock, responseRole)),
-                new Route(HttpMethod.POST, "/v1/completions", new CompletionsHandler(model, mapper, clock)),
+                new Route(HttpMethod.POST, "/v1/chat/completions",
+                        new ChatCompletionsHandler(model, mapper, clock, responseRole, returnTokensAsTokenIds)),
+                new Route(HttpMethod.POST, "/v1/completions", new CompletionsHandler(model, mapper, clock,
+                        returnTokensAsTokenIds)),
                 new Route(HttpMethod.GET, "/v1/models", new ModelsHandler(model)),
                 new Route(HttpMethod.GET, "/health", new HealthHandler(model)));
     }
@@ -120,7 +130,8 @@ public final class RetinaServer implements AutoCloseable {
         HttpApiServer http;
         try {
             http = HttpApiServer.start(config.host(), config.port(), new ApiChannelInitializer(config.maxRequestBytes(),
-                    routes(model, mapper, Clock.systemUTC(), metrics, admission, () -> !closed.get(), options.responseRole()), executor,
+                    routes(model, mapper, Clock.systemUTC(), metrics, admission, () -> !closed.get(), options.responseRole(),
+                            options.returnTokensAsTokenIds()), executor,
                     mapper, options, admission, ssl));
         } catch (Exception e) {
             executor.shutdownNow();

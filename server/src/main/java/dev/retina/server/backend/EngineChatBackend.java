@@ -40,6 +40,7 @@ public final class EngineChatBackend implements ChatBackend {
     private final Executor executor;
     private final TextLimits limits;
     private final AutoCloseable[] owned;
+    private final dev.retina.server.structured.StructuredOutputs structured; // null: response_format/tools refused
 
     /**
      * @param executor where completions prompts are tokenized and outputs are decoded
@@ -48,6 +49,14 @@ public final class EngineChatBackend implements ChatBackend {
     public EngineChatBackend(InputProcessor inputs, EngineClient engine, PromptTokenizer promptTokenizer,
                              OutputTokenizer outputTokenizer, Executor executor, TextLimits limits,
                              AutoCloseable... owned) {
+        this(inputs, engine, promptTokenizer, outputTokenizer, executor, limits, null, owned);
+    }
+
+    /** @param structured constrained decoding for response_format and forced tool calls (null: refused with 400) */
+    public EngineChatBackend(InputProcessor inputs, EngineClient engine, PromptTokenizer promptTokenizer,
+                             OutputTokenizer outputTokenizer, Executor executor, TextLimits limits,
+                             dev.retina.server.structured.StructuredOutputs structured, AutoCloseable... owned) {
+        this.structured = structured;
         this.inputs = inputs;
         this.engine = engine;
         this.promptTokenizer = promptTokenizer;
@@ -78,9 +87,21 @@ public final class EngineChatBackend implements ChatBackend {
             }
             if (cancelled.get()) return;
             EngineRequest base = prepared.engineRequest();
+            dev.retina.engine.ConstraintFactory constraint;
+            try {
+                constraint = constraintFor(request);
+            } catch (RuntimeException e) {
+                listener.onError(e);
+                return;
+            }
             EngineRequest engineRequest = new EngineRequest(requestId, base.promptTokenIds(), base.images(),
-                    Sampling.withChoices(base.params(), request.numChoices(), request.engineLogprobs()),
+                    Sampling.withChoices(base.params(), request.numChoices(), request.engineLogprobs())
+                            .withLogitBiasAndConstraint(
+                                    dev.retina.server.protocol.ChatRequestValidator.logitBias(request.logitBias()),
+                                    constraint),
                     base.eosTokenIds());
+            if (request.user() != null)
+                log.info("request {} for user '{}'", requestId, ApiException.truncate(request.user()));
             submit(engineRequest, 0, new RequestTracker.OutputSpec(prepared.skipSpecialTokens(), prepared.stop(),
                     request.engineLogprobs() != null), listener, cancelled);
         });
@@ -88,6 +109,15 @@ public final class EngineChatBackend implements ChatBackend {
             cancelled.set(true);
             engine.abort(requestId);
         };
+    }
+
+    /** The request's output constraint (built on this thread: the vocabulary and masks never load the engine's). */
+    private dev.retina.engine.ConstraintFactory constraintFor(ChatCompletionRequest request) {
+        dev.retina.server.structured.StructuredRequest s = dev.retina.server.structured.StructuredRequest.of(request);
+        if (!s.constrained()) return null;
+        if (structured == null)
+            throw ApiException.badRequest("This server cannot constrain output (no vocabulary)", "response_format");
+        return structured.constraintFor(s);
     }
 
     @Override
@@ -137,6 +167,7 @@ public final class EngineChatBackend implements ChatBackend {
             throw ApiException.contextLengthExceeded("This model's maximum context length is " + limits.maxModelLen()
                     + " tokens. However, you requested " + (ids.length + maxTokens) + " tokens (" + ids.length
                     + " in the prompt, " + maxTokens + " in the completion)", "max_tokens");
+        if (req.user() != null) log.info("request {} for user '{}'", requestId, ApiException.truncate(req.user()));
         return new EngineRequest(requestId, ids, List.of(), Sampling.of(req, maxTokens), promptTokenizer.eosTokenIds());
     }
 

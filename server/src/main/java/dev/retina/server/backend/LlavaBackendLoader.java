@@ -15,6 +15,8 @@ import dev.retina.server.config.ServerConfig;
 import dev.retina.server.input.ImagePipeline;
 import dev.retina.server.input.ImageStageObserver;
 import dev.retina.server.input.InputProcessor;
+import dev.retina.server.structured.StructuredOutputs;
+import dev.retina.server.structured.TokenVocabulary;
 import dev.retina.server.input.PromptTokenizer;
 import dev.retina.templates.ChatTemplate;
 import dev.retina.tokenizer.Tokenizer;
@@ -69,7 +71,7 @@ public final class LlavaBackendLoader implements BackendLoader {
         TokenizerAdapter adapter = new TokenizerAdapter(tokenizer);
         EngineChatBackend backend = new EngineChatBackend(inputs, EngineClient.of(loaded.engine()), adapter, adapter,
                 inputExecutor, new EngineChatBackend.TextLimits(resolved.maxModelLen(), resolved.vlm().imageTokenId()),
-                inputExecutor::shutdownNow, loaded.model(), tokenizer, images);
+                new StructuredOutputs(() -> TokenVocabulary.of(tokenizer)), inputExecutor::shutdownNow, loaded.model(), tokenizer, images);
         return new LoadedModel(backend, modelDir.toString(), resolved.maxModelLen(),
                 new EngineTokenization(tokenizer, inputs));
     }

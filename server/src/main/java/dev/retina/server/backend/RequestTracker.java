@@ -128,9 +128,10 @@ final class RequestTracker implements OutputSink {
         List<TopLogprob> top = new ArrayList<>(lp.topTokenIds().length);
         for (int j = 0; j < lp.topTokenIds().length; j++) {
             int id = lp.topTokenIds()[j];
-            top.add(new TopLogprob(tokenizer.tokenText(id), lp.topLogprobs()[j], tokenizer.tokenBytes(id)));
+            top.add(new TopLogprob(tokenizer.tokenText(id), lp.topLogprobs()[j], tokenizer.tokenBytes(id), id));
         }
-        return new LogprobEntry(tokenizer.tokenText(lp.tokenId()), lp.logprob(), tokenizer.tokenBytes(lp.tokenId()), top);
+        return new LogprobEntry(tokenizer.tokenText(lp.tokenId()), lp.logprob(), tokenizer.tokenBytes(lp.tokenId()), top,
+                lp.tokenId());
     }
 
     private void fail(Throwable error) {

@@ -11,9 +11,7 @@ final class Sampling {
 
     /** {@code p} with the API's {@code n} and logprobs (the chat input processor builds one greedy-shaped choice). */
     static SamplingParams withChoices(SamplingParams p, int n, Integer logprobs) {
-        return new SamplingParams(n, p.temperature(), p.topP(), p.topK(), p.minP(), p.seed(), p.presencePenalty(),
-                p.frequencyPenalty(), p.repetitionPenalty(), p.maxTokens(), p.minTokens(), p.stopTokenIds(),
-                p.ignoreEos(), logprobs);
+        return p.withChoices(n, logprobs);
     }
 
     static SamplingParams of(CompletionRequest req, int maxTokens) {
@@ -31,7 +29,9 @@ final class Sampling {
                     req.minTokens() == null ? 0 : req.minTokens(),
                     req.stopTokenIds(),
                     Boolean.TRUE.equals(req.ignoreEos()),
-                    req.logprobs());
+                    req.logprobs(),
+                    dev.retina.server.protocol.ChatRequestValidator.logitBias(req.logitBias()),
+                    null);
         } catch (IllegalArgumentException e) {
             throw ApiException.badRequest("Invalid sampling parameters: " + e.getMessage(), null);
         }

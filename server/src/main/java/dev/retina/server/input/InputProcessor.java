@@ -80,8 +80,15 @@ public final class InputProcessor {
 
     /** The blocking body of {@link #process}; runs on the caller's thread. */
     public PreparedRequest prepare(ChatCompletionRequest req, String requestId) {
+        dev.retina.server.structured.StructuredRequest structured = dev.retina.server.structured.StructuredRequest.of(req);
+        if (structured.toolMode() == dev.retina.server.structured.StructuredRequest.ToolMode.AUTO
+                && !template.source().contains("tools"))
+            // vLLM-like: auto tool choice needs a template that shows the model the tools.
+            throw ApiException.badRequest("tool_choice 'auto' (the default with tools) needs a chat template that "
+                    + "renders tools, and this model's does not; pass tool_choice 'required', 'none' or a named "
+                    + "function, or start the server with --chat-template naming a tools-aware template", "tool_choice");
         List<ImageInput> images = loadImages(req.messages());
-        String rendered = render(req.messages(), true);
+        String rendered = render(req.messages(), true, structured.templateTools(req.tools()));
         int[] promptTokenIds = expandImageTokens(tokenizer.encodePrompt(rendered), images);
         int promptLen = promptTokenIds.length;
         if (promptLen >= limits.maxModelLen())
@@ -109,16 +116,17 @@ public final class InputProcessor {
      */
     public int[] tokenizeMessages(List<ChatMessage> chat, boolean addGenerationPrompt) {
         List<ImageInput> images = loadImages(chat);
-        return expandImageTokens(tokenizer.encodePrompt(render(chat, addGenerationPrompt)), images);
+        return expandImageTokens(tokenizer.encodePrompt(render(chat, addGenerationPrompt, null)), images);
     }
 
     /** Renders the chat template; a template that raises is the client's 400. */
-    private String render(List<ChatMessage> chat, boolean addGenerationPrompt) {
+    private String render(List<ChatMessage> chat, boolean addGenerationPrompt, List<Object> tools) {
         List<Map<String, Object>> messages = toTemplateMessages(chat, template.contentFormat());
 
         Map<String, Object> extra = new HashMap<>();
         extra.put("bos_token", tokenizer.bosToken() == null ? "" : tokenizer.bosToken());
         extra.put("eos_token", tokenizer.eosToken() == null ? "" : tokenizer.eosToken());
+        if (tools != null) extra.put("tools", tools); // HF's apply_chat_template(tools=...)
         try {
             return template.render(messages, addGenerationPrompt, extra);
         } catch (ChatTemplateException e) {

@@ -132,6 +132,11 @@ public final class RetinaMetrics {
             long lookups = s == null ? 0 : s.numCacheHits() + s.numCacheMisses();
             return lookups == 0 ? 0.0 : (double) s.numCacheHits() / lookups;
         }).description("Encoder cache hits over lookups since start").register(registry);
+        // A FunctionTimer is exposed as retina:vision_encoder_seconds_count and _sum (seconds).
+        io.micrometer.core.instrument.FunctionTimer.builder("retina:vision_encoder", stats,
+                        s -> s.get() == null ? 0 : s.get().numEncoderPasses(),
+                        s -> s.get() == null ? 0 : s.get().encoderNanos(), java.util.concurrent.TimeUnit.NANOSECONDS)
+                .description("Time in vision-tower passes (projector included)").register(registry);
         FunctionCounter.builder("retina:vision_encoder_passes", stats, s -> s.get() == null ? 0 : s.get().numEncoderPasses())
                 .description("Images run through the vision tower").register(registry);
     }

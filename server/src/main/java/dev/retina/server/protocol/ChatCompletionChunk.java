@@ -19,6 +19,21 @@ public record ChatCompletionChunk(String id, String object, long created, String
 
     /** Absent fields are left out, as OpenAI does ({@code {"content": "x"}}, {@code {}} at the end). */
     @JsonInclude(JsonInclude.Include.NON_NULL)
-    public record Delta(String role, String content) {
+    public record Delta(String role, String content, List<ToolCallDelta> toolCalls) {
+        public Delta(String role, String content) {
+            this(role, content, null);
+        }
+    }
+
+    /**
+     * A streamed tool call: the first delta of call {@code index} carries id, type and the function's name (arguments
+     * ""), later ones only argument fragments, as OpenAI streams them.
+     */
+    @JsonInclude(JsonInclude.Include.NON_NULL)
+    public record ToolCallDelta(int index, String id, String type, FunctionDelta function) {
+    }
+
+    @JsonInclude(JsonInclude.Include.NON_NULL)
+    public record FunctionDelta(String name, String arguments) {
     }
 }

@@ -1,8 +1,10 @@
 package dev.retina.server.protocol;
 
 import com.fasterxml.jackson.annotation.JsonFormat;
+import com.fasterxml.jackson.databind.JsonNode;
 
 import java.util.List;
+import java.util.Map;
 
 /**
  * The body of {@code POST /v1/chat/completions}, OpenAI's fields plus vLLM's sampling extras. Every field is
@@ -33,7 +35,24 @@ public record ChatCompletionRequest(
         Boolean ignoreEos,
         List<Integer> stopTokenIds,
         Boolean skipSpecialTokens,
-        StreamOptions streamOptions) {
+        StreamOptions streamOptions,
+        // structured output and tools: checked by ChatRequestValidator, kept as JSON so errors name the field
+        Map<String, Double> logitBias,
+        JsonNode responseFormat,
+        JsonNode tools,
+        JsonNode toolChoice) {
+
+    /** Without logit_bias, response_format, tools and tool_choice. */
+    public ChatCompletionRequest(String model, List<ChatMessage> messages, Double temperature, Double topP,
+                                 Integer maxTokens, Integer maxCompletionTokens, List<String> stop, Boolean stream,
+                                 Integer n, Long seed, Double presencePenalty, Double frequencyPenalty,
+                                 Boolean logprobs, Integer topLogprobs, String user, Integer topK, Double minP,
+                                 Double repetitionPenalty, Integer minTokens, Boolean ignoreEos,
+                                 List<Integer> stopTokenIds, Boolean skipSpecialTokens, StreamOptions streamOptions) {
+        this(model, messages, temperature, topP, maxTokens, maxCompletionTokens, stop, stream, n, seed,
+                presencePenalty, frequencyPenalty, logprobs, topLogprobs, user, topK, minP, repetitionPenalty,
+                minTokens, ignoreEos, stopTokenIds, skipSpecialTokens, streamOptions, null, null, null, null);
+    }
 
     /** Without {@code stream_options}. */
     public ChatCompletionRequest(String model, List<ChatMessage> messages, Double temperature, Double topP,
@@ -44,7 +63,7 @@ public record ChatCompletionRequest(
                                  List<Integer> stopTokenIds, Boolean skipSpecialTokens) {
         this(model, messages, temperature, topP, maxTokens, maxCompletionTokens, stop, stream, n, seed,
                 presencePenalty, frequencyPenalty, logprobs, topLogprobs, user, topK, minP, repetitionPenalty,
-                minTokens, ignoreEos, stopTokenIds, skipSpecialTokens, null);
+                minTokens, ignoreEos, stopTokenIds, skipSpecialTokens, null, null, null, null, null);
     }
 
     public int numChoices() {
@@ -68,6 +87,6 @@ public record ChatCompletionRequest(
     /** A request with just a model and messages (tests, examples). */
     public static ChatCompletionRequest of(String model, List<ChatMessage> messages) {
         return new ChatCompletionRequest(model, messages, null, null, null, null, null, null, null, null, null, null,
-                null, null, null, null, null, null, null, null, null, null, null);
+                null, null, null, null, null, null, null, null, null, null, null, null, null, null, null);
     }
 }

@@ -23,7 +23,24 @@ public record ChatCompletionResponse(String id, String object, long created, Str
     public record Choice(int index, ResponseMessage message, String finishReason, ChatLogprobs logprobs) {
     }
 
-    public record ResponseMessage(String role, String content) {
+    /** {@code content} is null (written as null) when the answer is tool calls; {@code tool_calls} is left out when none. */
+    public record ResponseMessage(String role, String content,
+                                  @com.fasterxml.jackson.annotation.JsonInclude(
+                                          com.fasterxml.jackson.annotation.JsonInclude.Include.NON_NULL)
+                                  List<ToolCall> toolCalls) {
+        public ResponseMessage(String role, String content) {
+            this(role, content, null);
+        }
+    }
+
+    /** One call of a function tool; {@code arguments} is a JSON text, as OpenAI sends it. */
+    public record ToolCall(String id, String type, FunctionCall function) {
+        public static ToolCall function(String id, String name, String arguments) {
+            return new ToolCall(id, "function", new FunctionCall(name, arguments));
+        }
+    }
+
+    public record FunctionCall(String name, String arguments) {
     }
 
     /** OpenAI's chat logprobs: one entry per generated token. */

@@ -53,6 +53,30 @@ public final class ChatRequestValidator {
         if (req.streamOptions() != null && !req.isStream())
             throw ApiException.badRequest("stream_options is only allowed when stream is true", "stream_options");
         checkStops(req.stop(), req.stopTokenIds());
+        logitBias(req.logitBias());
+        dev.retina.server.structured.StructuredRequest.of(req); // response_format, tools, tool_choice
+    }
+
+    /** OpenAI's logit_bias: token ids (as JSON object keys) to a bias in [-100, 100]; null when absent. */
+    public static java.util.Map<Integer, Float> logitBias(java.util.Map<String, Double> bias) {
+        if (bias == null || bias.isEmpty()) return java.util.Map.of();
+        java.util.Map<Integer, Float> out = new java.util.HashMap<>();
+        for (java.util.Map.Entry<String, Double> e : bias.entrySet()) {
+            int id;
+            try {
+                id = Integer.parseInt(e.getKey().trim());
+            } catch (NumberFormatException ex) {
+                throw ApiException.badRequest("logit_bias keys must be token ids, got '"
+                        + ApiException.truncate(e.getKey()) + "'", "logit_bias");
+            }
+            if (id < 0) throw ApiException.badRequest("logit_bias token ids must be >= 0, got " + id, "logit_bias");
+            Double v = e.getValue();
+            if (v == null || !(v >= -100 && v <= 100))
+                throw ApiException.badRequest("logit_bias values must be in [-100, 100], got " + v + " for token "
+                        + id, "logit_bias");
+            out.put(id, v.floatValue());
+        }
+        return out;
     }
 
     static void checkN(Integer n) {

@@ -4,6 +4,7 @@ import com.fasterxml.jackson.annotation.JsonFormat;
 import com.fasterxml.jackson.databind.JsonNode;
 
 import java.util.List;
+import java.util.Map;
 
 /**
  * The body of {@code POST /v1/completions} (OpenAI's legacy completions plus vLLM's sampling extras). {@code prompt}
@@ -34,7 +35,8 @@ public record CompletionRequest(
         Integer minTokens,
         Boolean ignoreEos,
         List<Integer> stopTokenIds,
-        Boolean skipSpecialTokens) {
+        Boolean skipSpecialTokens,
+        Map<String, Double> logitBias) {
 
     /** OpenAI's default {@code max_tokens} for completions. */
     public static final int DEFAULT_MAX_TOKENS = 16;

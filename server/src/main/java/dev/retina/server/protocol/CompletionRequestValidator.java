@@ -45,6 +45,7 @@ public final class CompletionRequestValidator {
         if (req.streamOptions() != null && !req.isStream())
             throw ApiException.badRequest("stream_options is only allowed when stream is true", "stream_options");
         ChatRequestValidator.checkStops(req.stop(), req.stopTokenIds());
+        ChatRequestValidator.logitBias(req.logitBias());
     }
 
     /** The prompt field as a list of prompts; 400 naming {@code prompt} when it has another shape. */
