@@ -135,4 +135,33 @@ class LLMTest {
             assertEquals(3, ok.outputs().getFirst().tokenIds().length);
         }
     }
+
+    @Test
+    void firstTokenLogprobsMatchAFloat64ReferenceFromTransformersLogits() throws Exception {
+        // Reference: log_softmax, in float64, of transformers' float64 last-position logits for this prompt.
+        JsonNode prompt = golden.get("prompts").get(0);
+        JsonNode logits = prompt.get("last_logits");
+        double max = Double.NEGATIVE_INFINITY;
+        for (JsonNode v : logits) max = Math.max(max, v.asDouble());
+        double sum = 0;
+        for (JsonNode v : logits) sum += Math.exp(v.asDouble() - max);
+        double logZ = max + Math.log(sum);
+        double[] reference = new double[logits.size()];
+        for (int i = 0; i < reference.length; i++) reference[i] = logits.get(i).asDouble() - logZ;
+
+        SamplingParams params = new SamplingParams(1, 0f, 1f, -1, 0f, null, 0f, 0f, 1f, 1, 0, List.of(), true, 5);
+        RequestResult r = llm.generate(Prompt.of(golden.get("rendered_prompt").asText(), params,
+                ImagePixelData.of(image(0))));
+        dev.retina.engine.TokenLogprobs first = r.outputs().getFirst().logprobs().getFirst();
+        assertEquals(prompt.get("greedy_tokens").get(0).asInt(), first.tokenId());
+        assertEquals(reference[first.tokenId()], first.logprob(), 1e-4, "chosen token's logprob");
+        assertEquals(5, first.topTokenIds().length);
+        Integer[] order = new Integer[reference.length];
+        for (int i = 0; i < order.length; i++) order[i] = i;
+        java.util.Arrays.sort(order, (a, b) -> Double.compare(reference[b], reference[a]));
+        for (int k = 0; k < 5; k++) {
+            assertEquals(order[k], first.topTokenIds()[k], "top-" + (k + 1) + " token");
+            assertEquals(reference[order[k]], first.topLogprobs()[k], 1e-4, "top-" + (k + 1) + " logprob");
+        }
+    }
 }
