@@ -37,7 +37,6 @@ import java.util.concurrent.Executor;
 public final class InputProcessor {
     private static final Logger log = LoggerFactory.getLogger(InputProcessor.class);
     /** OpenAI's default when temperature is absent. */
-    static final float DEFAULT_TEMPERATURE = 1.0f;
 
     private final ChatTemplate template;
     private final PromptTokenizer tokenizer;
@@ -251,24 +250,7 @@ public final class InputProcessor {
     }
 
     static SamplingParams samplingParams(ChatCompletionRequest req, int maxTokens) {
-        try {
-            return new SamplingParams(1,
-                    req.temperature() == null ? DEFAULT_TEMPERATURE : req.temperature().floatValue(),
-                    req.topP() == null ? 1f : req.topP().floatValue(),
-                    req.topK() == null ? -1 : req.topK(),
-                    req.minP() == null ? 0f : req.minP().floatValue(),
-                    req.seed(),
-                    req.presencePenalty() == null ? 0f : req.presencePenalty().floatValue(),
-                    req.frequencyPenalty() == null ? 0f : req.frequencyPenalty().floatValue(),
-                    req.repetitionPenalty() == null ? 1f : req.repetitionPenalty().floatValue(),
-                    maxTokens,
-                    req.minTokens() == null ? 0 : req.minTokens(),
-                    req.stopTokenIds(),
-                    Boolean.TRUE.equals(req.ignoreEos()),
-                    null);
-        } catch (IllegalArgumentException e) {
-            // The validator checks each field first; this only catches combinations it does not know about.
-            throw ApiException.badRequest("Invalid sampling parameters: " + e.getMessage(), null);
-        }
+        return req.toSamplingParams(1, maxTokens, null, null);
     }
+
 }

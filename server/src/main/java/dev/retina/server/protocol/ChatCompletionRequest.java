@@ -40,7 +40,7 @@ public record ChatCompletionRequest(
         Map<String, Double> logitBias,
         JsonNode responseFormat,
         JsonNode tools,
-        JsonNode toolChoice) {
+        JsonNode toolChoice) implements SamplingFields {
 
     /** Without logit_bias, response_format, tools and tool_choice. */
     public ChatCompletionRequest(String model, List<ChatMessage> messages, Double temperature, Double topP,

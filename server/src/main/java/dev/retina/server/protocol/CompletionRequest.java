@@ -36,7 +36,7 @@ public record CompletionRequest(
         Boolean ignoreEos,
         List<Integer> stopTokenIds,
         Boolean skipSpecialTokens,
-        Map<String, Double> logitBias) {
+        Map<String, Double> logitBias) implements SamplingFields {
 
     /** OpenAI's default {@code max_tokens} for completions. */
     public static final int DEFAULT_MAX_TOKENS = 16;
