@@ -11,7 +11,7 @@ import dev.retina.vision.RgbImage;
  * LLaVA-1.5's image path: fetch the URL, decode to RGB, CLIP-preprocess to (3, H, W) floats, key it for the encoder
  * cache. {@code detail} changes nothing (one resolution). Thread-safe.
  */
-public final class ClipImageLoader implements ImageLoader {
+public final class ClipImageLoader implements DecodedImageLoader {
     private final ImageFetcher fetcher;
     private final ImageDecoder decoder;
     private final ClipImageProcessor processor;
@@ -33,15 +33,22 @@ public final class ClipImageLoader implements ImageLoader {
 
     @Override
     public ImageInput load(String url, ImageDetail detail, String param) {
+        RgbImage image;
         try {
-            RgbImage image = observer.fetchAndDecode(fetcher, decoder, url);
-            long t0 = System.nanoTime();
-            float[] chw = processor.preprocess(image); // (3, outputHeight, outputWidth)
-            observer.preprocessed(System.nanoTime() - t0);
-            return new ImageInput(chw, processor.outputHeight(), processor.outputWidth(), null, numImageTokens,
-                    ContentHash.of(image, "clip"), 1, image.height(), image.width());
+            image = observer.fetchAndDecode(fetcher, decoder, url);
         } catch (ImageException e) {
             throw ImageErrors.toApi(e, param);
         }
+        long t0 = System.nanoTime();
+        ImageInput input = prepare(image, detail);
+        observer.preprocessed(System.nanoTime() - t0);
+        return input;
+    }
+
+    @Override
+    public ImageInput prepare(RgbImage image, ImageDetail detail) {
+        float[] chw = processor.preprocess(image); // (3, outputHeight, outputWidth)
+        return new ImageInput(chw, processor.outputHeight(), processor.outputWidth(), null, numImageTokens,
+                ContentHash.of(image, "clip"), 1, image.height(), image.width());
     }
 }

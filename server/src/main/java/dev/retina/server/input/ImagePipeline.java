@@ -30,12 +30,12 @@ import java.util.concurrent.ExecutorService;
 public final class ImagePipeline implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(ImagePipeline.class);
 
-    private final ImageLoader loader;          // null: --disable-image-processor
+    private final DecodedImageLoader loader;   // null: --disable-image-processor
     private final ImageFetcher fetcher;        // null with loader
     private final ExecutorService pool;
     private final PromptLimits limits;
 
-    private ImagePipeline(ImageLoader loader, ImageFetcher fetcher, ExecutorService pool, PromptLimits limits) {
+    private ImagePipeline(DecodedImageLoader loader, ImageFetcher fetcher, ExecutorService pool, PromptLimits limits) {
         this.loader = loader;
         this.fetcher = fetcher;
         this.pool = pool;
@@ -63,7 +63,7 @@ public final class ImagePipeline implements AutoCloseable {
         ImageFetcher fetcher = new ImageFetcher(config.media().fetchPolicy(config.imageFetchTimeout(),
                 config.maxImageBytes()));
         ImageDecoder decoder = new ImageDecoder(config.media().maxImagePixels());
-        ImageLoader loader;
+        DecodedImageLoader loader;
         try {
             loader = llava.isNext() ? nextLoader(config, llava, Path.of(processorDir), fetcher, decoder, observer)
                     : clipLoader(llava, Path.of(processorDir), fetcher, decoder, observer);
@@ -74,7 +74,7 @@ public final class ImagePipeline implements AutoCloseable {
         return new ImagePipeline(loader, fetcher, ImageLoadPool.create(ImageLoadPool.defaultNumThreads()), limits);
     }
 
-    private static ImageLoader clipLoader(LlavaConfig llava, Path dir, ImageFetcher fetcher, ImageDecoder decoder,
+    private static DecodedImageLoader clipLoader(LlavaConfig llava, Path dir, ImageFetcher fetcher, ImageDecoder decoder,
                                           ImageStageObserver observer) {
         ClipImageProcessor processor;
         try {
@@ -89,7 +89,7 @@ public final class ImagePipeline implements AutoCloseable {
         return new ClipImageLoader(fetcher, decoder, processor, llava.numImageTokens(), observer);
     }
 
-    private static ImageLoader nextLoader(ServerConfig config, LlavaConfig llava, Path dir, ImageFetcher fetcher,
+    private static DecodedImageLoader nextLoader(ServerConfig config, LlavaConfig llava, Path dir, ImageFetcher fetcher,
                                           ImageDecoder decoder, ImageStageObserver observer) {
         LlavaNextProcessorConfig pc;
         try {
@@ -121,8 +121,8 @@ public final class ImagePipeline implements AutoCloseable {
         return String.join(", ", pinpoints.stream().map(Arrays::toString).toList());
     }
 
-    /** The image loader, or null when the image processor is disabled. */
-    public ImageLoader loader() {
+    /** The image loader (URLs, or decoded images for the offline API), or null when the image processor is disabled. */
+    public DecodedImageLoader loader() {
         return loader;
     }
 

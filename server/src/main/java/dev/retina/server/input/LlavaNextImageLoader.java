@@ -15,7 +15,7 @@ import dev.retina.vision.RgbImage;
  * ({@link LlavaConfig#numImageTokens(int, int)}) before the request runs. {@link ImageDetail#LOW} keeps only the base
  * tile (the whole image stretched to one tile; the model's base-tile token count). Thread-safe.
  */
-public final class LlavaNextImageLoader implements ImageLoader {
+public final class LlavaNextImageLoader implements DecodedImageLoader {
     private final ImageStageObserver observer;
     private final ImageFetcher fetcher;
     private final ImageDecoder decoder;
@@ -56,12 +56,18 @@ public final class LlavaNextImageLoader implements ImageLoader {
         } catch (ImageException e) {
             throw ImageErrors.toApi(e, param);
         }
-        if (staticHeight > 0 && (image.height() != staticHeight || image.width() != staticWidth))
-            image = PillowResize.resizeBicubic(image, staticWidth, staticHeight);
         long t0 = System.nanoTime();
-        ImageInput input = preprocess(image, detail);
+        ImageInput input = prepare(image, detail);
         observer.preprocessed(System.nanoTime() - t0);
         return input;
+    }
+
+    /** The static {@code --image-input-shape} resize (when set), then {@link #preprocess}. */
+    @Override
+    public ImageInput prepare(RgbImage image, ImageDetail detail) {
+        if (staticHeight > 0 && (image.height() != staticHeight || image.width() != staticWidth))
+            image = PillowResize.resizeBicubic(image, staticWidth, staticHeight);
+        return preprocess(image, detail);
     }
 
     /** Tiles (or the base tile alone) for a decoded image. */

@@ -21,8 +21,10 @@ import dev.retina.server.config.ImageInputType;
 import dev.retina.server.config.LoadFormat;
 import dev.retina.server.config.ServerConfig;
 import dev.retina.server.config.VlmConfig;
+import dev.retina.server.input.DecodedImageLoader;
+import dev.retina.server.input.ImageDetail;
+import dev.retina.server.input.ImagePipeline;
 import dev.retina.tokenizer.Tokenizer;
-import dev.retina.vision.ClipImageProcessor;
 import dev.retina.vision.ClipProcessorConfig;
 import dev.retina.vision.ImageDecoder;
 import dev.retina.vision.ImageException;
@@ -43,7 +45,9 @@ import java.util.concurrent.atomic.AtomicLong;
 /**
  * The offline API (vLLM's {@code LLM} class): loads a checkpoint with the same options and defaults as
  * {@code retina serve} ({@link ServerConfig}), starts the same batching engine, and generates for a list of
- * {@link Prompt}s at once. Prompts are raw (no chat template); images are preprocessed as the server does.
+ * {@link Prompt}s at once. Prompts are raw (no chat template); images are preprocessed by the server's own image
+ * loader ({@link ImagePipeline}: CLIP for LLaVA-1.5; for LLaVA-NeXT the static {@code --image-input-shape} resize,
+ * anyres tiles and each image's token count from the model config).
  *
  * <pre>{@code
  * try (LLM llm = LLM.builder("demo").device(Device.CPU).build()) {
@@ -62,8 +66,9 @@ public final class LLM implements AutoCloseable {
     private final LlavaConfig llava;
     private final ServerConfig.Resolved resolved;
     private final Tokenizer tokenizer;          // null: token-id prompts only
-    private final ClipImageProcessor processor; // null: no pixel images (disabled, image_features, or LLaVA-NeXT)
-    private final ImageDecoder decoder = new ImageDecoder(ImageDecoder.DEFAULT_MAX_IMAGE_PIXELS);
+    private final ImagePipeline images;         // null: no pixel images (disabled, image_features, no processor config)
+    private final ImageDecoder decoder;         // the server's --max-image-pixels
+    private final int maxImagesPerPrompt;
     private final List<Integer> eosTokenIds;
     private final EngineFactory.Loaded loaded;
     private final ExecutorService outputExecutor;
@@ -84,17 +89,25 @@ public final class LLM implements AutoCloseable {
         boolean hasTokenizer = Files.isRegularFile(modelDir.resolve("tokenizer.json"));
         tokenizer = hasTokenizer ? Tokenizer.load(modelDir) : null;
         eosTokenIds = tokenizer != null ? tokenizer.eosTokenIds() : configEosTokenIds(modelDir);
+        decoder = new ImageDecoder(config.media().maxImagePixels());
+        maxImagesPerPrompt = config.maxImagesPerPrompt();
         String processorDir = resolved.vlm().imageProcessor();
-        processor = resolved.vlm().imageInputType() == ImageInputType.PIXEL_VALUES && processorDir != null
-                && !llava.isNext() && Files.isRegularFile(Path.of(processorDir).resolve(ClipProcessorConfig.PREPROCESSOR_CONFIG))
-                ? new ClipImageProcessor(ClipProcessorConfig.load(Path.of(processorDir))) : null;
+        boolean pixels = resolved.vlm().imageInputType() == ImageInputType.PIXEL_VALUES && processorDir != null
+                && Files.isRegularFile(Path.of(processorDir).resolve(ClipProcessorConfig.PREPROCESSOR_CONFIG));
+        try {
+            // The serving pipeline itself, so processor checks (tile size, pinpoints) and preprocessing are the same.
+            images = pixels ? ImagePipeline.create(config, resolved, llava) : null;
+        } catch (RuntimeException e) {
+            if (tokenizer != null) tokenizer.close();
+            throw e;
+        }
         try {
             loaded = LlavaBackendLoader.startEngine(config, modelDir, resolved.maxModelLen());
         } catch (IOException | RuntimeException e) {
-            if (tokenizer != null) tokenizer.close();
+            closeInputs();
             throw e;
         } catch (Exception e) {
-            if (tokenizer != null) tokenizer.close();
+            closeInputs();
             throw new IOException(e);
         }
         outputExecutor = Executors.newSingleThreadExecutor(r -> {
@@ -156,12 +169,12 @@ public final class LLM implements AutoCloseable {
         } else {
             ids = prompt.promptTokenIds();
         }
+        if (prompt.images().size() > maxImagesPerPrompt)
+            throw new IllegalArgumentException("the prompt carries " + prompt.images().size() + " images; at most "
+                    + maxImagesPerPrompt + " per prompt are allowed (limit_mm_per_prompt image=N)");
         List<ImageInput> images = new ArrayList<>(prompt.images().size());
         for (int i = 0; i < prompt.images().size(); i++) images.add(toImageInput(prompt.images().get(i), i));
-        if (images.size() > resolved.vlm().maxImagesPerPrompt())
-            throw new IllegalArgumentException("the prompt carries " + images.size() + " images; at most "
-                    + resolved.vlm().maxImagesPerPrompt() + " per prompt are supported (image_input_shape N)");
-        int[] promptTokenIds = expandPlaceholders(ids, images.size());
+        int[] promptTokenIds = expandPlaceholders(ids, images);
         if (promptTokenIds.length >= resolved.maxModelLen())
             throw new IllegalArgumentException("the prompt takes " + promptTokenIds.length + " tokens (images "
                     + "included); the model's context is " + resolved.maxModelLen());
@@ -187,14 +200,12 @@ public final class LLM implements AutoCloseable {
                 if (type != ImageInputType.PIXEL_VALUES)
                     throw new IllegalArgumentException("image " + index + " is ImagePixelData, but this LLM takes "
                             + "image_features (give ImageFeatureData)");
-                if (processor == null)
-                    throw new IllegalArgumentException(llava.isNext()
-                            ? "LLaVA-NeXT pixel images are not supported by the offline API yet"
-                            : "this LLM has no image processor (disabled, or no preprocessor_config.json in "
-                                    + modelDir + ")");
-                RgbImage rgb = decode(p, index);
-                float[] chw = processor.preprocess(rgb); // (3, outputHeight, outputWidth)
-                yield ImageInput.ofPixels(chw, processor.outputHeight(), processor.outputWidth(), numImageTokens);
+                if (images == null)
+                    throw new IllegalArgumentException("this LLM has no image processor (disabled, or no "
+                            + "preprocessor_config.json in " + resolved.vlm().imageProcessor() + ")");
+                DecodedImageLoader loader = images.loader();
+                // AUTO detail: the full anyres grid for LLaVA-NeXT, as the server's default.
+                yield loader.prepare(decode(p, index), ImageDetail.AUTO);
             }
         };
     }
@@ -211,15 +222,16 @@ public final class LLM implements AutoCloseable {
     }
 
     /**
-     * Expands each image placeholder to the image's token count. A run of placeholder ids is either one placeholder
-     * (one image, expanded) or already expanded (a multiple of the image-token count: that many images, kept).
+     * Expands each image's placeholder to that image's token count (fixed for LLaVA-1.5, per image size for
+     * LLaVA-NeXT). A run of placeholder ids starting at image k is either the seed's pre-expanded form (exactly the
+     * token counts of images k, k+1, ... added up: kept as is) or one placeholder per image (each expanded, as the
+     * server does).
      */
-    int[] expandPlaceholders(int[] ids, int numImages) {
+    int[] expandPlaceholders(int[] ids, List<ImageInput> images) {
         int imageTokenId = resolved.vlm().imageTokenId();
-        int perImage = resolved.vlm().imageFeatureSize();
-        int[] out = new int[ids.length + numImages * perImage];
+        int[] out = new int[ids.length];
         int k = 0;
-        int found = 0;
+        int image = 0; // the next image to place
         for (int i = 0; i < ids.length; ) {
             if (ids[i] != imageTokenId) {
                 if (k == out.length) out = Arrays.copyOf(out, out.length * 2);
@@ -229,27 +241,38 @@ public final class LLM implements AutoCloseable {
             int run = 0;
             while (i + run < ids.length && ids[i + run] == imageTokenId) run++;
             i += run;
-            int runImages;
-            int emit;
-            if (run == 1) {
-                runImages = 1;
-                emit = perImage;
-            } else if (run % perImage == 0) {
-                runImages = run / perImage;
-                emit = run;
-            } else {
-                throw new IllegalArgumentException("the prompt has a run of " + run + " image placeholders: neither "
-                        + "one placeholder per image nor " + perImage + " per image");
+            int last = image;
+            long preExpanded = 0;
+            while (last < images.size() && preExpanded < run) preExpanded += images.get(last++).numImageTokens();
+            if (preExpanded != run) {
+                if (run > images.size() - image) {
+                    if (image < images.size())
+                        throw new IllegalArgumentException("the prompt has a run of " + run + " image placeholders: "
+                                + "neither one placeholder per image nor the image tokens of image(s) " + image
+                                + ".. (" + tokenCounts(images, image) + ")");
+                    int found = image + run;
+                    for (int j = i; j < ids.length; j++) if (ids[j] == imageTokenId) found++;
+                    throw new IllegalArgumentException("the prompt has placeholders for " + found + " image(s) but "
+                            + "carries " + images.size() + " image(s)");
+                }
+                last = image + run; // one placeholder per image
             }
-            found += runImages;
-            if (k + emit > out.length) out = Arrays.copyOf(out, Math.max(out.length * 2, k + emit));
-            Arrays.fill(out, k, k + emit, imageTokenId);
-            k += emit;
+            for (; image < last; image++) {
+                int n = images.get(image).numImageTokens();
+                if (k + n > out.length) out = Arrays.copyOf(out, Math.max(out.length * 2, k + n));
+                Arrays.fill(out, k, k + n, imageTokenId);
+                k += n;
+            }
         }
-        if (found != numImages)
-            throw new IllegalArgumentException("the prompt has placeholders for " + found + " image(s) but carries "
-                    + numImages + " image(s)");
+        if (image != images.size())
+            throw new IllegalArgumentException("the prompt has placeholders for " + image + " image(s) but carries "
+                    + images.size() + " image(s)");
         return Arrays.copyOf(out, k);
+    }
+
+    private static String tokenCounts(List<ImageInput> images, int from) {
+        return String.join(", ", images.subList(from, images.size()).stream()
+                .map(i -> String.valueOf(i.numImageTokens())).toList());
     }
 
     /** The engine's load (running, waiting, free KV blocks, preemptions). */
@@ -302,6 +325,11 @@ public final class LLM implements AutoCloseable {
     public void close() {
         loaded.close();
         outputExecutor.shutdownNow();
+        closeInputs();
+    }
+
+    private void closeInputs() {
+        if (images != null) images.close();
         if (tokenizer != null) tokenizer.close();
     }
 
@@ -394,7 +422,14 @@ public final class LLM implements AutoCloseable {
                     dtype != null ? dtype : c.dtype(), device != null ? device : c.device(),
                     maxModelLen != null ? maxModelLen : c.maxModelLen(), seed != null ? seed : c.seed(),
                     loadFormat != null ? loadFormat : c.loadFormat(), vlm != null ? vlm : c.vlm(),
-                    c.imageFetchTimeout(), c.maxRequestBytes(), c.maxImageBytes(), engine != null ? engine : c.engine());
+                    c.imageFetchTimeout(), c.maxRequestBytes(), c.maxImageBytes(), engine != null ? engine : c.engine(),
+                    c.media());
+            return this;
+        }
+
+        /** The media options that apply offline: {@code --max-image-pixels}, {@code --limit-mm-per-prompt}. */
+        public Builder media(dev.retina.server.config.MediaConfig media) {
+            config = config.withMedia(media);
             return this;
         }
 
