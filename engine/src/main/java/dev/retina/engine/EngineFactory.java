@@ -1,5 +1,6 @@
 package dev.retina.engine;
 
+import dev.retina.engine.model.LlavaConfig;
 import dev.retina.engine.model.LlavaModel;
 import dev.retina.engine.model.LoadFormat;
 import dev.retina.engine.model.ModelLoadConfig;
@@ -62,10 +63,14 @@ public final class EngineFactory {
 
     /** As {@link #start(LlavaModel, EngineConfig, ImageInput)}, with the encoder cache bounded to that many image tokens. */
     public static Loaded start(LlavaModel model, EngineConfig config, ImageInput largestImage, int encoderCacheSize) {
-        if (largestImage != null && largestImage.numImageTokens() > config.maxNumBatchedTokens())
-            throw new IllegalArgumentException("--max-num-batched-tokens " + config.maxNumBatchedTokens()
-                    + " is smaller than one image's " + largestImage.numImageTokens() + " tokens; raise it to at least "
-                    + largestImage.numImageTokens());
+        if (largestImage != null) {
+            // The profile image has the most tiles; for LLaVA-NeXT another pinpoint may still give more tokens.
+            int maxImageTokens = Math.max(largestImage.numImageTokens(), maxImageTokens(model.config()));
+            if (maxImageTokens > config.maxNumBatchedTokens())
+                throw new IllegalArgumentException("--max-num-batched-tokens " + config.maxNumBatchedTokens()
+                        + " is smaller than one image's " + maxImageTokens + " tokens; raise it to at least "
+                        + maxImageTokens);
+        }
         int numBlocks = KvCacheSizer.numBlocks(model, config, largestImage);
         log.info("KV cache: {} blocks of {} tokens = {} tokens", numBlocks, config.blockSize(),
                 (long) numBlocks * config.blockSize());
@@ -74,12 +79,43 @@ public final class EngineFactory {
     }
 
     /**
-     * A blank LLaVA-1.5 pixel image of the model's input size, (3, side, side), for the worst-case profile; null for
-     * LLaVA-NeXT, whose tiled input the runner takes in another shape (its worst case is not profiled yet).
+     * The largest pixel input a request may carry, blank, for the worst-case profile. LLaVA-1.5: one image of the
+     * model's input size, (3, side, side). LLaVA-NeXT: an image exactly the size of the pinpoint with the most tiles
+     * (ties: the most tokens), so it is cut into that pinpoint's grid plus the base tile,
+     * (numTiles, 3, side, side), with that size's token count; the vision tower's activations grow with the tiles.
      */
     public static ImageInput blankImage(LlavaModel model) {
-        if (model.config().isNext()) return null;
-        int side = model.config().visionConfig().imageSize();
-        return ImageInput.ofPixels(new float[3 * side * side], side, side, model.config().numImageTokens());
+        return blankImage(model.config());
+    }
+
+    /** {@link #blankImage(LlavaModel)} from the config alone. */
+    public static ImageInput blankImage(LlavaConfig config) {
+        int side = config.visionConfig().imageSize();
+        if (!config.isNext()) return ImageInput.ofPixels(new float[3 * side * side], side, side, config.numImageTokens());
+        int[] largest = null;
+        int largestTiles = 0;
+        int largestTokens = 0;
+        for (int[] p : config.imageGridPinpoints()) { // {height, width}
+            int numTiles = config.numTiles(p[0], p[1]);
+            int numTokens = config.numImageTokens(p[0], p[1]);
+            if (numTiles > largestTiles || (numTiles == largestTiles && numTokens > largestTokens)) {
+                largest = p;
+                largestTiles = numTiles;
+                largestTokens = numTokens;
+            }
+        }
+        return ImageInput.ofTiles(new float[largestTiles * 3 * side * side], largestTiles, side, largest[0], largest[1],
+                largestTokens, null);
+    }
+
+    /**
+     * Most placeholder tokens one image can take. LLaVA-NeXT: an image of a pinpoint's exact aspect loses no rows or
+     * columns to unpadding, so the maximum over images is the maximum over the pinpoints' own sizes.
+     */
+    public static int maxImageTokens(LlavaConfig config) {
+        if (!config.isNext()) return config.numImageTokens();
+        int max = 0;
+        for (int[] p : config.imageGridPinpoints()) max = Math.max(max, config.numImageTokens(p[0], p[1]));
+        return max;
     }
 }

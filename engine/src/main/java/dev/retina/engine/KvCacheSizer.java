@@ -50,8 +50,10 @@ public final class KvCacheSizer {
     /**
      * Runs one step of {@code maxNumBatchedTokens} prompt tokens (sequences of at most {@code maxModelLen - 1}
      * tokens each; the first starts with the largest image) through a runner with a cache just big enough.
+     *
+     * @return the image tokens the step carried (0 when no image was given or it did not fit the first sequence)
      */
-    static void profile(LlavaModel model, EngineConfig config, ImageInput largestImage) {
+    static int profile(LlavaModel model, EngineConfig config, ImageInput largestImage) {
         int blockSize = config.blockSize();
         int budget = config.maxNumBatchedTokens();
         int maxLen = config.maxModelLen() - 1;
@@ -86,7 +88,9 @@ public final class KvCacheSizer {
             runner.execute(new SchedulerOutput(seqs, numTokens, List.of(), Set.of()));
         }
         log.info("profiling step: {} sequences, {} tokens{} in {} ms", prompts.size(), numTokens,
-                images.isEmpty() ? "" : ", one image of " + largestImage.numImageTokens() + " tokens",
+                images.isEmpty() ? "" : ", one image of " + largestImage.numTiles() + " tile(s), "
+                        + largestImage.numImageTokens() + " tokens",
                 (System.nanoTime() - start) / 1_000_000);
+        return images.isEmpty() ? 0 : largestImage.numImageTokens();
     }
 }
