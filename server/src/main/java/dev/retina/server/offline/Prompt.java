@@ -9,8 +9,9 @@ import java.util.Objects;
  * One offline request: a raw prompt (no chat template is applied, as in vLLM's {@code LLM.generate}) as text or as
  * token ids, its images in prompt order, and sampling settings.
  *
- * <p>Each image needs an image placeholder in the prompt: either one {@code <image>} (expanded to the model's
- * image-token count) or the seed's form, the placeholder already repeated {@code image_feature_size} times.
+ * <p>Each image needs an image placeholder in the prompt: either one {@code <image>} (expanded to that image's token
+ * count: {@code image_feature_size} for LLaVA-1.5, per image size for LLaVA-NeXT) or the seed's form, the placeholder
+ * already repeated that image's token count.
  *
  * @param text           the prompt text; null when {@code promptTokenIds} is given
  * @param promptTokenIds the prompt as ids (used as given, no BOS added); null when {@code text} is given
