@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.retina.engine.FinishReason;
 import dev.retina.engine.SamplingParams;
+import dev.retina.server.config.ConfigException;
 import dev.retina.server.config.Device;
 import dev.retina.server.config.EngineArgs;
 import dev.retina.vision.ImageDecoder;
@@ -124,5 +125,14 @@ class LLMNextTest {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                 () -> llm.generate(new Prompt(single, null, two, SamplingParams.greedy(2))));
         assertEquals("the prompt has placeholders for 1 image(s) but carries 2 image(s)", e.getMessage());
+    }
+
+    @Test
+    void startupRefusesABatchTokenBudgetBelowTheLargestImage() {
+        // The same startEngine path as `retina serve`: a 60x60-pinpoint image takes 135 tokens, so 134 cannot run it.
+        ConfigException e = assertThrows(ConfigException.class, () -> LLM.builder(MODEL_DIR.toString())
+                .device(Device.CPU).maxModelLen(1024).engine(new EngineArgs(4, 134, 16, 0.9, 1L << 24, 256)).build());
+        assertEquals("--max-num-batched-tokens 134 is smaller than one image's 135 tokens; raise it to at least 135",
+                e.getMessage());
     }
 }
