@@ -54,6 +54,11 @@ final class EncoderCache implements AutoCloseable {
         numTokens += rows;
     }
 
+    /** Whether an entry of that many feature rows would be stored (false when caching is off or it is too big). */
+    boolean keeps(int rows) {
+        return rows <= maxNumTokens;
+    }
+
     int numImages() {
         return entries.size();
     }

@@ -85,11 +85,16 @@ public final class KvCacheSizer {
                 seqs.add(new ScheduledSequence(s, "profile-" + s, 0, prompt, 0, blockTable, true, prompt, new int[0],
                         0.5, SamplingParams.greedy(1), List.of(), s == 0 ? images : List.of()));
             }
+            // A step stacks up to MAX_IMAGES_PER_ENCODE new requests' images into one vision-tower call: profile
+            // that batch too (its activations peak before the language model runs, so the two peaks do not add).
+            if (!images.isEmpty() && !largestImage.isTiled() && largestImage.imageFeatures() == null)
+                runner.profileEncoder(largestImage, LlavaModelRunner.MAX_IMAGES_PER_ENCODE);
             runner.execute(new SchedulerOutput(seqs, numTokens, List.of(), Set.of()));
         }
         log.info("profiling step: {} sequences, {} tokens{} in {} ms", prompts.size(), numTokens,
                 images.isEmpty() ? "" : ", one image of " + largestImage.numTiles() + " tile(s), "
-                        + largestImage.numImageTokens() + " tokens",
+                        + largestImage.numImageTokens() + " tokens"
+                        + (largestImage.isTiled() ? "" : " (and a vision batch of " + LlavaModelRunner.MAX_IMAGES_PER_ENCODE + ")"),
                 (System.nanoTime() - start) / 1_000_000);
         return images.isEmpty() ? 0 : largestImage.numImageTokens();
     }

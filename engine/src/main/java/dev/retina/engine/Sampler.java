@@ -20,8 +20,9 @@ import java.util.Map;
  * thread.
  *
  * <p>Reproducibility: each sequence brings its own uniform draw in [0, 1) ({@link ScheduledSequence#uniform()},
- * drawn on the host from the sequence's seeded generator), and a row's token is the inverse CDF of its filtered,
- * descending-sorted distribution at that draw. All ops are row-wise, so a seed gives the same tokens whatever else
+ * drawn on the host from the sequence's seeded generator), and a row's token is the inverse CDF at that draw: of its
+ * filtered, descending-sorted distribution when it has top_k, top_p or min_p; of its whole distribution in vocabulary
+ * order (no sort) when it has none. All ops are row-wise, so a seed gives the same tokens whatever else
  * is in the batch. Only the chosen ids (and requested logprobs) come back to the host, in one transfer.
  */
 public final class Sampler {
@@ -35,6 +36,7 @@ public final class Sampler {
         if (logits.getShape().dimension() != 2 || logits.getShape().get(0) != numSeqs)
             throw new IllegalArgumentException("logits " + logits.getShape() + " for " + numSeqs + " sequences");
         int vocabSize = (int) logits.getShape().get(1);
+        if (isPlainGreedy(samplingSeqs)) return greedyFastPath(logits);
         try (NDManager sm = logits.getManager().newSubManager()) {
             NDArray raw = logits.toType(DataType.FLOAT32, true); // (numSeqs, vocab), a copy owned by this step
             raw.attach(sm);
@@ -202,12 +204,69 @@ public final class Sampler {
     }
 
     /**
+     * True when the step needs nothing but an argmax: every row greedy, with no penalties, no logit bias, no token
+     * constraint, no logprobs and no min_tokens ban in force (then {@link #sample} would compute exactly argmax of
+     * the raw logits).
+     */
+    static boolean isPlainGreedy(List<ScheduledSequence> seqs) {
+        for (ScheduledSequence s : seqs) {
+            SamplingParams p = s.params();
+            if (!p.isGreedy() || hasPenalty(p) || p.logprobs() != null) return false;
+            if (!p.logitBias().isEmpty() || s.allowedTokenIds() != null) return false;
+            if (s.outputTokenIds().length < p.minTokens()) return false;
+        }
+        return true;
+    }
+
+    /** Greedy fast path: argmax on the device, no float32 copy, one host sync. */
+    static RunnerOutput greedyFastPath(NDArray logits) {
+        try (NDArray chosen = logits.argMax(1)) { // (numSeqs,) int64
+            return new RunnerOutput(toInts(chosen.toLongArray()), null);
+        }
+    }
+
+    /**
+     * True when a random row keeps the whole distribution (no top_k, top_p or min_p): its token is then the inverse
+     * CDF over the vocabulary in id order, which needs no sort. Decided per row, so a row samples the same way
+     * whatever else is in the batch.
+     */
+    static boolean isUnfiltered(SamplingParams p, int vocabSize) {
+        return (p.topK() < 0 || p.topK() >= vocabSize) && p.topP() >= 1f && p.minP() <= 0f;
+    }
+
+    /**
+     * Inverse CDF at each row's uniform over softmax(x / temperature) in vocabulary order (no sort): the same
+     * distribution as the sorted inverse CDF, a different token for the same uniform.
+     *
+     * @return (numSeqs,) int64 ids
+     */
+    private static NDArray sampleUnsorted(NDArray scaled, NDArray uniformCol, int vocabSize) {
+        NDArray cum = scaled.softmax(1).cumSum(1);                     // (numSeqs, vocab), id order
+        NDArray total = cum.get(":, -1:");
+        NDArray target = total.mul(uniformCol);
+        // The first id whose cumulative mass exceeds the target: zero-probability ids (masked, -inf) never qualify,
+        // since their cumulative equals their predecessor's; capped at the last id with mass, for a target that
+        // rounds up to the total.
+        NDArray first = cum.lte(target).sum(new int[] {1});
+        NDArray lastWithMass = cum.lt(total).sum(new int[] {1});
+        return NDArrays.minimum(first, lastWithMass).toType(DataType.INT64, false).clip(0, vocabSize - 1);
+    }
+
+    /**
      * Temperature, then min_p on the full distribution, top_k, top_p on what remains (vLLM v1's order), then the
-     * inverse CDF at each row's uniform. Greedy rows keep {@code greedyIds}.
+     * inverse CDF at each row's uniform: over the descending-sorted filtered distribution for rows with a filter,
+     * over the unsorted one for rows without ({@link #isUnfiltered}). Greedy rows keep {@code greedyIds}.
      */
     private static NDArray sampleRandom(NDManager sm, NDArray x, List<ScheduledSequence> seqs, int vocabSize,
                                         NDArray greedyIds) {
         int numSeqs = seqs.size();
+        boolean[] unfiltered = new boolean[numSeqs];
+        boolean anyFiltered = false;
+        for (int row = 0; row < numSeqs; row++) {
+            SamplingParams p = seqs.get(row).params();
+            unfiltered[row] = p.isGreedy() || isUnfiltered(p, vocabSize);
+            anyFiltered |= !unfiltered[row];
+        }
         float[] temp = new float[numSeqs];
         float[] topK = new float[numSeqs];
         float[] topP = new float[numSeqs];
@@ -226,6 +285,10 @@ public final class Sampler {
         Device device = x.getDevice();
         Shape col = new Shape(numSeqs, 1);
         NDArray scaled = x.div(sm.create(temp, col).toDevice(device, false));
+        NDArray uniformCol = sm.create(uniform, col).toDevice(device, false);
+        NDArray isGreedy = sm.create(greedy).toDevice(device, false);
+        NDArray unsortedIds = sampleUnsorted(scaled, uniformCol, vocabSize);
+        if (!anyFiltered) return NDArrays.where(isGreedy, greedyIds, unsortedIds);
         NDArray order = scaled.argSort(1, false);                      // (numSeqs, vocab) ids, most likely first
         NDArray sorted = scaled.gather(order, 1);
         NDArray probs = sorted.softmax(1);                             // (numSeqs, vocab), descending
@@ -238,10 +301,10 @@ public final class Sampler {
         keep = keep.logicalAnd(exclusiveCum.lt(sm.create(topP, col).toDevice(device, false)));
         NDArray finalProbs = NDArrays.where(keep, kept, sm.zeros(new Shape(1)).toDevice(device, false));
         NDArray cum = finalProbs.cumSum(1);
-        NDArray target = cum.get(":, -1:").mul(sm.create(uniform, col).toDevice(device, false));
+        NDArray target = cum.get(":, -1:").mul(uniformCol);
         NDArray index = cum.lt(target).sum(new int[] {1}, true).toType(DataType.INT64, false).clip(0, vocabSize - 1);
-        NDArray sampledIds = order.gather(index, 1).reshape(numSeqs);
-        NDArray isGreedy = sm.create(greedy).toDevice(device, false);
+        NDArray sortedIds = order.gather(index, 1).reshape(numSeqs);
+        NDArray sampledIds = NDArrays.where(sm.create(unfiltered).toDevice(device, false), unsortedIds, sortedIds);
         return NDArrays.where(isGreedy, greedyIds, sampledIds);
     }
 

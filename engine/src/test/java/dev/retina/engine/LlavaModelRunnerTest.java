@@ -276,4 +276,78 @@ class LlavaModelRunnerTest {
             assertEquals(0, runner.encoderCacheStats().numEncoderPasses(), "features skip the vision tower");
         }
     }
+
+    @Test
+    void batchedVisionEncodingGivesTheFeaturesOfOneAtATimeAcrossASplit() {
+        SplittableRandom rnd = new SplittableRandom(31);
+        List<ImageInput> imgs = new ArrayList<>();
+        int n = 2 * LlavaModelRunner.MAX_IMAGES_PER_ENCODE + 2; // three vision-tower calls: 4 + 4 + 2
+        for (int i = 0; i < n; i++) imgs.add(ImageInput.ofPixels(pixels(rnd), 28, 28, NUM_IMAGE_TOKENS));
+        try (LlavaModelRunner runner = new LlavaModelRunner(model, 4, 4, 0);
+             ai.djl.ndarray.NDManager m = model.manager().newSubManager()) {
+            float[] batched = runner.encodeStacked(imgs, m).toFloatArray();
+            float[] single = runner.encodeOneAtATime(imgs, m).toFloatArray();
+            assertEquals(n * NUM_IMAGE_TOKENS * model.config().textConfig().hiddenSize(), batched.length);
+            for (int i = 0; i < single.length; i++) assertEquals(single[i], batched[i], 1e-5, "value " + i);
+            assertEquals(2L * n, runner.encoderCacheStats().numEncoderPasses());
+        }
+    }
+
+    @Test
+    void imagesOfRequestsArrivingTogetherAreEncodedInOneStepOnceEachAndGiveTheSameTokens() {
+        SplittableRandom rnd = new SplittableRandom(32);
+        float[] a = pixels(rnd);
+        float[] b = pixels(rnd);
+        float[] c = pixels(rnd);
+        int[] one = prompt(rnd, true);
+        int[] two = prompt(rnd, true);
+        int[] twoImages = new int[two.length + NUM_IMAGE_TOKENS + 1];
+        System.arraycopy(two, 0, twoImages, 0, two.length);
+        twoImages[two.length] = 7;
+        java.util.Arrays.fill(twoImages, two.length + 1, twoImages.length, IMAGE_TOKEN);
+        int[] three = prompt(rnd, true);
+        int[] text = prompt(rnd, false);
+        SamplingParams greedy = new SamplingParams(1, 0f, 1f, -1, 0f, null, 0f, 0f, 1f, 5, 0, List.of(), true, null);
+        // r0: image a; r1: images b then a again (same hash: encoded once, the repeat a cache hit); r2: c, no hash.
+        List<Sequence> seqs = List.of(
+                new Sequence(0, "r0", 0, one, List.of(ImageInput.ofPixels(a, 28, 28, NUM_IMAGE_TOKENS).withContentHash("a")),
+                        greedy, List.of(), 1, 0),
+                new Sequence(1, "r1", 0, twoImages, List.of(
+                        ImageInput.ofPixels(b, 28, 28, NUM_IMAGE_TOKENS).withContentHash("b"),
+                        ImageInput.ofPixels(a, 28, 28, NUM_IMAGE_TOKENS).withContentHash("a")), greedy, List.of(), 2, 0),
+                new Sequence(2, "r2", 0, three, List.of(ImageInput.ofPixels(c, 28, 28, NUM_IMAGE_TOKENS)), greedy,
+                        List.of(), 3, 0),
+                new Sequence(3, "r3", 0, text, List.of(), greedy, List.of(), 4, 0));
+        Scheduler scheduler = new Scheduler(new SchedulerConfig(8, 256, 80), new BlockManager(64, 4));
+        Map<String, List<Integer>> tokens = new HashMap<>();
+        try (LlavaModelRunner runner = new LlavaModelRunner(model, 64, 4)) {
+            for (Sequence s : seqs) scheduler.add(List.of(s));
+            boolean first = true;
+            while (scheduler.hasWork()) {
+                SchedulerOutput so = scheduler.schedule();
+                RunnerOutput out = runner.execute(so);
+                if (first) {
+                    assertEquals(4, so.sequences().size(), "all four prompts in the first step");
+                    assertEquals(new EncoderCacheStats(3, 1, 2, 2, 2 * NUM_IMAGE_TOKENS), runner.encoderCacheStats().counts());
+                    first = false;
+                }
+                int row = 0;
+                for (ScheduledSequence s : so.sequences())
+                    if (s.sample()) tokens.computeIfAbsent(s.requestId(), k -> new ArrayList<>()).add(out.sampledTokenIds()[row++]);
+                scheduler.update(so, out);
+            }
+            assertEquals(new EncoderCacheStats(3, 1, 2, 2, 2 * NUM_IMAGE_TOKENS), runner.encoderCacheStats().counts());
+        }
+        LlavaGenerator reference = new LlavaGenerator(model);
+        float[] ba = new float[2 * a.length];
+        System.arraycopy(b, 0, ba, 0, b.length);
+        System.arraycopy(a, 0, ba, b.length, a.length);
+        Map<String, int[]> expected = Map.of(
+                "r0", reference.greedy(one, a, 1, 5, 0).tokenIds(),
+                "r1", reference.greedy(twoImages, ba, 2, 5, 0).tokenIds(),
+                "r2", reference.greedy(three, c, 1, 5, 0).tokenIds(),
+                "r3", reference.greedy(text, null, 0, 5, 0).tokenIds());
+        for (String id : expected.keySet())
+            assertArrayEquals(expected.get(id), tokens.get(id).stream().mapToInt(Integer::intValue).toArray(), id);
+    }
 }

@@ -72,10 +72,13 @@ class SamplerTest {
         for (int i = 0; i < 6; i++) assertEquals(argmax(logits[i]), ids[i], "row " + i);
     }
 
-    /** Double-precision reference of vLLM v1's order: temperature, min_p, top_k, top_p (renormalised), inverse CDF. */
+    /**
+     * Double-precision reference of vLLM v1's order: temperature, min_p, top_k, top_p (renormalised), inverse CDF;
+     * over the descending-sorted distribution when a filter is set, over vocabulary order when none is (no sort).
+     */
     static int referenceSample(float[] logits, SamplingParams p, double u) {
         Integer[] order = IntStream.range(0, VOCAB).boxed().toArray(Integer[]::new);
-        Arrays.sort(order, Comparator.comparingDouble(j -> -logits[j]));
+        if (!Sampler.isUnfiltered(p, VOCAB)) Arrays.sort(order, Comparator.comparingDouble(j -> -logits[j]));
         double[] probs = new double[VOCAB];
         double max = logits[order[0]] / p.temperature();
         double sum = 0;
@@ -228,5 +231,61 @@ class SamplerTest {
             }
         }
         assertArrayEquals(new int[] {argmax(logits[2])}, new int[] {out.sampledTokenIds()[2]});
+    }
+
+    @Test
+    void greedyFastPathIsTakenOnlyWhenNothingButArgmaxIsNeededAndMatchesIt() {
+        SamplingParams withLp = new SamplingParams(1, 0f, 1f, -1, 0f, 1L, 0f, 0f, 1f, 100, 0, List.of(), false, 0);
+        SamplingParams penalised = new SamplingParams(1, 0f, 1f, -1, 0f, 1L, 0f, 0f, 1.2f, 100, 0, List.of(), false, null);
+        SamplingParams minTokens = new SamplingParams(1, 0f, 1f, -1, 0f, 1L, 0f, 0f, 1f, 100, 2, List.of(), false, null);
+        assertTrue(Sampler.isPlainGreedy(List.of(row(SamplingParams.greedy(5), 0), row(SamplingParams.greedy(5), 0.3))));
+        assertTrue(!Sampler.isPlainGreedy(List.of(row(SamplingParams.greedy(5), 0), row(params(1f, -1, 1f, 0f), 0.3))));
+        assertTrue(!Sampler.isPlainGreedy(List.of(row(withLp, 0))));
+        assertTrue(!Sampler.isPlainGreedy(List.of(row(penalised, 0))));
+        assertTrue(!Sampler.isPlainGreedy(List.of(row(minTokens, 0, new int[] {4}, new int[] {8}))));
+        assertTrue(Sampler.isPlainGreedy(List.of(row(minTokens, 0, new int[] {4}, new int[] {8, 9}))));
+        float[][] logits = randomLogits(7, 9);
+        List<ScheduledSequence> rows = new ArrayList<>();
+        for (int i = 0; i < 9; i++) rows.add(row(SamplingParams.greedy(5), i / 9.0));
+        int[] ids = sampler.sample(tensor(logits), rows).sampledTokenIds();
+        for (int i = 0; i < 9; i++) assertEquals(argmax(logits[i]), ids[i], "row " + i);
+    }
+
+    @Test
+    void unfilteredSamplingFollowsTheSoftmaxAndIsTheSameAloneAndBesideFilteredRows() {
+        float[][] mine = randomLogits(8, 1);
+        SamplingParams plain = params(0.8f, -1, 1f, 0f);
+        int draws = 4000;
+        int[] counts = new int[VOCAB];
+        SplittableRandom seeded = new SplittableRandom(11);
+        int[] alone = new int[50];
+        for (int d = 0; d < draws; d++) {
+            int id = sampler.sample(tensor(mine), List.of(row(plain, seeded.nextDouble()))).sampledTokenIds()[0];
+            counts[id]++;
+            if (d < alone.length) alone[d] = id;
+        }
+        double max = Double.NEGATIVE_INFINITY;
+        for (float v : mine[0]) max = Math.max(max, v / 0.8);
+        double[] probs = new double[VOCAB];
+        double sum = 0;
+        for (int j = 0; j < VOCAB; j++) sum += probs[j] = Math.exp(mine[0][j] / 0.8 - max);
+        for (int j = 0; j < VOCAB; j++) {
+            double expected = draws * probs[j] / sum;
+            // Binomial: 5 standard deviations (+1 for the tiny expectations).
+            assertEquals(expected, counts[j], 5 * Math.sqrt(expected) + 1, "token " + j);
+        }
+        seeded = new SplittableRandom(11);
+        SplittableRandom other = new SplittableRandom(12);
+        for (int step = 0; step < alone.length; step++) {
+            float[][] batch = randomLogits(60 + step, 4);
+            int pos = step % 4;
+            batch[pos] = mine[0];
+            List<ScheduledSequence> rows = new ArrayList<>();
+            for (int i = 0; i < 4; i++)
+                rows.add(i == pos ? row(plain, seeded.nextDouble())
+                        : i % 2 == 0 ? row(params(1f, 3 + i, 0.7f, 0.01f), other.nextDouble())
+                        : row(SamplingParams.greedy(5), other.nextDouble()));
+            assertEquals(alone[step], sampler.sample(tensor(batch), rows).sampledTokenIds()[pos], "step " + step);
+        }
     }
 }

@@ -73,6 +73,10 @@ public final class BenchCommand implements Callable<Integer> {
             description = "Requests per second, Poisson arrivals; 'inf' submits all at once.")
     String requestRate;
 
+    @Option(names = "--sequential", description = "Send each request only after the previous one finished "
+            + "(single-stream latency: TTFT without queueing); overrides --request-rate.")
+    boolean sequential;
+
     @Option(names = "--num-warmup", defaultValue = "2", description = "Untimed requests run first (JIT, allocator).")
     int numWarmup;
 
@@ -115,7 +119,7 @@ public final class BenchCommand implements Callable<Integer> {
                     config.engine().blockSize());
             out.printf(Locale.ROOT, "  %d requests, prompt %d tokens (%d image tokens), output %d tokens, rate %s, "
                             + "max-num-seqs %d, max-num-batched-tokens %d; model load %.1f s%n", numRequests, len,
-                    numImages * numImageTokens, outputLen, requestRate, config.engine().maxNumSeqs(),
+                    numImages * numImageTokens, outputLen, sequential ? "sequential" : requestRate, config.engine().maxNumSeqs(),
                     config.engine().maxNumBatchedTokens(), loadSeconds);
             if (numWarmup > 0) llm.generate(prompts.subList(0, numWarmup));
             long preemptionsBefore = llm.engineStats().numPreemptions();
@@ -124,7 +128,9 @@ public final class BenchCommand implements Callable<Integer> {
             List<CompletableFuture<RequestResult>> futures = new ArrayList<>();
             long nextArrival = start;
             for (int i = 0; i < numRequests; i++) {
-                if (rate != Double.POSITIVE_INFINITY) {
+                if (sequential) {
+                    if (!futures.isEmpty()) futures.getLast().join();
+                } else if (rate != Double.POSITIVE_INFINITY) {
                     // Poisson process: exponential gaps with mean 1/rate.
                     nextArrival += (long) (-Math.log(1 - rnd.nextDouble()) / rate * 1e9);
                     long wait = nextArrival - System.nanoTime();

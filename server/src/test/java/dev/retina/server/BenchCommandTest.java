@@ -54,6 +54,33 @@ class BenchCommandTest {
     }
 
     @Test
+    void sequentialModeSendsOneRequestAtATimeSoTtftHoldsNoQueueing() {
+        Path model = Path.of(System.getProperty("retina.fixtures", "src/test/resources/fixtures"))
+                .resolve("models/llava15-336-mha");
+        assumeTrue(Files.isRegularFile(model.resolve("config.json")), "fixtures not present");
+        BenchCommand bench = new BenchCommand();
+        ByteArrayOutputStream bytes = new ByteArrayOutputStream();
+        bench.out = new PrintStream(bytes, true, StandardCharsets.UTF_8);
+        int rc = new CommandLine(bench).setCaseInsensitiveEnumValuesAllowed(true).execute("--model", model.toString(),
+                "--device", "cpu", "--num-requests", "3", "--output-len", "4", "--num-warmup", "1", "--sequential",
+                "--max-num-seqs", "4", "--num-gpu-blocks-override", "256");
+        String table = bytes.toString(StandardCharsets.UTF_8);
+        assertEquals(0, rc, table);
+        assertTrue(table.contains("rate sequential"), table);
+        double totalMs = metric(table, "total time (s)") * 1e3;
+        // All at once, the last request's TTFT would include the others' prefill; one at a time, each request's
+        // TTFT is inside its own share of the run.
+        assertTrue(metric(table, "P99 TTFT (ms)") < totalMs / 3, table);
+        assertTrue(metric(table, "P50 TTFT (ms)") > 0, table);
+    }
+
+    private static double metric(String table, String name) {
+        for (String line : table.split("\n"))
+            if (line.startsWith("| " + name)) return Double.parseDouble(line.split("\\|")[2].trim());
+        throw new AssertionError(name + " missing:\n" + table);
+    }
+
+    @Test
     void aPromptTooShortForTheImageIsRefused() {
         BenchCommand bench = new BenchCommand();
         bench.out = new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8);
