@@ -17,6 +17,7 @@ import dev.retina.server.protocol.ChatCompletionChunk;
 import dev.retina.server.protocol.ChatCompletionRequest;
 import dev.retina.server.protocol.ChatCompletionResponse;
 import dev.retina.server.protocol.ChatRequestValidator;
+import dev.retina.server.structured.HermesToolCallStreamer;
 import dev.retina.server.structured.StructuredRequest;
 import dev.retina.server.structured.ToolCallParser;
 
@@ -136,6 +137,7 @@ public final class ChatCompletionsHandler implements Endpoint {
         private final int numChoices;
         private final StructuredRequest structured;
         private final java.util.Map<Integer, ToolCallParser.Streamer> calls = new java.util.HashMap<>();
+        private final java.util.Map<Integer, HermesToolCallStreamer> autoCalls = new java.util.HashMap<>();
 
         ChunkFormat(String id, long created, int numChoices, StructuredRequest structured) {
             this.id = id;
@@ -167,15 +169,36 @@ public final class ChatCompletionsHandler implements Endpoint {
                 return chunk(List.of(new ChatCompletionChunk.Choice(choiceIndex, new ChatCompletionChunk.Delta(null,
                         null, deltas.isEmpty() ? null : deltas), chatLogprobs(logprobs), null)), null);
             }
+            if (structured.toolMode() == StructuredRequest.ToolMode.AUTO) {
+                HermesToolCallStreamer.Delta d =
+                        autoCalls.computeIfAbsent(choiceIndex, i -> new HermesToolCallStreamer(structured)).append(text);
+                return chunk(List.of(new ChatCompletionChunk.Choice(choiceIndex, autoDelta(d),
+                        chatLogprobs(logprobs), null)), null);
+            }
             return chunk(List.of(new ChatCompletionChunk.Choice(choiceIndex, new ChatCompletionChunk.Delta(null, text),
                     chatLogprobs(logprobs), null)), null);
+        }
+
+        /** Content "" only when there is nothing else to say, so a chunk never carries both nothing and a call. */
+        private static ChatCompletionChunk.Delta autoDelta(HermesToolCallStreamer.Delta d) {
+            boolean hasCalls = !d.toolCalls().isEmpty();
+            return new ChatCompletionChunk.Delta(null, hasCalls && d.content().isEmpty() ? null : d.content(),
+                    hasCalls ? d.toolCalls() : null);
         }
 
         @Override
         public Object finish(int choiceIndex, String finishReason) {
             ToolCallParser.Streamer call = calls.get(choiceIndex);
             if (call != null && call.started() && finishReason.equals("stop")) finishReason = "tool_calls";
-            return chunk(List.of(new ChatCompletionChunk.Choice(choiceIndex, new ChatCompletionChunk.Delta(null, null),
+            HermesToolCallStreamer auto = autoCalls.get(choiceIndex);
+            String held = null;
+            if (auto != null) {
+                // A partial tag or an unclosed block held back to the end is content after all.
+                String rest = auto.finish().content();
+                held = rest.isEmpty() ? null : rest;
+                if (auto.anyCall() && finishReason.equals("stop")) finishReason = "tool_calls";
+            }
+            return chunk(List.of(new ChatCompletionChunk.Choice(choiceIndex, new ChatCompletionChunk.Delta(null, held),
                     null, finishReason)), null);
         }
 

@@ -5,11 +5,13 @@ import dev.retina.engine.ImageInput;
 import dev.retina.engine.SamplingParams;
 import dev.retina.server.protocol.ApiException;
 import dev.retina.server.protocol.ChatCompletionRequest;
+import dev.retina.server.protocol.ChatCompletionResponse;
 import dev.retina.server.protocol.ChatMessage;
 import dev.retina.server.protocol.ContentPart;
 import dev.retina.server.protocol.ImageUrlPart;
 import dev.retina.server.protocol.MessageContent;
 import dev.retina.server.protocol.TextPart;
+import dev.retina.server.protocol.ToolArguments;
 import dev.retina.templates.ChatTemplate;
 import dev.retina.templates.ChatTemplateException;
 import dev.retina.templates.ContentFormat;
@@ -186,7 +188,28 @@ public final class InputProcessor {
             message.put("role", m.role());
             message.put("content", format == ContentFormat.OPENAI ? openAiContent(m.content()) : stringContent(m.content()));
             if (m.name() != null) message.put("name", m.name());
+            if (m.toolCalls() != null) message.put("tool_calls", templateToolCalls(m.toolCalls()));
+            if (m.toolCallId() != null) message.put("tool_call_id", m.toolCallId());
             out.add(message);
+        }
+        return out;
+    }
+
+    /**
+     * An assistant message's calls as HF templates read them: {@code {"id", "type": "function", "function": {"name",
+     * "arguments": <a mapping, not the JSON text>}}} (vLLM parses them the same way before rendering).
+     */
+    private static List<Map<String, Object>> templateToolCalls(List<ChatCompletionResponse.ToolCall> calls) {
+        List<Map<String, Object>> out = new ArrayList<>();
+        for (ChatCompletionResponse.ToolCall call : calls) {
+            Map<String, Object> function = new LinkedHashMap<>();
+            function.put("name", call.function().name());
+            function.put("arguments", ToolArguments.parse(call.function().arguments()));
+            Map<String, Object> c = new LinkedHashMap<>();
+            if (call.id() != null) c.put("id", call.id());
+            c.put("type", "function");
+            c.put("function", function);
+            out.add(c);
         }
         return out;
     }

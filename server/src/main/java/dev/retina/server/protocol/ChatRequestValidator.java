@@ -8,7 +8,7 @@ import java.util.Set;
  * OpenAI does ({@code messages}, {@code messages[1].content[0].image_url}, {@code temperature}). Stateless.
  */
 public final class ChatRequestValidator {
-    private static final Set<String> ROLES = Set.of("system", "user", "assistant");
+    private static final Set<String> ROLES = Set.of("system", "user", "assistant", "tool");
     private static final int MAX_STOP_SEQUENCES = 4;
     static final int MAX_N = 128;
     static final int MAX_TOP_LOGPROBS = 20;
@@ -106,7 +106,7 @@ public final class ChatRequestValidator {
             if (m.role() == null) throw ApiException.badRequest(at + ".role is required", at + ".role");
             if (!ROLES.contains(m.role()))
                 throw ApiException.badRequest("unsupported role '" + ApiException.truncate(m.role()) + "' in " + at
-                        + "; use system, user or assistant", at + ".role");
+                        + "; use system, user, assistant or tool", at + ".role");
             switch (m.content()) {
                 case null -> {
                     // OpenAI allows a null content only on assistant messages (which then carry tool calls).
@@ -117,6 +117,40 @@ public final class ChatRequestValidator {
                 }
                 case MessageContent.Parts p -> validateParts(p.parts(), m.role(), at + ".content");
             }
+            if (m.toolCalls() != null) {
+                if (!m.role().equals("assistant"))
+                    throw ApiException.badRequest("tool_calls are only allowed in assistant messages", at + ".tool_calls");
+                validateToolCalls(m.toolCalls(), at + ".tool_calls");
+            }
+            if (m.role().equals("tool")) {
+                if (m.toolCallId() == null || m.toolCallId().isEmpty())
+                    throw ApiException.badRequest(at + ".tool_call_id is required in tool messages", at + ".tool_call_id");
+            } else if (m.toolCallId() != null) {
+                throw ApiException.badRequest("tool_call_id is only allowed in tool messages", at + ".tool_call_id");
+            }
+        }
+    }
+
+    /**
+     * An assistant message's earlier calls: each a function with a name and its arguments as a JSON object text
+     * (the template gets them parsed, so text that is not a JSON object is refused here, not in the template).
+     */
+    private static void validateToolCalls(List<ChatCompletionResponse.ToolCall> calls, String at) {
+        for (int j = 0; j < calls.size(); j++) {
+            String callAt = at + "[" + j + "]";
+            ChatCompletionResponse.ToolCall call = calls.get(j);
+            if (call == null) throw ApiException.badRequest(callAt + " must be an object", callAt);
+            if (call.type() != null && !call.type().equals("function"))
+                throw ApiException.badRequest(callAt + ".type must be 'function'", callAt + ".type");
+            ChatCompletionResponse.FunctionCall fn = call.function();
+            if (fn == null) throw ApiException.badRequest(callAt + ".function is required", callAt + ".function");
+            if (fn.name() == null || fn.name().isEmpty())
+                throw ApiException.badRequest(callAt + ".function.name is required", callAt + ".function.name");
+            if (fn.arguments() == null)
+                throw ApiException.badRequest(callAt + ".function.arguments is required", callAt + ".function.arguments");
+            if (!ToolArguments.isObject(fn.arguments()))
+                throw ApiException.badRequest(callAt + ".function.arguments must be a JSON object (as text)",
+                        callAt + ".function.arguments");
         }
     }
 

@@ -16,7 +16,8 @@ import java.util.regex.Pattern;
  * Turns generated text into OpenAI tool calls. Forced calls (named: the text is the arguments object; required: it
  * is {@code {"name": ..., "arguments": ...}}) always parse, since decoding was constrained. With tool_choice auto, a
  * tools-aware template asks for Hermes-style {@code <tool_call>{"name": ..., "arguments": ...}</tool_call>}; each
- * such block that parses becomes a call and the text outside the blocks stays content.
+ * such block that parses (and names a tool) becomes a call; the text outside those blocks stays content, as
+ * {@link HermesToolCallStreamer} streams it.
  */
 public final class ToolCallParser {
     private static final ObjectMapper MAPPER = new ObjectMapper();
@@ -54,10 +55,11 @@ public final class ToolCallParser {
                     StringBuilder content = new StringBuilder();
                     int last = 0;
                     while (m.find()) {
-                        JsonNode call = MAPPER.readTree(m.group(1));
-                        String name = call.path("name").asText(null);
+                        JsonNode call = readOrNull(m.group(1)); // a block that is not JSON stays content
+                        String name = call == null ? null : call.path("name").asText(null);
                         if (name == null || !request.tools().containsKey(name)) continue;
                         JsonNode args = call.has("arguments") ? call.get("arguments") : call.path("parameters");
+                        if (!args.isObject()) continue;
                         calls.add(ToolCall.function(newCallId(), name, MAPPER.writeValueAsString(args)));
                         content.append(text, last, m.start());
                         last = m.end();
@@ -73,6 +75,14 @@ public final class ToolCallParser {
             }
         } catch (Exception e) {
             return null; // cut short (max_tokens) or not a call: the text stays content
+        }
+    }
+
+    private static JsonNode readOrNull(String json) {
+        try {
+            return MAPPER.readTree(json);
+        } catch (Exception e) {
+            return null;
         }
     }
 

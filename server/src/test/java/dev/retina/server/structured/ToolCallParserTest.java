@@ -25,6 +25,10 @@ class ToolCallParserTest {
         assertEquals("f", parsed.calls().getFirst().function().name());
         assertEquals("{\"x\":1}", parsed.calls().getFirst().function().arguments());
         assertEquals("Sure.  <tool_call>{\"name\": \"g\"}</tool_call>", parsed.content());
+        var mixed = ToolCallParser.parse(auto, "<tool_call>not json</tool_call><tool_call>{\"name\": \"f\", "
+                + "\"arguments\": {}}</tool_call>");
+        assertEquals(1, mixed.calls().size(), "a block that is not JSON does not hide the next one");
+        assertEquals("<tool_call>not json</tool_call>", mixed.content());
         assertNull(ToolCallParser.parse(auto, "no calls here"));
         assertNull(ToolCallParser.parse(auto, "<tool_call>{\"name\": \"f\", \"argu"), "cut short: content");
     }
