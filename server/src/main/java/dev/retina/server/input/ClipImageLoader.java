@@ -3,7 +3,6 @@ package dev.retina.server.input;
 import dev.retina.engine.ImageInput;
 import dev.retina.vision.ClipImageProcessor;
 import dev.retina.vision.ImageDecoder;
-import dev.retina.vision.ImageException;
 import dev.retina.vision.ImageFetcher;
 import dev.retina.vision.RgbImage;
 
@@ -33,16 +32,7 @@ public final class ClipImageLoader implements DecodedImageLoader {
 
     @Override
     public ImageInput load(String url, ImageDetail detail, String param) {
-        RgbImage image;
-        try {
-            image = observer.fetchAndDecode(fetcher, decoder, url);
-        } catch (ImageException e) {
-            throw ImageErrors.toApi(e, param);
-        }
-        long t0 = System.nanoTime();
-        ImageInput input = prepare(image, detail);
-        observer.preprocessed(System.nanoTime() - t0);
-        return input;
+        return DecodedImageLoader.fetchDecodePrepare(this, fetcher, decoder, observer, url, detail, param);
     }
 
     @Override

@@ -3,7 +3,6 @@ package dev.retina.server.input;
 import dev.retina.engine.ImageInput;
 import dev.retina.engine.model.LlavaConfig;
 import dev.retina.vision.ImageDecoder;
-import dev.retina.vision.ImageException;
 import dev.retina.vision.ImageFetcher;
 import dev.retina.vision.LlavaNextImageProcessor;
 import dev.retina.vision.PillowResize;
@@ -50,16 +49,7 @@ public final class LlavaNextImageLoader implements DecodedImageLoader {
 
     @Override
     public ImageInput load(String url, ImageDetail detail, String param) {
-        RgbImage image;
-        try {
-            image = observer.fetchAndDecode(fetcher, decoder, url);
-        } catch (ImageException e) {
-            throw ImageErrors.toApi(e, param);
-        }
-        long t0 = System.nanoTime();
-        ImageInput input = prepare(image, detail);
-        observer.preprocessed(System.nanoTime() - t0);
-        return input;
+        return DecodedImageLoader.fetchDecodePrepare(this, fetcher, decoder, observer, url, detail, param);
     }
 
     /** The static {@code --image-input-shape} resize (when set), then {@link #preprocess}. */
