@@ -602,45 +602,6 @@ def slow_next_processor(kw):
     raise RuntimeError("no PIL-backed LlavaNext image processor")
 
 
-def dump_hf_sources(out):
-    """The exact HF code the goldens come from, for whoever ports it (not committed)."""
-    import inspect
-    parts = []
-    mods = []
-    try:
-        from transformers.models.llava_next import modeling_llava_next as m1
-        mods.append(m1)
-    except Exception as e:
-        parts.append("modeling import failed %r" % e)
-    try:
-        from transformers.models.llava_next import processing_llava_next as m2
-        mods.append(m2)
-    except Exception as e:
-        parts.append("processing import failed %r" % e)
-    try:
-        from transformers.models.llava_next import image_processing_pil_llava_next as m3
-        mods.append(m3)
-    except Exception as e:
-        parts.append("pil processing import failed %r" % e)
-    for m in mods:
-        try:
-            parts.append("#### " + m.__name__ + "\n" + inspect.getsource(m))
-        except Exception as e:
-            parts.append("source of %s failed %r" % (m.__name__, e))
-    import transformers.image_processing_utils as ipu
-    import transformers.image_transforms as it
-    for f in [getattr(ipu, "select_best_resolution", None), getattr(ipu, "get_patch_output_size", None),
-              getattr(it, "divide_to_patches", None), getattr(it, "resize", None), getattr(it, "normalize", None),
-              getattr(it, "rescale", None), getattr(it, "center_crop", None)]:
-        if f is not None:
-            try:
-                parts.append("#### " + f.__module__ + "." + f.__name__ + "\n" + inspect.getsource(f))
-            except Exception as e:
-                parts.append("source failed %r" % e)
-    with open(os.path.join(out, "hf_sources.txt"), "w") as f:
-        f.write("\n\n".join(parts))
-
-
 def count_image_tokens_by_model(ref, pv, sizes):
     """Fallback: the number of features HF's model packs for one image."""
     m = ref.model if hasattr(ref, "model") else ref
@@ -658,10 +619,6 @@ def count_image_tokens_by_model(ref, pv, sizes):
 def make_next_case(case, tok, images, out):
     name = case["name"]
     log("=== case", name)
-    try:
-        dump_hf_sources(os.path.join(out, ".."))
-    except Exception:
-        log("source dump failed", traceback.format_exc())
     d = os.path.join(out, "models", name)
     os.makedirs(d, exist_ok=True)
     torch.manual_seed(SEED)
