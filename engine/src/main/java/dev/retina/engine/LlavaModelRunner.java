@@ -1,64 +1,40 @@
 package dev.retina.engine;
 
 import ai.djl.ndarray.NDArray;
-import ai.djl.ndarray.NDArrays;
-import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.index.NDIndex;
-import ai.djl.ndarray.types.Shape;
 import dev.retina.engine.model.ForwardBatch;
 import dev.retina.engine.model.KvCache;
 import dev.retina.engine.model.LlavaConfig;
 import dev.retina.engine.model.LlavaModel;
 import java.util.ArrayList;
-import java.util.Arrays;
-import java.util.HashMap;
 import java.util.List;
-import java.util.Map;
 
 /**
  * The real {@link ModelRunner}: turns a {@link SchedulerOutput} into one {@link ForwardBatch} over the paged KV cache
  * (token embeddings with image features placed at image-token positions), runs the LLaVA forward pass and samples
  * with the {@link Sampler}. Called only from the engine thread.
  *
- * <p>Images: the first time a request's prompt tokens are fed (first chunk, a forked n &gt; 1 choice's tail, or a
- * recompute after preemption), all its images are encoded at once and kept, in a manager of their own, until the
- * request appears in {@link SchedulerOutput#finishedRequestIds()}; each chunk takes the feature rows of the image
- * tokens it holds. So a chunk may end anywhere inside an image's tokens. LLaVA-1.5 images of all the requests first
- * fed in a step go through the vision tower together, stacked into one {@link LlavaModel#encodeImages} call of at most
- * {@link #MAX_IMAGES_PER_ENCODE} images (the vision tower is row-independent, so each image's features are those of
- * encoding it alone); LLaVA-NeXT anyres images are encoded one image (all its tiles) at a time and packed with
- * {@link LlavaModel#encodeImage}.
+ * <p>Images: the {@link ImageFeatureStore} it owns encodes each request's images the first time its prompt tokens are
+ * fed (batched through the vision tower, looked up in the encoder cache first) and holds them until the request
+ * appears in {@link SchedulerOutput#finishedRequestIds()}; each step this runner places the feature rows of the image
+ * tokens its chunks hold. {@link #encoderCacheStats()} counts vision-tower passes, cache hits and misses.
  *
- * <p>Encoder cache: an image with a {@link ImageInput#contentHash()} is looked up by it first, and its encoder output
- * kept afterwards ({@link EncoderCache}, bounded in image tokens), so the same image in another request or turn runs
- * no vision tower; {@link #encoderCacheStats()} counts passes, hits and misses.
- *
- * <p>Owns the KV cache (closed in {@link #close()}); the model stays the caller's to close.
+ * <p>Owns the KV cache and the image features (closed in {@link #close()}); the model stays the caller's to close.
  */
 public final class LlavaModelRunner implements ModelRunner {
-    /** A request's encoded images and where their tokens sit in the prompt. */
-    private record RequestImages(NDManager manager, NDArray imageFeatures /* (numImagePositions, textHidden) */,
-                                 int[] imageTokenPositions /* ascending prompt positions */) {
-    }
-
     private final LlavaModel model;
     private final KvCache cache;
     private final int blockSize;
     private final int imageTokenId;
     private final Sampler sampler = new Sampler();
-    private final Map<String, RequestImages> images = new HashMap<>();
-    private final EncoderCache encoderCache;
-    // Written by the engine thread only; volatile so encoderCacheStats() reads them from any thread.
-    private volatile long numEncoderPasses;
-    private volatile long encoderNanos;
-    private volatile long numCacheHits;
-    private volatile long numCacheMisses;
-    private volatile int numCachedImages;
-    private volatile int numCachedTokens;
+    private final ImageFeatureStore imageFeatures;
 
     /** Default capacity of the encoder cache, in image tokens (about 28 LLaVA-1.5 images). */
     public static final int DEFAULT_ENCODER_CACHE_SIZE = 16384;
+
+    /** Most LLaVA-1.5 images stacked into one vision-tower call: {@link ImageFeatureStore#MAX_IMAGES_PER_ENCODE}. */
+    static final int MAX_IMAGES_PER_ENCODE = ImageFeatureStore.MAX_IMAGES_PER_ENCODE;
 
     public LlavaModelRunner(LlavaModel model, int numBlocks, int blockSize) {
         this(model, numBlocks, blockSize, DEFAULT_ENCODER_CACHE_SIZE);
@@ -72,14 +48,14 @@ public final class LlavaModelRunner implements ModelRunner {
         this.cache = model.newKvCache(numBlocks, blockSize);
         this.blockSize = blockSize;
         this.imageTokenId = model.config().imageTokenIndex();
-        this.encoderCache = new EncoderCache(model.manager(), encoderCacheSize);
+        this.imageFeatures = new ImageFeatureStore(model, encoderCacheSize);
     }
 
     public KvCache cache() { return cache; }
 
     @Override
     public RunnerOutput execute(SchedulerOutput so) {
-        for (String requestId : so.finishedRequestIds()) dropImages(requestId);
+        for (String requestId : so.finishedRequestIds()) imageFeatures.drop(requestId);
         List<ScheduledSequence> seqs = so.sequences();
         int numSeqs = seqs.size();
         int numTokens = so.numBatchedTokens();
@@ -115,12 +91,9 @@ public final class LlavaModelRunner implements ModelRunner {
 
         try (NDManager step = model.manager().newSubManager()) {
             NDArray inputsEmbeds = model.embedTokens(step.create(inputIds)); // (T, textHidden)
-            try {
-                mergeImages(step, inputsEmbeds, seqs, queryStartLoc);
-            } finally {
-                numCachedImages = encoderCache.numImages();
-                numCachedTokens = encoderCache.numTokens();
-            }
+            ImageFeatureStore.StepImageFeatures stepImages = imageFeatures.forStep(step, seqs, queryStartLoc);
+            if (stepImages != null)
+                model.mergeImageFeatures(inputsEmbeds, stepImages.batchPositions(), stepImages.imageFeatures());
             NDArray logits = model.forward(inputsEmbeds, batch, cache);    // (numSeqs, vocab) float32
             if (samplingSeqs.isEmpty()) return new RunnerOutput(new int[0], List.of());
             if (samplingSeqs.size() < numSeqs) {
@@ -131,234 +104,19 @@ public final class LlavaModelRunner implements ModelRunner {
         }
     }
 
-    /** Places each chunk's image-token features (encoding a request's images on first need). */
-    private void mergeImages(NDManager step, NDArray inputsEmbeds, List<ScheduledSequence> seqs, int[] queryStartLoc) {
-        List<ScheduledSequence> toEncode = new ArrayList<>();
-        for (ScheduledSequence seq : seqs)
-            if (!seq.images().isEmpty() && seq.hasPromptTokens() && !images.containsKey(seq.requestId())
-                    && toEncode.stream().noneMatch(q -> q.requestId().equals(seq.requestId())))
-                toEncode.add(seq);
-        if (!toEncode.isEmpty()) encode(toEncode);
-        List<Integer> batchPositions = new ArrayList<>();
-        NDList featureRows = new NDList();
-        for (int s = 0; s < seqs.size(); s++) {
-            ScheduledSequence seq = seqs.get(s);
-            if (seq.images().isEmpty() || !seq.hasPromptTokens()) continue;
-            RequestImages ri = images.get(seq.requestId());
-            int from = lowerBound(ri.imageTokenPositions(), seq.startPosition());
-            int to = lowerBound(ri.imageTokenPositions(), Math.min(seq.seqLen(), seq.promptTokenIds().length));
-            if (from == to) continue;
-            for (int r = from; r < to; r++)
-                batchPositions.add(queryStartLoc[s] + ri.imageTokenPositions()[r] - seq.startPosition());
-            NDArray slice = ri.imageFeatures().get(from + ":" + to); // a view; owned by this step, not the request
-            slice.attach(step);
-            featureRows.add(slice);
-        }
-        if (batchPositions.isEmpty()) return;
-        NDArray rows = featureRows.size() == 1 ? featureRows.get(0) : NDArrays.concat(featureRows, 0);
-        model.mergeImageFeatures(inputsEmbeds, batchPositions.stream().mapToInt(Integer::intValue).toArray(), rows);
-    }
-
-    /**
-     * Encodes the images of the requests first fed this step and keeps them per request. Images the vision tower
-     * must see are stacked (LLaVA-1.5: (N, 3, H, W)) and run in as few {@link LlavaModel#encodeImages} calls as
-     * {@link #MAX_IMAGES_PER_ENCODE} allows; LLaVA-NeXT tiled images still run one image (all its tiles) a call.
-     */
-    private void encode(List<ScheduledSequence> seqs) {
-        List<int[]> positions = new ArrayList<>(seqs.size());
-        for (ScheduledSequence seq : seqs) positions.add(imagePositions(seq));
-        // Encoder temporaries live in enc and go at once; only the final features move to each request's manager.
-        try (NDManager enc = model.manager().newSubManager()) {
-            List<NDArray[]> perRequest = new ArrayList<>(seqs.size());
-            List<ImageInput> pending = new ArrayList<>();       // images for the batched vision tower, in order
-            List<NDArray[]> pendingSlots = new ArrayList<>();   // where each pending image's features go
-            List<Integer> pendingIndex = new ArrayList<>();
-            Map<String, Integer> pendingByHash = new HashMap<>(); // a repeated image within the step encodes once
-            List<Runnable> afterEncode = new ArrayList<>();
-            for (ScheduledSequence seq : seqs) {
-                NDArray[] features = new NDArray[seq.images().size()];
-                perRequest.add(features);
-                for (int i = 0; i < features.length; i++) {
-                    ImageInput image = seq.images().get(i);
-                    if (image.imageFeatures() != null || image.isTiled()) {
-                        features[i] = featuresOf(image, enc);
-                        continue;
-                    }
-                    String hash = image.contentHash();
-                    if (hash != null && pendingByHash.containsKey(hash)) {
-                        numCacheHits++; // as if the earlier copy had been encoded and cached first
-                        int at = pendingByHash.get(hash);
-                        int slot = i;
-                        afterEncode.add(() -> features[slot] = pendingFeature(pendingSlots, pendingIndex, at).duplicate());
-                        continue;
-                    }
-                    NDArray cached = encoderCache.get(hash, enc);
-                    if (cached != null) {
-                        numCacheHits++;
-                        features[i] = cached;
-                        continue;
-                    }
-                    if (hash != null) {
-                        numCacheMisses++;
-                        // One-at-a-time, a repeat would have hit the cache entry the first one left, if kept.
-                        if (encoderCache.keeps(image.numImageTokens())) pendingByHash.put(hash, pending.size());
-                    }
-                    pending.add(image);
-                    pendingSlots.add(features);
-                    pendingIndex.add(i);
-                }
-            }
-            encodeBatched(pending, pendingSlots, pendingIndex, enc);
-            for (Runnable r : afterEncode) r.run();
-            for (int r = 0; r < seqs.size(); r++) {
-                NDArray[] features = perRequest.get(r);
-                NDManager m = model.manager().newSubManager();
-                try {
-                    NDArray all = features.length == 1 ? features[0] : NDArrays.concat(new NDList(features), 0);
-                    all = all.toType(model.dtype(), false).toDevice(model.device(), false);
-                    all.attach(m);
-                    images.put(seqs.get(r).requestId(), new RequestImages(m, all, positions.get(r)));
-                } catch (RuntimeException e) {
-                    m.close();
-                    throw e;
-                }
-            }
-        }
-    }
-
-    private static NDArray pendingFeature(List<NDArray[]> slots, List<Integer> index, int at) {
-        return slots.get(at)[index.get(at)];
-    }
-
-    /**
-     * Most LLaVA-1.5 images stacked into one vision-tower call; more are split. Bounds the encoder's activations:
-     * {@code ClipVisionTower} keeps every layer's temporaries until the call's manager closes, about 1.4 GB per
-     * 336-pixel image in float16 (measured on the H200: a batch of 64 reserved 88 GB, which the KV cache then lacked),
-     * so 4 cost ~5.6 GB while still cutting the per-image host overhead 4-fold.
-     */
-    static final int MAX_IMAGES_PER_ENCODE = 4;
-
-    /**
-     * Runs the vision tower over {@code pending} (untiled pixel images, all the model's input size) in batches of at
-     * most {@link #MAX_IMAGES_PER_ENCODE}; image k's (numImageTokens, textHidden) features land in
-     * {@code slots.get(k)[index.get(k)]} and, by content hash, in the encoder cache.
-     */
-    private void encodeBatched(List<ImageInput> pending, List<NDArray[]> slots, List<Integer> index, NDManager enc) {
-        long hidden = model.config().textConfig().hiddenSize();
-        for (int from = 0; from < pending.size(); from += MAX_IMAGES_PER_ENCODE) {
-            int to = Math.min(pending.size(), from + MAX_IMAGES_PER_ENCODE);
-            long t0 = System.nanoTime();
-            NDArray features = encodePixels(pending.subList(from, to), enc); // (n, numImageTokens, textHidden)
-            waitForDevice(features);
-            encoderNanos += System.nanoTime() - t0;
-            for (int k = from; k < to; k++) {
-                ImageInput image = pending.get(k);
-                NDArray one = features.get(k - from); // (numImageTokens, textHidden)
-                if (one.getShape().size() / hidden != image.numImageTokens())
-                    throw new IllegalArgumentException("image gives " + one.getShape().size() / hidden
-                            + " feature rows, its placeholder has " + image.numImageTokens());
-                numEncoderPasses++;
-                encoderCache.put(image.contentHash(), one);
-                slots.get(k)[index.get(k)] = one;
-            }
-        }
-    }
-
-    /** Reads one element, which waits for the device: the encoder time is then the pass's, not its launch's. */
-    private static void waitForDevice(NDArray features) {
-        features.get(new ai.djl.ndarray.index.NDIndex("0")).flatten().get("0:1")
-                .toType(ai.djl.ndarray.types.DataType.FLOAT32, false).toFloatArray();
-    }
-
-    /** One vision-tower call over untiled images of one size: (n, 3, H, W) stacked on the host, one transfer. */
-    private NDArray encodePixels(List<ImageInput> batch, NDManager enc) {
-        ImageInput first = batch.getFirst();
-        int perImage = 3 * first.height() * first.width();
-        float[] stacked = new float[batch.size() * perImage];
-        for (int k = 0; k < batch.size(); k++) {
-            float[] pixels = batch.get(k).pixelValues();
-            if (pixels.length != perImage) throw new IllegalArgumentException("image pixel sizes differ within a batch");
-            System.arraycopy(pixels, 0, stacked, k * perImage, perImage);
-        }
-        NDArray pixelValues = enc.create(stacked, new Shape(batch.size(), 3, first.height(), first.width()));
-        NDArray features = model.encodeImages(pixelValues); // (n, numImageTokens, textHidden)
-        long hidden = model.config().textConfig().hiddenSize();
-        return features.reshape(batch.size(), features.getShape().size() / hidden / batch.size(), hidden);
-    }
-
     /** Profiling only: one vision-tower call over {@code numImages} copies of {@code image} (the encoder's peak). */
     void profileEncoder(ImageInput image, int numImages) {
-        try (NDManager enc = model.manager().newSubManager()) {
-            encodePixels(java.util.Collections.nCopies(numImages, image), enc);
-        }
-    }
-
-    private int[] imagePositions(ScheduledSequence seq) {
-        int[] prompt = seq.promptTokenIds();
-        int[] imagePositions = Arrays.stream(java.util.stream.IntStream.range(0, prompt.length).toArray())
-                .filter(i -> prompt[i] == imageTokenId).toArray();
-        int expected = seq.images().stream().mapToInt(ImageInput::numImageTokens).sum();
-        if (imagePositions.length != expected)
-            throw new IllegalArgumentException("request " + seq.requestId() + ": " + imagePositions.length
-                    + " image tokens in the prompt, images need " + expected);
-        return imagePositions;
-    }
-
-    /**
-     * One image's features, one at a time: precomputed ones as given; otherwise from the encoder cache by content
-     * hash, or from the vision tower (LLaVA-NeXT tiles packed with the original size, or a single LLaVA-1.5 image),
-     * then cached. The batched path is {@link #encode(List)}; this one serves tiled and precomputed images.
-     *
-     * @return (numImageTokens, textHidden) in {@code enc}
-     */
-    NDArray featuresOf(ImageInput image, NDManager enc) {
-        long hidden = model.config().textConfig().hiddenSize();
-        if (image.imageFeatures() != null) // shape checked in checkRequest
-            return enc.create(image.imageFeatures(), new Shape(image.numImageTokens(), hidden));
-        NDArray cached = encoderCache.get(image.contentHash(), enc);
-        if (cached != null) {
-            numCacheHits++;
-            return cached;
-        }
-        if (image.contentHash() != null) numCacheMisses++;
-        NDArray pixelValues = enc.create(image.pixelValues(),
-                new Shape(image.numTiles(), 3, image.height(), image.width())); // (numTiles, 3, H, W)
-        NDArray features;
-        long t0 = System.nanoTime();
-        if (image.isTiled()) {
-            features = model.encodeImage(pixelValues, image.imageHeight(), image.imageWidth());
-        } else {
-            features = model.encodeImages(pixelValues);
-            features = features.reshape(features.getShape().size() / hidden, hidden);
-        }
-        waitForDevice(features);
-        encoderNanos += System.nanoTime() - t0;
-        numEncoderPasses++;
-        if (features.getShape().get(0) != image.numImageTokens())
-            throw new IllegalArgumentException("image gives " + features.getShape().get(0)
-                    + " feature rows, its placeholder has " + image.numImageTokens());
-        encoderCache.put(image.contentHash(), features);
-        return features;
+        imageFeatures.profileEncoder(image, numImages);
     }
 
     /** Features of untiled pixel {@code images} through the batched path, concatenated (numTokens, textHidden); tests. */
     NDArray encodeStacked(List<ImageInput> images, NDManager into) {
-        NDArray[] out = new NDArray[images.size()];
-        List<NDArray[]> slots = new ArrayList<>();
-        List<Integer> index = new ArrayList<>();
-        for (int i = 0; i < out.length; i++) {
-            slots.add(out);
-            index.add(i);
-        }
-        encodeBatched(images, slots, index, into);
-        return NDArrays.concat(new NDList(out), 0);
+        return imageFeatures.encodeStacked(images, into);
     }
 
     /** Features of {@code images} encoded one at a time (the unbatched reference, for tests). */
     NDArray encodeOneAtATime(List<ImageInput> images, NDManager into) {
-        NDList out = new NDList();
-        for (ImageInput image : images) out.add(featuresOf(image, into));
-        return NDArrays.concat(out, 0);
+        return imageFeatures.encodeOneAtATime(images, into);
     }
 
     @Override
@@ -408,28 +166,15 @@ public final class LlavaModelRunner implements ModelRunner {
     /** Vision-encoder counters (images encoded, cache hits and misses); safe from any thread. */
     @Override
     public EncoderCacheStats encoderCacheStats() {
-        return new EncoderCacheStats(numEncoderPasses, numCacheHits, numCacheMisses, numCachedImages, numCachedTokens,
-                encoderNanos);
-    }
-
-    private static int lowerBound(int[] sorted, int key) {
-        int i = Arrays.binarySearch(sorted, key);
-        return i >= 0 ? i : -i - 1;
-    }
-
-    private void dropImages(String requestId) {
-        RequestImages ri = images.remove(requestId);
-        if (ri != null) ri.manager().close();
+        return imageFeatures.stats();
     }
 
     /** Requests whose image features are held (for tests and metrics). */
-    public int numRequestsWithImages() { return images.size(); }
+    public int numRequestsWithImages() { return imageFeatures.numRequests(); }
 
     @Override
     public void close() {
-        for (RequestImages ri : images.values()) ri.manager().close();
-        images.clear();
-        encoderCache.close();
+        imageFeatures.close();
         cache.close();
     }
 }
