@@ -3,9 +3,6 @@ package dev.retina.server;
 import dev.retina.engine.EngineStats;
 import dev.retina.engine.SamplingParams;
 import dev.retina.server.config.ConfigException;
-import dev.retina.server.config.Device;
-import dev.retina.server.config.Dtype;
-import dev.retina.server.config.LoadFormat;
 import dev.retina.server.config.ServerConfig;
 import dev.retina.server.config.VlmConfig;
 import dev.retina.server.offline.ImagePixelData;
@@ -38,24 +35,11 @@ import java.util.concurrent.locks.LockSupport;
 @Command(name = "bench", mixinStandardHelpOptions = true, showDefaultValues = true,
         description = "Benchmark the engine offline on synthetic requests; prints requests/s, tokens/s, TTFT, TPOT.")
 public final class BenchCommand implements Callable<Integer> {
-    @Option(names = "--model", defaultValue = ServerConfig.DEMO_MODEL,
-            description = "HF checkpoint directory, or a config-only directory with --load-format dummy; 'demo' = the bundled tiny model.")
-    String model;
 
-    @Option(names = "--load-format", defaultValue = "auto", description = "auto|safetensors|dummy (dummy: random weights from config.json).")
-    LoadFormat loadFormat;
 
-    @Option(names = "--device", defaultValue = "auto", description = "auto|cpu|gpu.")
-    Device device;
 
-    @Option(names = "--dtype", defaultValue = "auto", description = "auto|float32|float16.")
-    Dtype dtype;
 
-    @Option(names = "--max-model-len", description = "Longest prompt plus output (default: the checkpoint's).")
-    Integer maxModelLen;
 
-    @Option(names = "--seed", defaultValue = "0", description = "Seed of the prompts, pixels, arrivals, sampling and dummy weights.")
-    long seed;
 
     @Option(names = "--num-requests", defaultValue = "64", description = "Requests to time.")
     int numRequests;
@@ -81,6 +65,9 @@ public final class BenchCommand implements Callable<Integer> {
     int numWarmup;
 
     @Mixin
+    ModelOptions modelOptions = new ModelOptions();
+
+    @Mixin
     EngineOptions engine = new EngineOptions();
 
     /** Where the table goes; replaced in tests. */
@@ -99,8 +86,9 @@ public final class BenchCommand implements Callable<Integer> {
             System.err.println("retina bench: " + e.getMessage());
             return 2;
         }
-        ServerConfig config = new ServerConfig(model, null, "127.0.0.1", 0, null, dtype, device, maxModelLen, seed,
-                loadFormat, VlmConfig.defaults(), Duration.ofSeconds(5), 20 << 20, 20L << 20, engine.engineArgs());
+        ModelOptions m = modelOptions;
+        ServerConfig config = new ServerConfig(m.model, null, "127.0.0.1", 0, null, m.dtype, m.device, m.maxModelLen,
+                m.seed, m.loadFormat, VlmConfig.defaults(), Duration.ofSeconds(5), 20 << 20, 20L << 20, engine.engineArgs());
         long loadStart = System.nanoTime();
         try (LLM llm = new LLM(config)) {
             double loadSeconds = (System.nanoTime() - loadStart) / 1e9;
@@ -110,12 +98,12 @@ public final class BenchCommand implements Callable<Integer> {
                 throw new ConfigException("--prompt-len " + len + " must hold " + numImages * numImageTokens
                         + " image tokens plus one text token, and with --output-len " + outputLen + " fit the model's "
                         + llm.maxModelLen() + " tokens");
-            SplittableRandom rnd = new SplittableRandom(seed);
+            SplittableRandom rnd = new SplittableRandom(modelOptions.seed);
             List<Prompt> prompts = new ArrayList<>();
             for (int i = 0; i < numWarmup + numRequests; i++) prompts.add(prompt(llm, rnd, len, i));
 
-            out.printf(Locale.ROOT, "retina bench: model %s (%s), %s %s, %d KV blocks of %d%n", model,
-                    loadFormat.name().toLowerCase(Locale.ROOT), llm.deviceName(), llm.dtypeName(), llm.numKvBlocks(),
+            out.printf(Locale.ROOT, "retina bench: model %s (%s), %s %s, %d KV blocks of %d%n", modelOptions.model,
+                    modelOptions.loadFormat.name().toLowerCase(Locale.ROOT), llm.deviceName(), llm.dtypeName(), llm.numKvBlocks(),
                     config.engine().blockSize());
             out.printf(Locale.ROOT, "  %d requests, prompt %d tokens (%d image tokens), output %d tokens, rate %s, "
                             + "max-num-seqs %d, max-num-batched-tokens %d; model load %.1f s%n", numRequests, len,
@@ -160,7 +148,7 @@ public final class BenchCommand implements Callable<Integer> {
             do id = rnd.nextInt(llm.vocabSize()); while (id == imageTokenId);
             ids[k] = id;
         }
-        SamplingParams params = new SamplingParams(1, 1f, 1f, -1, 0f, seed + index, 0f, 0f, 1f, outputLen, 0,
+        SamplingParams params = new SamplingParams(1, 1f, 1f, -1, 0f, modelOptions.seed + index, 0f, 0f, 1f, outputLen, 0,
                 List.of(), true, null);
         if (numImages == 0) return Prompt.ofTokens(ids, params);
         int side = llm.imageSize();

@@ -1,11 +1,8 @@
 package dev.retina.server;
 
 import dev.retina.server.config.ConfigException;
-import dev.retina.server.config.Device;
-import dev.retina.server.config.Dtype;
 import dev.retina.server.config.EngineArgs;
 import dev.retina.server.config.ImageInputType;
-import dev.retina.server.config.LoadFormat;
 import dev.retina.server.config.MediaConfig;
 import dev.retina.server.config.ServerConfig;
 import dev.retina.server.config.ServingOptions;
@@ -33,10 +30,6 @@ public final class ServeCommand implements Callable<Integer> {
     /** How long in-flight requests may finish after SIGTERM. */
     static final Duration SHUTDOWN_GRACE = Duration.ofSeconds(10);
 
-    @Option(names = "--model", defaultValue = ServerConfig.DEMO_MODEL,
-            description = "HF checkpoint directory (config.json, *.safetensors, tokenizer.json, ...). "
-                    + "'demo' serves the tiny random LLaVA-1.5 checkpoint bundled in the jar (its answers are noise).")
-    String model;
 
     @Option(names = "--served-model-name", description = "Model name clients send as 'model' (default: the --model value).")
     String servedModelName;
@@ -51,20 +44,10 @@ public final class ServeCommand implements Callable<Integer> {
     @Option(names = "--chat-template", description = "Jinja chat template file, overriding the checkpoint's.")
     Path chatTemplate;
 
-    @Option(names = "--dtype", defaultValue = "auto", description = "auto|float32|float16 (auto: float16 on GPU, float32 on CPU).")
-    Dtype dtype;
 
-    @Option(names = "--device", defaultValue = "auto", description = "auto|cpu|gpu.")
-    Device device;
 
-    @Option(names = "--max-model-len", description = "Longest prompt plus completion (default: the checkpoint's max_position_embeddings).")
-    Integer maxModelLen;
 
-    @Option(names = "--seed", defaultValue = "0", description = "Random seed of the engine.")
-    long seed;
 
-    @Option(names = "--load-format", defaultValue = "auto", description = "auto|safetensors|dummy (dummy: random weights).")
-    LoadFormat loadFormat;
 
     @Option(names = "--image-input-type", defaultValue = "pixel_values",
             description = "pixel_values|image_features: what the model receives per image.")
@@ -96,6 +79,9 @@ public final class ServeCommand implements Callable<Integer> {
     long maxImageBytes;
 
     // ---- Batching engine flags (grouped; shared with retina bench) ----
+    @Mixin
+    ModelOptions modelOptions = new ModelOptions();
+
     @Mixin
     EngineOptions engine = new EngineOptions();
 
@@ -237,8 +223,9 @@ public final class ServeCommand implements Callable<Integer> {
         VlmConfig vlm = new VlmConfig(parseImageInputType(imageInputType), imageTokenId,
                 imageInputShape == null ? null : VlmConfig.parseShape(imageInputShape), imageFeatureSize,
                 imageProcessor, imageProcessorRevision, disableImageProcessor);
-        return new ServerConfig(model, servedModelName, host, port, chatTemplate, dtype, device, maxModelLen, seed,
-                loadFormat, vlm, imageFetchTimeout(env), maxRequestBytes, maxImageBytes, engineArgs(), mediaConfig());
+        ModelOptions m = modelOptions;
+        return new ServerConfig(m.model, servedModelName, host, port, chatTemplate, m.dtype, m.device, m.maxModelLen,
+                m.seed, m.loadFormat, vlm, imageFetchTimeout(env), maxRequestBytes, maxImageBytes, engineArgs(), mediaConfig());
     }
 
     MediaConfig mediaConfig() {
