@@ -79,22 +79,30 @@ public record ClipProcessorConfig(int shortestEdge, int resizeHeight, int resize
      * {@code processor_config.json} (whose {@code image_processor} object holds the settings).
      */
     public static ClipProcessorConfig load(Path fileOrDirectory) throws IOException {
-        Path file = fileOrDirectory;
-        if (Files.isDirectory(fileOrDirectory)) {
-            file = fileOrDirectory.resolve(PREPROCESSOR_CONFIG);
-            if (!Files.isRegularFile(file)) file = fileOrDirectory.resolve(PROCESSOR_CONFIG);
-            if (!Files.isRegularFile(file))
-                throw new IOException("no " + PREPROCESSOR_CONFIG + " or " + PROCESSOR_CONFIG + " in " + fileOrDirectory);
-        }
+        return parseFile(configFile(fileOrDirectory), ClipProcessorConfig::fromJson);
+    }
+
+    /** The config file of a checkpoint directory ({@code preprocessor_config.json}, else {@code processor_config.json}), or the file given. */
+    static Path configFile(Path fileOrDirectory) throws IOException {
+        if (!Files.isDirectory(fileOrDirectory)) return fileOrDirectory;
+        Path file = fileOrDirectory.resolve(PREPROCESSOR_CONFIG);
+        if (!Files.isRegularFile(file)) file = fileOrDirectory.resolve(PROCESSOR_CONFIG);
+        if (!Files.isRegularFile(file))
+            throw new IOException("no " + PREPROCESSOR_CONFIG + " or " + PROCESSOR_CONFIG + " in " + fileOrDirectory);
+        return file;
+    }
+
+    /** Parses {@code file} with {@code parser}, naming the file in any error. */
+    static <T> T parseFile(Path file, java.util.function.Function<String, T> parser) throws IOException {
         try {
-            return fromJson(Files.readString(file));
+            return parser.apply(Files.readString(file));
         } catch (IllegalArgumentException e) {
             throw new IllegalArgumentException(file.getFileName() + ": " + e.getMessage(), e);
         }
     }
 
-    /** Parses a preprocessor config; a root with an {@code image_processor} object (5.x processor_config) is unwrapped. */
-    public static ClipProcessorConfig fromJson(String json) {
+    /** The JSON object holding the settings; a root with an {@code image_processor} object (5.x) is unwrapped. */
+    static JsonNode settingsRoot(String json) {
         JsonNode root;
         try {
             root = JSON.readTree(json);
@@ -102,7 +110,12 @@ public record ClipProcessorConfig(int shortestEdge, int resizeHeight, int resize
             throw new IllegalArgumentException("not valid JSON: " + e.getOriginalMessage());
         }
         if (root == null || !root.isObject()) throw new IllegalArgumentException("config must be a JSON object");
-        if (root.path("image_processor").isObject()) root = root.get("image_processor");
+        return root.path("image_processor").isObject() ? root.get("image_processor") : root;
+    }
+
+    /** Parses a preprocessor config; a root with an {@code image_processor} object (5.x processor_config) is unwrapped. */
+    public static ClipProcessorConfig fromJson(String json) {
+        JsonNode root = settingsRoot(json);
 
         int shortestEdge = 224, resizeHeight = 0, resizeWidth = 0;
         JsonNode size = root.get("size");

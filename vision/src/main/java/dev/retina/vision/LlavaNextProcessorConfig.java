@@ -1,9 +1,7 @@
 package dev.retina.vision;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -20,7 +18,6 @@ import java.util.List;
 public record LlavaNextProcessorConfig(ClipProcessorConfig clip, List<int[]> imageGridPinpoints) {
     /** LlavaNextImageProcessor's default pinpoints (height, width), for 336-pixel tiles. */
     static final int[][] DEFAULT_PINPOINTS = {{336, 672}, {672, 336}, {672, 672}, {1008, 336}, {336, 1008}};
-    private static final ObjectMapper JSON = new ObjectMapper();
 
     public LlavaNextProcessorConfig {
         if (imageGridPinpoints == null || imageGridPinpoints.isEmpty())
@@ -49,30 +46,12 @@ public record LlavaNextProcessorConfig(ClipProcessorConfig clip, List<int[]> ima
     }
 
     public static LlavaNextProcessorConfig load(Path fileOrDirectory) throws IOException {
-        Path file = fileOrDirectory;
-        if (Files.isDirectory(fileOrDirectory)) {
-            file = fileOrDirectory.resolve(ClipProcessorConfig.PREPROCESSOR_CONFIG);
-            if (!Files.isRegularFile(file)) file = fileOrDirectory.resolve(ClipProcessorConfig.PROCESSOR_CONFIG);
-            if (!Files.isRegularFile(file))
-                throw new IOException("no " + ClipProcessorConfig.PREPROCESSOR_CONFIG + " or "
-                        + ClipProcessorConfig.PROCESSOR_CONFIG + " in " + fileOrDirectory);
-        }
-        try {
-            return fromJson(Files.readString(file));
-        } catch (IllegalArgumentException e) {
-            throw new IllegalArgumentException(file.getFileName() + ": " + e.getMessage(), e);
-        }
+        return ClipProcessorConfig.parseFile(ClipProcessorConfig.configFile(fileOrDirectory),
+                LlavaNextProcessorConfig::fromJson);
     }
 
     public static LlavaNextProcessorConfig fromJson(String json) {
-        JsonNode root;
-        try {
-            root = JSON.readTree(json);
-        } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
-            throw new IllegalArgumentException("not valid JSON: " + e.getOriginalMessage());
-        }
-        if (root == null || !root.isObject()) throw new IllegalArgumentException("config must be a JSON object");
-        if (root.path("image_processor").isObject()) root = root.get("image_processor");
+        JsonNode root = ClipProcessorConfig.settingsRoot(json);
         ClipProcessorConfig clip = ClipProcessorConfig.fromJson(root.toString());
         List<int[]> pinpoints = new ArrayList<>();
         JsonNode pp = root.get("image_grid_pinpoints");
