@@ -337,21 +337,7 @@ def make_case(case, tok, images, out):
                                    **case["llava"])
     model = transformers.LlavaForConditionalGeneration(cfg).eval()
     # Make the random weights larger than the default init so logits separate clearly between tokens.
-    with torch.no_grad():
-        g = torch.Generator().manual_seed(SEED)
-        for pname, p in model.named_parameters():
-            if "norm" in pname and pname.endswith("weight"):
-                p.copy_(1.0 + 0.1 * torch.randn(p.shape, generator=g))
-            elif pname.endswith("bias"):
-                p.copy_(0.05 * torch.randn(p.shape, generator=g))
-            else:
-                fan_in = p.shape[-1] if p.dim() > 1 else 1
-                if p.dim() == 4:
-                    fan_in = p.shape[1] * p.shape[2] * p.shape[3]
-                std = 1.0 / math.sqrt(fan_in) if p.dim() > 1 else 0.02
-                if "embed" in pname or "embedding" in pname:
-                    std = 0.5
-                p.copy_(std * torch.randn(p.shape, generator=g))
+    randomize_weights(model)
     dtype = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[case["dtype"]]
     # Non-persistent buffers (the rotary inv_freq) are not saved and get recomputed on load; keep them at full
     # precision so the in-memory comparison model below does not carry float16/bfloat16-rounded copies of them.
