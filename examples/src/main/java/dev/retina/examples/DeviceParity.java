@@ -8,6 +8,7 @@ import dev.retina.engine.model.LlavaGenerator;
 import dev.retina.engine.model.LlavaModel;
 import dev.retina.engine.model.LoadFormat;
 import dev.retina.engine.model.ModelLoadConfig;
+import dev.retina.vision.ImageProcessorBackend;
 import dev.retina.vision.ClipImageProcessor;
 import dev.retina.vision.ClipProcessorConfig;
 import dev.retina.vision.ImageDecoder;
@@ -35,7 +36,7 @@ public final class DeviceParity {
         for (String name : new String[] {"llava15-336-mha", "llava-224-gqa-full-tied", "llava-30-mqa-llama3rope"}) {
             Path modelDir = fixtures.resolve("models").resolve(name);
             JsonNode golden = json.readTree(fixtures.resolve("golden").resolve(name + ".json").toFile());
-            ClipImageProcessor processor = new ClipImageProcessor(ClipProcessorConfig.load(modelDir));
+            ClipImageProcessor processor = new ClipImageProcessor(ClipProcessorConfig.load(modelDir), ImageProcessorBackend.PIL);
             try (LlavaModel model = LlavaModel.load(modelDir,
                     new ModelLoadConfig(device, dtype, LoadFormat.AUTO, 0L))) {
                 LlavaGenerator generator = new LlavaGenerator(model);

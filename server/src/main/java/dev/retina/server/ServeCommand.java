@@ -7,6 +7,7 @@ import dev.retina.server.config.MediaConfig;
 import dev.retina.server.config.ServerConfig;
 import dev.retina.server.config.ServingOptions;
 import dev.retina.server.config.VlmConfig;
+import dev.retina.vision.ImageProcessorBackend;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -67,6 +68,13 @@ public final class ServeCommand implements Callable<Integer> {
 
     @Option(names = "--image-processor-revision", description = "Hub revision of the image processor (Hub ids only).")
     String imageProcessorRevision;
+
+    @Option(names = "--image-processor-backend", paramLabel = "auto|pil|torchvision",
+            description = "Whose pixels to reproduce bit for bit: transformers 5's torchvision image processors or the "
+                    + "PIL ones (CLIPImageProcessorPil, transformers 4's slow processors). auto (default): what "
+                    + "transformers 5's AutoImageProcessor loads for the checkpoint, i.e. torchvision unless "
+                    + "preprocessor_config.json names a ...Pil class.")
+    String imageProcessorBackend;
 
     @Option(names = "--disable-image-processor", description = "Load no image processor; requests with images are then refused.")
     boolean disableImageProcessor;
@@ -222,7 +230,8 @@ public final class ServeCommand implements Callable<Integer> {
     ServerConfig toConfig(Map<String, String> env) {
         VlmConfig vlm = new VlmConfig(parseImageInputType(imageInputType), imageTokenId,
                 imageInputShape == null ? null : VlmConfig.parseShape(imageInputShape), imageFeatureSize,
-                imageProcessor, imageProcessorRevision, disableImageProcessor);
+                imageProcessor, imageProcessorRevision, disableImageProcessor,
+                imageProcessorBackend == null ? null : parseBackend(imageProcessorBackend));
         ModelOptions m = modelOptions;
         return new ServerConfig(m.model, servedModelName, host, port, chatTemplate, m.dtype, m.device, m.maxModelLen,
                 m.seed, m.loadFormat, vlm, imageFetchTimeout(env), maxRequestBytes, maxImageBytes, engineArgs(), mediaConfig());
@@ -232,6 +241,15 @@ public final class ServeCommand implements Callable<Integer> {
         return new MediaConfig(allowedLocalMediaPath, allowPrivateMediaUrls, MediaConfig.parseDomains(allowedMediaDomains),
                 maxMediaRedirects, maxImagePixels,
                 limitMmPerPrompt == null ? null : MediaConfig.parseImageLimit(limitMmPerPrompt), encoderCacheSize);
+    }
+
+    static ImageProcessorBackend parseBackend(String value) {
+        if (value.equalsIgnoreCase("auto")) return null;
+        try {
+            return ImageProcessorBackend.parse(value);
+        } catch (IllegalArgumentException e) {
+            throw new ConfigException("--image-processor-backend must be auto, pil or torchvision, got '" + value + "'");
+        }
     }
 
     static ImageInputType parseImageInputType(String value) {

@@ -1,25 +1,33 @@
 package dev.retina.vision;
 
 /**
- * Hugging Face's {@code CLIPImageProcessor} (slow, PIL path; transformers 5.x {@code CLIPImageProcessorPil}) for one
- * RGB image: resize (shortest edge or fixed size, Pillow BICUBIC), center crop (zero padding when the image is smaller
- * than the crop), rescale, normalize, channels first. Immutable; safe from any thread.
+ * Hugging Face's {@code CLIPImageProcessor} for one RGB image, in either backend of transformers 5
+ * ({@link ImageProcessorBackend}): resize (shortest edge or fixed size, bicubic), center crop (zero padding when the
+ * image is smaller than the crop), rescale, normalize, channels first. Immutable; safe from any thread.
  *
- * <p>Arithmetic follows HF's numpy ops and dtypes so the floats match bit for bit: {@code rescale} multiplies in
- * float64 and casts to float32 ({@code image.astype(float64) * scale}, then {@code astype(float32)});
- * {@code normalize} subtracts and divides in float32 with mean and std cast to float32.
+ * <p>Arithmetic follows each backend's ops and dtypes so the floats match bit for bit. PIL
+ * ({@code CLIPImageProcessorPil}): {@code rescale} multiplies in float64 and casts to float32, {@code normalize}
+ * subtracts and divides in float32 with mean and std cast to float32. Torchvision ({@code CLIPImageProcessor}):
+ * rescale and normalize fused, {@code (x - mean * (1/scale)) / (std * (1/scale))} on the uint8 levels, all float32
+ * (mean and std become float32 tensors before the multiplication).
  */
 public final class ClipImageProcessor {
     private final ClipProcessorConfig config;
-    private final float[] mean; // (3,) float32, as numpy's np.array(mean, dtype=float32)
+    private final ImageProcessorBackend backend;
+    private final float[] mean; // (3,) float32, as numpy's np.array(mean, dtype=float32) or torch.tensor(mean)
     private final float[] std;  // (3,) float32
 
-    public ClipImageProcessor(ClipProcessorConfig config) {
+    public ClipImageProcessor(ClipProcessorConfig config, ImageProcessorBackend backend) {
         this.config = config;
+        this.backend = java.util.Objects.requireNonNull(backend, "backend");
         double[] m = config.imageMean();
         double[] s = config.imageStd();
         this.mean = new float[] {(float) m[0], (float) m[1], (float) m[2]};
         this.std = new float[] {(float) s[0], (float) s[1], (float) s[2]};
+    }
+
+    public ImageProcessorBackend backend() {
+        return backend;
     }
 
     public ClipProcessorConfig config() {
@@ -59,7 +67,7 @@ public final class ClipImageProcessor {
         int[] hw = config.shortestEdge() > 0
                 ? shortestEdgeSize(image.height(), image.width(), config.shortestEdge())
                 : new int[] {config.resizeHeight(), config.resizeWidth()};
-        return PillowResize.resizeBicubic(image, hw[1], hw[0]);
+        return BicubicResize.resize(image, hw[1], hw[0], backend);
     }
 
     /** Preprocesses one image to {@code pixel_values}: (3, outputHeight, outputWidth) float32, CHW. */
@@ -72,9 +80,10 @@ public final class ClipImageProcessor {
             outH = config.cropHeight();
             outW = config.cropWidth();
             // HF center_crop: top = (h - ch) // 2 (floor); a crop larger than the image reads zeros outside it,
-            // which is exactly where HF's zero padding (top_pad = ceil((ch - h) / 2)) puts the image.
-            top = Math.floorDiv(inH - outH, 2);
-            left = Math.floorDiv(inW - outW, 2);
+            // where each backend's zero padding puts the image: PIL pads ceil((ch - h) / 2) before it,
+            // torchvision (ch - h) // 2.
+            top = cropOffset(inH, outH);
+            left = cropOffset(inW, outW);
         }
         byte[] rgb = resized.rgb();
         int plane = outH * outW;
@@ -103,8 +112,22 @@ public final class ClipImageProcessor {
         return pixelValues;
     }
 
-    /** One uint8 level of channel {@code c} through HF's rescale and normalize, with HF's dtypes. */
+    private int cropOffset(int size, int crop) {
+        if (size >= crop || backend == ImageProcessorBackend.PIL) return Math.floorDiv(size - crop, 2);
+        return -((crop - size) / 2);
+    }
+
+    /** One uint8 level of channel {@code c} through HF's rescale and normalize, with the backend's dtypes. */
     private float convert(int level, int c) {
+        if (backend == ImageProcessorBackend.TORCHVISION) {
+            if (config.doRescale() && config.doNormalize()) {
+                float inverse = (float) (1.0 / config.rescaleFactor());
+                return ((float) level - mean[c] * inverse) / (std[c] * inverse);
+            }
+            if (config.doNormalize()) return ((float) level - mean[c]) / std[c];
+            if (config.doRescale()) return (float) level * (float) config.rescaleFactor();
+            return level;
+        }
         float x = config.doRescale() ? (float) (level * config.rescaleFactor()) : (float) level;
         if (config.doNormalize()) x = (x - mean[c]) / std[c];
         return x;

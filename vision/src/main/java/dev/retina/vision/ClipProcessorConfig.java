@@ -82,6 +82,15 @@ public record ClipProcessorConfig(int shortestEdge, int resizeHeight, int resize
         return parseFile(configFile(fileOrDirectory), ClipProcessorConfig::fromJson);
     }
 
+    /**
+     * The backend transformers 5's {@code AutoImageProcessor} would load for this config file or checkpoint
+     * directory ({@link ImageProcessorBackend#forProcessorType} of its {@code image_processor_type}).
+     */
+    public static ImageProcessorBackend defaultBackend(Path fileOrDirectory) throws IOException {
+        JsonNode type = parseFile(configFile(fileOrDirectory), ClipProcessorConfig::settingsRoot).path("image_processor_type");
+        return ImageProcessorBackend.forProcessorType(type.isTextual() ? type.asText() : null);
+    }
+
     /** The config file of a checkpoint directory ({@code preprocessor_config.json}, else {@code processor_config.json}), or the file given. */
     static Path configFile(Path fileOrDirectory) throws IOException {
         if (!Files.isDirectory(fileOrDirectory)) return fileOrDirectory;

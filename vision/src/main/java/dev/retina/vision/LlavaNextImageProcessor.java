@@ -4,9 +4,9 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * Hugging Face's {@code LlavaNextImageProcessor} (slow, PIL path; transformers 5.x {@code LlavaNextImageProcessorPil})
- * for one RGB image ("anyres"): pick the best pinpoint resolution, resize into it keeping the aspect ratio (Pillow
- * BICUBIC), pad centered with black (uint8 zeros, before rescale and normalize, so padding becomes
+ * Hugging Face's {@code LlavaNextImageProcessor} (torchvision backend) or {@code LlavaNextImageProcessorPil} for one
+ * RGB image ("anyres"), as {@link ImageProcessorBackend} chooses: pick the best pinpoint resolution, resize into it
+ * keeping the aspect ratio (the backend's bicubic), pad centered with black (uint8 zeros, before rescale and normalize, so padding becomes
  * {@code -mean/std}), cut into tiles of the tile size in row-major order, and put in front the whole image resized
  * to one tile (stretched, not cropped). Every tile then goes through the CLIP pipeline ({@link ClipImageProcessor}).
  * Immutable; safe from any thread.
@@ -27,13 +27,17 @@ public final class LlavaNextImageProcessor {
     private final LlavaNextProcessorConfig config;
     private final ClipImageProcessor clip;
 
-    public LlavaNextImageProcessor(LlavaNextProcessorConfig config) {
+    public LlavaNextImageProcessor(LlavaNextProcessorConfig config, ImageProcessorBackend backend) {
         this.config = config;
-        this.clip = new ClipImageProcessor(config.clip());
+        this.clip = new ClipImageProcessor(config.clip(), backend);
         int tile = config.tileSize();
         if (clip.outputHeight() != tile || clip.outputWidth() != tile)
             throw new IllegalArgumentException("tiles must come out " + tile + "x" + tile + ", the CLIP settings give "
                     + clip.outputHeight() + "x" + clip.outputWidth());
+    }
+
+    public ImageProcessorBackend backend() {
+        return clip.backend();
     }
 
     public LlavaNextProcessorConfig config() {
@@ -86,7 +90,7 @@ public final class LlavaNextImageProcessor {
         int tile = config.tileSize();
         int[] best = selectBestResolution(image.height(), image.width(), config.imageGridPinpoints());
         int[] hw = patchOutputSize(image.height(), image.width(), best[0], best[1]);
-        RgbImage resized = PillowResize.resizeBicubic(image, hw[1], hw[0]);
+        RgbImage resized = BicubicResize.resize(image, hw[1], hw[0], clip.backend());
         RgbImage padded = padCentered(resized, best[0], best[1]);
 
         List<RgbImage> tiles = new ArrayList<>();
@@ -94,7 +98,7 @@ public final class LlavaNextImageProcessor {
         // The whole image, stretched to size (height, width), or (shortest_edge, shortest_edge).
         int baseH = c.shortestEdge() > 0 ? c.shortestEdge() : c.resizeHeight();
         int baseW = c.shortestEdge() > 0 ? c.shortestEdge() : c.resizeWidth();
-        tiles.add(PillowResize.resizeBicubic(image, baseW, baseH));
+        tiles.add(BicubicResize.resize(image, baseW, baseH, clip.backend()));
         for (int y = 0; y < best[0]; y += tile)       // HF divide_to_patches: rows, then columns
             for (int x = 0; x < best[1]; x += tile)
                 tiles.add(crop(padded, x, y, Math.min(tile, best[1] - x), Math.min(tile, best[0] - y)));

@@ -18,7 +18,7 @@ class ClipImageProcessorTest {
     private static ClipImageProcessor processor(int shortestEdge, int crop) {
         return new ClipImageProcessor(ClipProcessorConfig.fromJson(
                 "{\"size\": {\"shortest_edge\": " + shortestEdge + "}, \"crop_size\": {\"height\": " + crop
-                        + ", \"width\": " + crop + "}}"));
+                        + ", \"width\": " + crop + "}}"), ImageProcessorBackend.PIL);
     }
 
     /** HF's rescale (float64 multiply, cast to float32) then normalize (float32), for one level. */
@@ -55,13 +55,13 @@ class ClipImageProcessorTest {
         // No resize: crop 2x2 out of the 5x4 gradient starts at top = (4-2)//2 = 1, left = (5-2)//2 = 1.
         ClipImageProcessor crop = new ClipImageProcessor(ClipProcessorConfig.fromJson(
                 "{\"do_resize\": false, \"crop_size\": {\"height\": 2, \"width\": 2}, \"do_normalize\": false,"
-                        + " \"do_rescale\": false}"));
+                        + " \"do_rescale\": false}"), ImageProcessorBackend.PIL);
         float[] out = crop.preprocess(TestImages.gradient(5, 4));
         assertArrayEquals(new float[] {40, 80, 40, 80, 40, 40, 80, 80, 7, 7, 7, 7}, out);
         // Crop larger than the image: HF pads with zeros, the image sits at top_pad = ceil((3-1)/2) = 1.
         ClipImageProcessor pad = new ClipImageProcessor(ClipProcessorConfig.fromJson(
                 "{\"do_resize\": false, \"crop_size\": {\"height\": 3, \"width\": 4}, \"do_normalize\": false,"
-                        + " \"do_rescale\": false}"));
+                        + " \"do_rescale\": false}"), ImageProcessorBackend.PIL);
         float[] padded = pad.preprocess(RgbImage.filled(1, 1, 9, 9, 9));
         float[] expectedPlane = {0, 0, 0, 0, 0, 0, 9, 0, 0, 0, 0, 0}; // left_pad = ceil(3/2) = 2
         for (int c = 0; c < 3; c++)
@@ -99,7 +99,7 @@ class ClipImageProcessorTest {
             if (Files.readString(fixtures.resolve("models").resolve(caseName).resolve("preprocessor_config.json"))
                     .contains("image_grid_pinpoints")) continue;
             ClipImageProcessor processor = new ClipImageProcessor(
-                    ClipProcessorConfig.load(fixtures.resolve("models").resolve(caseName)));
+                    ClipProcessorConfig.load(fixtures.resolve("models").resolve(caseName)), ImageProcessorBackend.PIL);
             for (Map.Entry<String, Npz.Array> golden : Npz.read(npz).entrySet()) {
                 String image = golden.getKey();
                 Path file = fixtures.resolve("images").resolve(image.endsWith("_jpeg") ? image + ".jpg" : image + ".png");

@@ -47,8 +47,8 @@ class ClipProcessorConfigTest {
         // transformers 5.x may serialise unused size keys as null
         assertEquals(336, ClipProcessorConfig.fromJson(
                 "{\"size\": {\"shortest_edge\": 336, \"longest_edge\": null, \"height\": null}}").shortestEdge());
-        assertEquals(30, new ClipImageProcessor(fixed).outputHeight());
-        assertEquals(40, new ClipImageProcessor(fixed).outputWidth());
+        assertEquals(30, new ClipImageProcessor(fixed, ImageProcessorBackend.PIL).outputHeight());
+        assertEquals(40, new ClipImageProcessor(fixed, ImageProcessorBackend.PIL).outputWidth());
     }
 
     @Test

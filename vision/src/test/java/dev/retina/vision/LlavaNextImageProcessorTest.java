@@ -28,7 +28,7 @@ class LlavaNextImageProcessorTest {
         Path fx = fixtures();
         Assumptions.assumeTrue(fx != null && Files.isDirectory(fx.resolve("models").resolve(CASE)), "fixtures absent");
         LlavaNextImageProcessor processor = new LlavaNextImageProcessor(
-                LlavaNextProcessorConfig.load(fx.resolve("models").resolve(CASE)));
+                LlavaNextProcessorConfig.load(fx.resolve("models").resolve(CASE)), ImageProcessorBackend.PIL);
         JsonNode images = new ObjectMapper().readTree(fx.resolve("golden").resolve(CASE + ".json").toFile())
                 .get("images");
         Map<String, Npz.Array> golden = Npz.read(fx.resolve("golden").resolve("pixels_" + CASE + ".npz"));

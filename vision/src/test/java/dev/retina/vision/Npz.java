@@ -45,7 +45,8 @@ final class Npz {
         int headerLength = major == 1 ? b.getShort(8) & 0xFFFF : b.getInt(8);
         int headerStart = major == 1 ? 10 : 12;
         String header = new String(bytes, headerStart, headerLength, StandardCharsets.ISO_8859_1);
-        if (!header.contains("'descr': '<f4'")) throw new IllegalArgumentException("expected <f4, got " + header);
+        boolean uint8 = header.contains("'descr': '|u1'");
+        if (!uint8 && !header.contains("'descr': '<f4'")) throw new IllegalArgumentException("expected <f4 or |u1, got " + header);
         if (header.contains("'fortran_order': True")) throw new IllegalArgumentException("fortran order: " + header);
         Matcher m = SHAPE.matcher(header);
         if (!m.find()) throw new IllegalArgumentException("no shape in " + header);
@@ -61,7 +62,11 @@ final class Npz {
         shape = java.util.Arrays.copyOf(shape, count);
         float[] data = new float[total];
         b.position(headerStart + headerLength);
-        b.asFloatBuffer().get(data);
+        if (uint8) {
+            for (int i = 0; i < total; i++) data[i] = bytes[headerStart + headerLength + i] & 0xFF;
+        } else {
+            b.asFloatBuffer().get(data);
+        }
         return new Array(shape, data);
     }
 }

@@ -47,7 +47,7 @@ class PillowParityTest {
         assertTrue(cases.size() >= 15);
         for (String[] c : cases) {
             RgbImage src = ImageDecoder.decode(Files.readAllBytes(dir().resolve(c[0])));
-            RgbImage out = PillowResize.resizeBicubic(src, Integer.parseInt(c[1]), Integer.parseInt(c[2]));
+            RgbImage out = BicubicResize.pillow(src, Integer.parseInt(c[1]), Integer.parseInt(c[2]));
             assertEquals(c[3], sha256(out.rgb()), c[0] + " -> " + c[1] + "x" + c[2]);
         }
     }

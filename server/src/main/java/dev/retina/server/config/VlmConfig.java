@@ -1,5 +1,7 @@
 package dev.retina.server.config;
 
+import dev.retina.vision.ImageProcessorBackend;
+
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Objects;
@@ -22,10 +24,26 @@ import java.util.Objects;
  * @param imageProcessor         path of the directory holding preprocessor_config.json; null means the model's
  * @param imageProcessorRevision Hub revision of the image processor; only meaningful for Hub ids, or null
  * @param disableImageProcessor  when true, no image processor is loaded and image URLs cannot be served
+ * @param imageProcessorBackend  {@code --image-processor-backend}: whose pixels to reproduce, or null for what
+ *                               transformers 5 loads for the checkpoint's preprocessor_config.json (torchvision,
+ *                               unless it names a {@code ...Pil} class)
  */
 public record VlmConfig(ImageInputType imageInputType, Integer imageTokenId, List<Integer> imageInputShape,
                         Integer imageFeatureSize, String imageProcessor, String imageProcessorRevision,
-                        boolean disableImageProcessor) {
+                        boolean disableImageProcessor, ImageProcessorBackend imageProcessorBackend) {
+
+    /** With the backend transformers 5 would pick ({@code imageProcessorBackend} null). */
+    public VlmConfig(ImageInputType imageInputType, Integer imageTokenId, List<Integer> imageInputShape,
+                     Integer imageFeatureSize, String imageProcessor, String imageProcessorRevision,
+                     boolean disableImageProcessor) {
+        this(imageInputType, imageTokenId, imageInputShape, imageFeatureSize, imageProcessor, imageProcessorRevision,
+                disableImageProcessor, null);
+    }
+
+    public VlmConfig withImageProcessorBackend(ImageProcessorBackend backend) {
+        return new VlmConfig(imageInputType, imageTokenId, imageInputShape, imageFeatureSize, imageProcessor,
+                imageProcessorRevision, disableImageProcessor, backend);
+    }
 
     public VlmConfig {
         Objects.requireNonNull(imageInputType, "imageInputType");

@@ -8,6 +8,7 @@ import dev.retina.vision.ClipImageProcessor;
 import dev.retina.vision.ClipProcessorConfig;
 import dev.retina.vision.ImageDecoder;
 import dev.retina.vision.ImageFetcher;
+import dev.retina.vision.ImageProcessorBackend;
 import dev.retina.vision.LlavaNextImageProcessor;
 import dev.retina.vision.LlavaNextProcessorConfig;
 import org.slf4j.Logger;
@@ -65,8 +66,11 @@ public final class ImagePipeline implements AutoCloseable {
         ImageDecoder decoder = new ImageDecoder(config.media().maxImagePixels());
         DecodedImageLoader loader;
         try {
-            loader = llava.isNext() ? nextLoader(config, llava, Path.of(processorDir), fetcher, decoder, observer)
-                    : clipLoader(llava, Path.of(processorDir), fetcher, decoder, observer);
+            ImageProcessorBackend backend = backend(config, Path.of(processorDir));
+            log.info("image processor: {} from {}, {} backend", llava.isNext() ? "LLaVA-NeXT anyres" : "CLIP",
+                    processorDir, backend.cliName());
+            loader = llava.isNext() ? nextLoader(config, llava, Path.of(processorDir), fetcher, decoder, observer, backend)
+                    : clipLoader(llava, Path.of(processorDir), fetcher, decoder, observer, backend);
         } catch (RuntimeException e) {
             fetcher.close();
             throw e;
@@ -74,11 +78,21 @@ public final class ImagePipeline implements AutoCloseable {
         return new ImagePipeline(loader, fetcher, ImageLoadPool.create(ImageLoadPool.defaultNumThreads()), limits);
     }
 
+    /** {@code --image-processor-backend}, else what transformers 5 loads for the processor config. */
+    private static ImageProcessorBackend backend(ServerConfig config, Path dir) {
+        if (config.vlm().imageProcessorBackend() != null) return config.vlm().imageProcessorBackend();
+        try {
+            return ClipProcessorConfig.defaultBackend(dir);
+        } catch (IOException | IllegalArgumentException e) {
+            throw new ConfigException("image processor config in " + dir + ": " + e.getMessage());
+        }
+    }
+
     private static DecodedImageLoader clipLoader(LlavaConfig llava, Path dir, ImageFetcher fetcher, ImageDecoder decoder,
-                                          ImageStageObserver observer) {
+                                          ImageStageObserver observer, ImageProcessorBackend backend) {
         ClipImageProcessor processor;
         try {
-            processor = new ClipImageProcessor(ClipProcessorConfig.load(dir));
+            processor = new ClipImageProcessor(ClipProcessorConfig.load(dir), backend);
         } catch (IOException | IllegalArgumentException e) {
             throw new ConfigException("image processor config in " + dir + ": " + e.getMessage());
         }
@@ -90,7 +104,8 @@ public final class ImagePipeline implements AutoCloseable {
     }
 
     private static DecodedImageLoader nextLoader(ServerConfig config, LlavaConfig llava, Path dir, ImageFetcher fetcher,
-                                          ImageDecoder decoder, ImageStageObserver observer) {
+                                          ImageDecoder decoder, ImageStageObserver observer,
+                                          ImageProcessorBackend backend) {
         LlavaNextProcessorConfig pc;
         try {
             pc = LlavaNextProcessorConfig.load(dir);
@@ -104,7 +119,7 @@ public final class ImagePipeline implements AutoCloseable {
         int height = shape == null ? 0 : shape.get(2);
         int width = shape == null ? 0 : shape.get(3);
         try {
-            return new LlavaNextImageLoader(fetcher, decoder, new LlavaNextImageProcessor(pc), llava, height, width,
+            return new LlavaNextImageLoader(fetcher, decoder, new LlavaNextImageProcessor(pc, backend), llava, height, width,
                     observer);
         } catch (IllegalArgumentException e) {
             throw new ConfigException(e.getMessage());

@@ -5,7 +5,7 @@ import dev.retina.engine.model.LlavaConfig;
 import dev.retina.vision.ImageDecoder;
 import dev.retina.vision.ImageFetcher;
 import dev.retina.vision.LlavaNextImageProcessor;
-import dev.retina.vision.PillowResize;
+import dev.retina.vision.BicubicResize;
 import dev.retina.vision.RgbImage;
 
 /**
@@ -24,7 +24,7 @@ public final class LlavaNextImageLoader implements DecodedImageLoader {
     private final int staticWidth;
 
     /**
-     * @param staticHeight with {@code staticWidth}, the size every image is resized to (Pillow bicubic, aspect not
+     * @param staticHeight with {@code staticWidth}, the size every image is resized to (the backend's bicubic, aspect not
      *                     kept) before tiling, so every image gets the same tiles and token count; 0 for dynamic
      */
     public LlavaNextImageLoader(ImageFetcher fetcher, ImageDecoder decoder, LlavaNextImageProcessor processor,
@@ -56,7 +56,7 @@ public final class LlavaNextImageLoader implements DecodedImageLoader {
     @Override
     public ImageInput prepare(RgbImage image, ImageDetail detail) {
         if (staticHeight > 0 && (image.height() != staticHeight || image.width() != staticWidth))
-            image = PillowResize.resizeBicubic(image, staticWidth, staticHeight);
+            image = BicubicResize.resize(image, staticWidth, staticHeight, processor.backend());
         return preprocess(image, detail);
     }
 

@@ -201,11 +201,17 @@ public final class LLM implements AutoCloseable {
             return with(null, null, null, null, null, vlm, null);
         }
 
+        /** Shorthand for {@link #vlm} with only the image-processor backend changed (null: transformers 5's pick). */
+        public Builder imageProcessorBackend(dev.retina.vision.ImageProcessorBackend backend) {
+            return vlm(config.vlm().withImageProcessorBackend(backend));
+        }
+
         /** Shorthand for {@link #vlm} with only the input type changed. */
         public Builder imageInputType(ImageInputType type) {
             VlmConfig v = config.vlm();
             return vlm(new VlmConfig(type, v.imageTokenId(), v.imageInputShape(), v.imageFeatureSize(),
-                    v.imageProcessor(), v.imageProcessorRevision(), v.disableImageProcessor()));
+                    v.imageProcessor(), v.imageProcessorRevision(), v.disableImageProcessor(),
+                    v.imageProcessorBackend()));
         }
 
         /** The batching engine's options (max-num-seqs, KV cache size, ...). */

@@ -5,6 +5,7 @@ import dev.retina.engine.model.LlavaConfig;
 import dev.retina.server.config.MediaConfig;
 import dev.retina.server.config.ServerConfig;
 import dev.retina.server.protocol.ApiException;
+import dev.retina.vision.ImageProcessorBackend;
 import dev.retina.vision.ClipImageProcessor;
 import dev.retina.vision.ClipProcessorConfig;
 import dev.retina.vision.FetchPolicy;
@@ -129,7 +130,7 @@ class ImageStatusTest {
                     return s;
                 }, null, null);
         ClipImageLoader loader = new ClipImageLoader(fetcher, new ImageDecoder(ImageDecoder.DEFAULT_MAX_IMAGE_PIXELS),
-                new ClipImageProcessor(ClipProcessorConfig.load(FixtureServing.FIXTURES.resolve("models").resolve(CASE))),
+                new ClipImageProcessor(ClipProcessorConfig.load(FixtureServing.FIXTURES.resolve("models").resolve(CASE)), ImageProcessorBackend.PIL),
                 576);
         int port = http.getAddress().getPort();
         assertEquals(576, loader.load("http://images.example:" + port + "/ok.png", ImageDetail.AUTO, PARAM)

@@ -8,18 +8,18 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import java.util.Random;
 import org.junit.jupiter.api.Test;
 
-class PillowResizeTest {
+class BicubicResizeTest {
     @Test
     void unchangedSizeIsIdentity() {
         RgbImage img = TestImages.gradient(5, 4);
-        assertSame(img, PillowResize.resizeBicubic(img, 5, 4));
+        assertSame(img, BicubicResize.pillow(img, 5, 4));
     }
 
     @Test
     void constantImageStaysConstantUpAndDown() {
         for (int[] size : new int[][] {{7, 5}, {336, 336}, {3, 90}, {1, 1}, {64, 2}}) {
             RgbImage img = RgbImage.filled(40, 23, 255, 0, 131);
-            RgbImage out = PillowResize.resizeBicubic(img, size[0], size[1]);
+            RgbImage out = BicubicResize.pillow(img, size[0], size[1]);
             assertEquals(size[0], out.width());
             assertEquals(size[1], out.height());
             for (int i = 0; i < out.rgb().length; i += 3) {
@@ -32,7 +32,7 @@ class PillowResizeTest {
 
     @Test
     void onePixelUpscalesToItsColour() {
-        RgbImage out = PillowResize.resizeBicubic(RgbImage.filled(1, 1, 200, 30, 90), 30, 30);
+        RgbImage out = BicubicResize.pillow(RgbImage.filled(1, 1, 200, 30, 90), 30, 30);
         assertArrayEquals(RgbImage.filled(30, 30, 200, 30, 90).rgb(), out.rgb());
     }
 
@@ -46,8 +46,8 @@ class PillowResizeTest {
         System.arraycopy(row, 0, two, 0, row.length);
         System.arraycopy(row, 0, two, row.length, row.length);
         two[row.length] ^= (byte) 0xFF; // second row differs in one pixel at the far left
-        RgbImage out = PillowResize.resizeBicubic(new RgbImage(50, 2, two), 17, 2);
-        RgbImage single = PillowResize.resizeBicubic(new RgbImage(50, 1, row), 17, 1);
+        RgbImage out = BicubicResize.pillow(new RgbImage(50, 2, two), 17, 2);
+        RgbImage single = BicubicResize.pillow(new RgbImage(50, 1, row), 17, 1);
         for (int i = 0; i < 17 * 3; i++) assertEquals(single.rgb()[i], out.rgb()[i]);
     }
 
@@ -56,7 +56,7 @@ class PillowResizeTest {
         // Bicubic rings at a black/white edge (negative lobes); Pillow clamps to 0..255 rather than wrapping.
         byte[] rgb = new byte[3 * 8];
         for (int x = 4; x < 8; x++) rgb[3 * x] = rgb[3 * x + 1] = rgb[3 * x + 2] = (byte) 255;
-        RgbImage out = PillowResize.resizeBicubic(new RgbImage(8, 1, rgb), 21, 1);
+        RgbImage out = BicubicResize.pillow(new RgbImage(8, 1, rgb), 21, 1);
         int previous = 0;
         for (int x = 0; x < 21; x++) {
             int v = out.get(x, 0, 0);
@@ -75,7 +75,7 @@ class PillowResizeTest {
         for (int y = 0; y < 64; y++)
             for (int x = 0; x < 64; x++)
                 if (((x + y) & 1) == 0) for (int c = 0; c < 3; c++) rgb[(y * 64 + x) * 3 + c] = (byte) 255;
-        RgbImage out = PillowResize.resizeBicubic(new RgbImage(64, 64, rgb), 16, 16);
+        RgbImage out = BicubicResize.pillow(new RgbImage(64, 64, rgb), 16, 16);
         for (int i = 0; i < out.rgb().length; i++) {
             int v = out.rgb()[i] & 0xFF;
             assertTrue(Math.abs(v - 127.5) < 3, "checkerboard averages to grey, got " + v);
