@@ -52,8 +52,9 @@ public final class Tokenizer implements AutoCloseable {
         String pad = specialToken("pad_token", tokenizerConfig, specialTokensMap, generationConfig);
         String unk = specialToken("unk_token", tokenizerConfig, specialTokensMap, generationConfig);
         int bosId = idOf(bos);
-        JsonNode addBos = tokenizerConfig.get("add_bos_token");
-        boolean addBosToken = addBos != null && !addBos.isNull() ? addBos.asBoolean() : postProcessorAddsBos(bosId);
+        // transformers 5 adds BOS exactly when tokenizer.json's post-processor does; add_bos_token in
+        // tokenizer_config.json is ignored whatever tokenizer_class says (measured: docs/FACTS.md, "Tokenizer").
+        boolean addBosToken = postProcessorAddsBos(bosId);
         this.specialTokens = new SpecialTokens(bosId < 0 ? null : bos, bosId, idOf(eos) < 0 ? null : eos, idOf(eos),
                 idOf(pad) < 0 ? null : pad, idOf(pad), idOf(unk) < 0 ? null : unk, idOf(unk), addBosToken,
                 specialTokenIds);
@@ -172,19 +173,23 @@ public final class Tokenizer implements AutoCloseable {
     }
 
     /**
-     * Token ids of a rendered chat prompt: BOS is prepended when add_bos_token is set and the prompt does not already
-     * start with the BOS string (the template put it there), as vLLM and transformers do.
+     * Token ids of {@code text} with the special tokens of tokenizer.json's post-processor (transformers'
+     * {@code tokenizer(text)}): what {@code /v1/completions}, {@code /tokenize} with a prompt and the offline API's
+     * text prompts send, even when the text already starts with the BOS string (HF and vLLM then give two).
+     */
+    public int[] encodeWithSpecialTokens(String text) {
+        return toInts(hf.encode(text, true, false).getIds());
+    }
+
+    /**
+     * Token ids of a rendered chat prompt, as transformers' {@code processor.apply_chat_template(...,
+     * tokenize=True)} gives them: special tokens by tokenizer.json's post-processor, unless the rendered text already
+     * starts with the BOS string (the template put it there), in which case none are added.
      */
     public int[] encodePrompt(String renderedPrompt) {
-        int[] ids = encode(renderedPrompt);
         SpecialTokens s = specialTokens;
-        if (!s.addBosToken() || s.bosTokenId() < 0 || renderedPrompt.startsWith(s.bosToken())) {
-            return ids;
-        }
-        int[] withBos = new int[ids.length + 1];
-        withBos[0] = s.bosTokenId();
-        System.arraycopy(ids, 0, withBos, 1, ids.length);
-        return withBos;
+        boolean templateHasBos = s.bosToken() != null && renderedPrompt.startsWith(s.bosToken());
+        return toInts(hf.encode(renderedPrompt, !templateHasBos, false).getIds());
     }
 
     public String decode(int[] ids, boolean skipSpecialTokens) {

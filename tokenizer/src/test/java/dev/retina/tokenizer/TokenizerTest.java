@@ -86,16 +86,38 @@ class TokenizerTest {
     }
 
     @Test
-    void addBosTokenFalseIsHonoured(@TempDir Path dir) throws IOException {
+    void bosFollowsThePostProcessorNotAddBosToken(@TempDir Path dir) throws IOException {
+        // transformers 5.17 (every tokenizer_class the parity sweep tried): add_bos_token is ignored.
         Files.copy(resource("toy-v4").resolve("tokenizer.json"), dir.resolve("tokenizer.json"));
         Files.writeString(dir.resolve("tokenizer_config.json"), "{\"add_bos_token\": false, \"bos_token\": \"<s>\"}");
         try (Tokenizer t = Tokenizer.load(dir)) {
-            assertFalse(t.specialTokens().addBosToken());
-            assertArrayEquals(t.encode("USER: hi"), t.encodePrompt("USER: hi"));
+            assertTrue(t.specialTokens().addBosToken());
+            assertEquals(1, t.encodePrompt("USER: hi")[0]);
+            assertEquals(1, t.encodeWithSpecialTokens("USER: hi")[0]);
             assertEquals(List.of(), t.eosTokenIds());
             assertNull(t.specialTokens().eosToken());
             assertEquals(-1, t.specialTokens().eosTokenId());
         }
+        Path noPost = dir.resolve("no-post");
+        Files.createDirectories(noPost);
+        com.fasterxml.jackson.databind.node.ObjectNode json = (com.fasterxml.jackson.databind.node.ObjectNode)
+                new com.fasterxml.jackson.databind.ObjectMapper().readTree(dir.resolve("tokenizer.json").toFile());
+        json.putNull("post_processor");
+        Files.writeString(noPost.resolve("tokenizer.json"), json.toString());
+        Files.writeString(noPost.resolve("tokenizer_config.json"), "{\"add_bos_token\": true, \"bos_token\": \"<s>\"}");
+        try (Tokenizer t = Tokenizer.load(noPost)) {
+            assertFalse(t.specialTokens().addBosToken());
+            assertArrayEquals(t.encode("USER: hi"), t.encodePrompt("USER: hi"));
+            assertArrayEquals(t.encode("USER: hi"), t.encodeWithSpecialTokens("USER: hi"));
+        }
+    }
+
+    @Test
+    void textPromptsGetThePostProcessorsBosEvenAfterATemplateBos() {
+        // HF's tokenizer(text) and vLLM's completions both give two BOS here; a rendered chat gets one.
+        int[] text = v4.encodeWithSpecialTokens("<s>USER: hi");
+        assertEquals(2, Arrays.stream(text).filter(id -> id == 1).count());
+        assertEquals(1, Arrays.stream(v4.encodePrompt("<s>USER: hi")).filter(id -> id == 1).count());
     }
 
     @Test

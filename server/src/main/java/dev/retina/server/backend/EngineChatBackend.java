@@ -151,7 +151,7 @@ public final class EngineChatBackend implements ChatBackend {
 
     private EngineRequest textRequest(String requestId, CompletionRequest.Prompt prompt, CompletionRequest req) {
         int[] ids = switch (prompt) {
-            case CompletionRequest.TextPrompt t -> promptTokenizer.encodePrompt(t.text());
+            case CompletionRequest.TextPrompt t -> promptTokenizer.encodeText(t.text());
             case CompletionRequest.TokenPrompt t -> t.tokenIds();
         };
         for (int id : ids) {

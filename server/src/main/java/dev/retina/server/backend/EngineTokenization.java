@@ -11,7 +11,7 @@ import java.util.List;
 public record EngineTokenization(Tokenizer tokenizer, InputProcessor inputs) implements Tokenization {
     @Override
     public int[] tokenizePrompt(String prompt, boolean addSpecialTokens) {
-        return addSpecialTokens ? tokenizer.encodePrompt(prompt) : tokenizer.encode(prompt);
+        return addSpecialTokens ? tokenizer.encodeWithSpecialTokens(prompt) : tokenizer.encode(prompt);
     }
 
     @Override

@@ -19,6 +19,11 @@ public record TokenizerAdapter(Tokenizer tokenizer) implements PromptTokenizer, 
     }
 
     @Override
+    public int[] encodeText(String text) {
+        return tokenizer.encodeWithSpecialTokens(text);
+    }
+
+    @Override
     public String decode(int[] ids, boolean skipSpecialTokens) {
         return tokenizer.decode(ids, skipSpecialTokens);
     }

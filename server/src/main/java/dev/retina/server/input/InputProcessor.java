@@ -90,7 +90,7 @@ public final class InputProcessor {
                     + "function, or start the server with --chat-template naming a tools-aware template", "tool_choice");
         List<ImageInput> images = loadImages(req.messages());
         String rendered = render(req.messages(), true, structured.templateTools(req.tools()));
-        int[] promptTokenIds = expandImageTokens(tokenizer.encodePrompt(rendered), images);
+        int[] promptTokenIds = encodeWithImages(rendered, images);
         int promptLen = promptTokenIds.length;
         if (promptLen >= limits.maxModelLen())
             throw ApiException.contextLengthExceeded("This model's maximum context length is " + limits.maxModelLen()
@@ -117,7 +117,7 @@ public final class InputProcessor {
      */
     public int[] tokenizeMessages(List<ChatMessage> chat, boolean addGenerationPrompt) {
         List<ImageInput> images = loadImages(chat);
-        return expandImageTokens(tokenizer.encodePrompt(render(chat, addGenerationPrompt, null)), images);
+        return encodeWithImages(render(chat, addGenerationPrompt, null), images);
     }
 
     /** Renders the chat template; a template that raises is the client's 400. */
@@ -247,29 +247,41 @@ public final class InputProcessor {
     }
 
     /**
-     * Replaces the k-th placeholder id by {@code images.get(k).numImageTokens()} copies (LLaVA-NeXT images differ);
-     * the placeholder count must equal the number of images.
+     * The prompt ids as transformers' {@code LlavaProcessor} / {@code LlavaNextProcessor} make them: the k-th image
+     * placeholder in the rendered text becomes {@code images.get(k).numImageTokens()} placeholders (LLaVA-NeXT images
+     * differ), and the whole string is tokenized once ({@link PromptTokenizer#encodePrompt}). The placeholder count
+     * must equal the number of images, and the ids must then hold exactly the expected number of image tokens.
      */
-    int[] expandImageTokens(int[] ids, List<ImageInput> images) {
-        int placeholders = 0;
-        for (int id : ids) if (id == limits.imageTokenId()) placeholders++;
+    int[] encodeWithImages(String rendered, List<ImageInput> images) {
+        int placeholders = count(rendered, imagePlaceholder);
         if (placeholders != images.size())
             throw ApiException.badRequest("The prompt has " + placeholders + " image placeholder(s) ('"
                     + imagePlaceholder + "') but the request carries " + images.size() + " image(s)", "messages");
-        int extra = 0;
-        for (ImageInput image : images) extra += image.numImageTokens() - 1;
-        int[] out = new int[ids.length + extra];
-        int k = 0;
-        int image = 0;
-        for (int id : ids) {
-            if (id == limits.imageTokenId()) {
-                int n = images.get(image++).numImageTokens();
-                for (int r = 0; r < n; r++) out[k++] = id;
-            } else {
-                out[k++] = id;
-            }
+        int expected = 0;
+        StringBuilder expanded = new StringBuilder(rendered.length() + 16 * images.size());
+        int from = 0;
+        for (ImageInput image : images) {
+            int at = rendered.indexOf(imagePlaceholder, from);
+            expanded.append(rendered, from, at);
+            expanded.repeat(imagePlaceholder, image.numImageTokens());
+            expected += image.numImageTokens();
+            from = at + imagePlaceholder.length();
         }
-        return out;
+        expanded.append(rendered, from, rendered.length());
+        int[] ids = tokenizer.encodePrompt(expanded.toString());
+        int found = 0;
+        for (int id : ids) if (id == limits.imageTokenId()) found++;
+        if (found != expected)
+            throw ApiException.badRequest("The prompt tokenizes to " + found + " image token(s) (id "
+                    + limits.imageTokenId() + ") where its " + images.size() + " image(s) take " + expected
+                    + "; is '" + imagePlaceholder + "' written in the text?", "messages");
+        return ids;
+    }
+
+    private static int count(String text, String piece) {
+        int n = 0;
+        for (int at = text.indexOf(piece); at >= 0; at = text.indexOf(piece, at + piece.length())) n++;
+        return n;
     }
 
     static SamplingParams samplingParams(ChatCompletionRequest req, int maxTokens) {

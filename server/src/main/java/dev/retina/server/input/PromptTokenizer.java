@@ -8,8 +8,16 @@ import java.util.List;
  * Implementations are thread-safe.
  */
 public interface PromptTokenizer {
-    /** Tokenizes a rendered chat prompt, adding BOS where the checkpoint's tokenizer would. */
+    /**
+     * Tokenizes a rendered chat prompt as transformers' processor does: special tokens by the tokenizer's
+     * post-processor, none when the text already starts with the BOS string.
+     */
     int[] encodePrompt(String rendered);
+
+    /** Tokenizes a plain text prompt as transformers' {@code tokenizer(text)} does (the post-processor's tokens). */
+    default int[] encodeText(String text) {
+        return encodePrompt(text);
+    }
 
     String decode(int[] ids, boolean skipSpecialTokens);
 

@@ -46,7 +46,7 @@ final class PromptPreprocessor {
             if (tokenizer == null)
                 throw new IllegalArgumentException("the model at " + modelDir + " has no tokenizer.json; give "
                         + "prompts as token ids");
-            ids = tokenizer.encodePrompt(prompt.text());
+            ids = tokenizer.encodeWithSpecialTokens(prompt.text());
         } else {
             ids = prompt.promptTokenIds();
         }

@@ -33,7 +33,7 @@ public class InputProcessorTest {
         public synchronized int[] encodePrompt(String text) {
             rendered.add(text);
             List<Integer> out = new ArrayList<>(List.of(1));
-            for (String w : text.split("\\s+")) if (!w.isEmpty()) out.add(ids.computeIfAbsent(w, k -> 10 + ids.size()));
+            for (String w : text.split("\\s+|(?=<image>)|(?<=<image>)")) if (!w.isEmpty()) out.add(ids.computeIfAbsent(w, k -> 10 + ids.size()));
             return out.stream().mapToInt(Integer::intValue).toArray();
         }
 
