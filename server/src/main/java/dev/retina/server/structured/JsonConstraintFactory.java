@@ -33,6 +33,55 @@ public final class JsonConstraintFactory implements ConstraintFactory {
         return new JsonConstraint(automaton.initial());
     }
 
+    /** What {@link #spellability} found out about this schema and vocabulary. */
+    public enum Spellability {
+        /** A token sequence the vocabulary can produce reaches a complete value. */
+        SPELLABLE,
+        /** Every state reachable through the vocabulary was seen and none is complete. */
+        UNSPELLABLE,
+        /** The search budget ran out first (a large schema or vocabulary); treated as spellable. */
+        UNKNOWN
+    }
+
+    private volatile Spellability spellability;
+
+    /**
+     * Whether the vocabulary can spell any value of the schema at all: a breadth-first search over the automaton
+     * states reachable from the start through whole tokens (the masks the sampler uses), stopping at the first
+     * complete state, after {@code maxStates} states, or after {@code maxNanos}. Cached; any thread.
+     */
+    public Spellability spellability(int maxStates, long maxNanos) {
+        Spellability s = spellability;
+        if (s != null) return s;
+        long deadline = System.nanoTime() + maxNanos;
+        java.util.ArrayDeque<List<Stack>> queue = new java.util.ArrayDeque<>();
+        java.util.Set<List<Stack>> seen = new java.util.HashSet<>();
+        List<Stack> start = automaton.initial();
+        queue.add(start);
+        seen.add(start);
+        s = Spellability.UNSPELLABLE;
+        search:
+        while (!queue.isEmpty()) {
+            List<Stack> state = queue.poll();
+            BitSet allowed = allowed(state);
+            for (int id = allowed.nextSetBit(0); id >= 0; id = allowed.nextSetBit(id + 1)) {
+                List<Stack> next = automaton.step(state, vocabulary.bytes(id));
+                if (next.isEmpty()) continue;
+                if (JsonAutomaton.isComplete(next)) {
+                    s = Spellability.SPELLABLE;
+                    break search;
+                }
+                if (seen.add(next)) queue.add(next);
+            }
+            if (seen.size() > maxStates || System.nanoTime() > deadline) {
+                s = Spellability.UNKNOWN;
+                break;
+            }
+        }
+        spellability = s;
+        return s;
+    }
+
     /** Tokens whose whole byte string the automaton accepts from {@code state}. */
     BitSet allowed(List<Stack> state) {
         BitSet hit = cache.get(state);
