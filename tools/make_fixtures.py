@@ -14,6 +14,7 @@ OUT_DIR receives images/, models/<case>/ (HF checkpoint directories) and golden/
 committed copy lives in src/test/resources/fixtures. Every number the Java tests compare against comes from here:
 pixel tensors from the image processors, last-position logits and greedy tokens from the models in float64.
 """
+import functools
 import json
 import math
 import os
@@ -26,6 +27,10 @@ import torch
 from PIL import Image
 
 import transformers
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import fixture_common  # noqa: E402
+from fixture_common import BASE_CORPUS  # noqa: E402
 from tokenizers import Tokenizer, decoders, models, normalizers, processors, trainers
 
 ARGS = list(sys.argv[1:])
@@ -53,18 +58,7 @@ def log(*a):
 
 
 # ---------------------------------------------------------------- tokenizer
-CORPUS = [
-    "USER: What is shown in this image? ASSISTANT: The image shows a cat sitting on a red chair.",
-    "USER: Describe the picture in detail. ASSISTANT: A woman in a space suit holds a helmet and a flag.",
-    "A cup of coffee with a heart drawn in the foam, on a saucer, on a wooden table.",
-    "The quick brown fox jumps over the lazy dog. What color is the sky? It is blue.",
-    "Two photos: the first shows a camera man, the second shows a rocket launch at night.",
-    "Please answer briefly. How many people are there? There are three people standing together.",
-    "Le café est chaud. Das Bild zeigt eine Katze. 猫がいます。 Ñandú, naïve, façade, über.",
-    "Numbers like 1, 2, 3, 42 and 2024 appear in text; so do symbols: {}, [], (), <>, #, @, %.",
-    "She said: \"It's a beautiful day!\" and he replied, 'Indeed.' Then they walked to the park.",
-    "images, pictures, photographs, drawings, paintings, colors, shapes, animals, people, objects",
-] * 20
+CORPUS = BASE_CORPUS * 20
 
 
 def build_tokenizer():
@@ -222,7 +216,8 @@ def clip_preprocessor_config(image_size):
         "crop_size": {"height": image_size, "width": image_size},
         "do_center_crop": True, "do_convert_rgb": True, "do_normalize": True, "do_rescale": True, "do_resize": True,
         "image_mean": [0.48145466, 0.4578275, 0.40821073],
-        "image_processor_type": "CLIPImageProcessor",
+        # The goldens come from the PIL processor: naming it makes Retina's --image-processor-backend auto pick PIL.
+        "image_processor_type": "CLIPImageProcessorPil",
         "image_std": [0.26862954, 0.26130258, 0.27577711],
         "resample": 3, "rescale_factor": 0.00392156862745098,
         "size": {"shortest_edge": image_size},
@@ -548,25 +543,7 @@ def greedy_float64_kw(model, inputs, n):
     return toks, margins
 
 
-def randomize_weights(model):
-    with torch.no_grad():
-        g = torch.Generator().manual_seed(SEED)
-        for pname, p in model.named_parameters():
-            if "norm" in pname and pname.endswith("weight"):
-                p.copy_(1.0 + 0.1 * torch.randn(p.shape, generator=g))
-            elif pname.endswith("bias"):
-                p.copy_(0.05 * torch.randn(p.shape, generator=g))
-            elif pname.endswith("image_newline"):
-                # large enough that a misplaced newline row changes the logits visibly
-                p.copy_(1.0 * torch.randn(p.shape, generator=g))
-            else:
-                fan_in = p.shape[-1] if p.dim() > 1 else 1
-                if p.dim() == 4:
-                    fan_in = p.shape[1] * p.shape[2] * p.shape[3]
-                std = 1.0 / math.sqrt(fan_in) if p.dim() > 1 else 0.02
-                if "embed" in pname or "embedding" in pname:
-                    std = 0.5
-                p.copy_(std * torch.randn(p.shape, generator=g))
+randomize_weights = functools.partial(fixture_common.randomize_weights, seed=SEED)
 
 
 def slow_next_processor(kw):
@@ -649,6 +626,11 @@ def make_next_case(case, tok, images, out):
                rescale_factor=0.00392156862745098)
     proc = slow_next_processor(pkw)
     proc.save_pretrained(d)
+    # The goldens come from the PIL processor: name it, so Retina's --image-processor-backend auto picks PIL.
+    pc_path = os.path.join(d, "preprocessor_config.json")
+    pc = json.load(open(pc_path))
+    pc["image_processor_type"] = "LlavaNextImageProcessorPil"
+    json.dump(pc, open(pc_path, "w"), indent=2)
     for extra in ["processor_config.json"]:
         if os.path.exists(os.path.join(d, extra)):
             log("processor wrote", extra, open(os.path.join(d, extra)).read())

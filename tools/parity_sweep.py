@@ -36,6 +36,9 @@ import torch
 from PIL import Image
 
 import transformers
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from fixture_common import BASE_CORPUS, randomize_weights  # noqa: E402
 from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 
 ARGS = list(sys.argv[1:])
@@ -62,20 +65,10 @@ def log(*a):
     LOG.append(s)
 
 
-CORPUS = [
-    "USER: What is shown in this image? ASSISTANT: The image shows a cat sitting on a red chair.",
-    "USER: Describe the picture in detail. ASSISTANT: A woman in a space suit holds a helmet and a flag.",
-    "A cup of coffee with a heart drawn in the foam, on a saucer, on a wooden table.",
-    "The quick brown fox jumps over the lazy dog. What color is the sky? It is blue.",
-    "Two photos: the first shows a camera man, the second shows a rocket launch at night.",
-    "Please answer briefly. How many people are there? There are three people standing together.",
-    "Le café est chaud. Das Bild zeigt eine Katze. 猫がいます。 Ñandú, naïve, façade, über.",
-    "Numbers like 1, 2, 3, 42 and 2024 appear in text; so do symbols: {}, [], (), <>, #, @, %.",
-    "She said: \"It's a beautiful day!\" and he replied, 'Indeed.' Then they walked to the park.",
-    "System: you are a helpful assistant.\nUser: hello\n\nAssistant: hi there, don't worry, we're fine.",
-    "images, pictures, photographs, drawings, paintings, colors, shapes, animals, people, objects",
-    "{\"a\": 1, \"b\": [true, false, null], \"name\": \"x\"}  {\"count\": 12}",
-] * 20
+# The committed sweep's tokenizers were trained on exactly this order (the draw shuffles it).
+CORPUS = (BASE_CORPUS[:9] + [
+    "System: you are a helpful assistant.\nUser: hello\n\nAssistant: hi there, don't worry, we're fine."]
+          + BASE_CORPUS[9:] + ["{\"a\": 1, \"b\": [true, false, null], \"name\": \"x\"}  {\"count\": 12}"]) * 20
 
 QUESTIONS = ["What is shown in this image?", "Describe these pictures.", " How many  objects are there?\n",
              "Compare the images, then answer: which is brighter?", "¿Qué ves? 写真に何がありますか。"]
@@ -308,26 +301,6 @@ def load_images(d):
 
 
 # ------------------------------------------------------------------------------------------------ models
-def randomize_weights(model, seed):
-    with torch.no_grad():
-        g = torch.Generator().manual_seed(seed)
-        for pname, p in model.named_parameters():
-            if "norm" in pname and pname.endswith("weight"):
-                p.copy_(1.0 + 0.1 * torch.randn(p.shape, generator=g))
-            elif pname.endswith("bias"):
-                p.copy_(0.05 * torch.randn(p.shape, generator=g))
-            elif pname.endswith("image_newline"):
-                p.copy_(torch.randn(p.shape, generator=g))
-            else:
-                fan_in = p.shape[-1] if p.dim() > 1 else 1
-                if p.dim() == 4:
-                    fan_in = p.shape[1] * p.shape[2] * p.shape[3]
-                std = 1.0 / math.sqrt(fan_in) if p.dim() > 1 else 0.02
-                if "embed" in pname:
-                    std = 0.5
-                p.copy_(std * torch.randn(p.shape, generator=g))
-
-
 def text_config(t, rope, vocab, bos_id, eos_id, pad_id, tied):
     rp = dict(rope)
     common = dict(vocab_size=vocab, max_position_embeddings=4096, rms_norm_eps=1e-5, hidden_act="silu",
