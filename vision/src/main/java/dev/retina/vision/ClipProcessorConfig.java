@@ -91,6 +91,12 @@ public record ClipProcessorConfig(int shortestEdge, int resizeHeight, int resize
         return ImageProcessorBackend.forProcessorType(type.isTextual() ? type.asText() : null);
     }
 
+    /** Whether a checkpoint directory holds an image processor config ({@link #configFile} would find one). */
+    public static boolean isPresentIn(Path directory) {
+        return Files.isRegularFile(directory.resolve(PREPROCESSOR_CONFIG))
+                || Files.isRegularFile(directory.resolve(PROCESSOR_CONFIG));
+    }
+
     /** The config file of a checkpoint directory ({@code preprocessor_config.json}, else {@code processor_config.json}), or the file given. */
     static Path configFile(Path fileOrDirectory) throws IOException {
         if (!Files.isDirectory(fileOrDirectory)) return fileOrDirectory;

@@ -56,7 +56,7 @@ final class ImagePreparer {
                             + "image_features (give ImageFeatureData)");
                 if (images == null)
                     throw new IllegalArgumentException("this LLM has no image processor (disabled, or no "
-                            + "preprocessor_config.json in " + vlm.imageProcessor() + ")");
+                            + "preprocessor_config.json or processor_config.json in " + vlm.imageProcessor() + ")");
                 DecodedImageLoader loader = images.loader();
                 // AUTO detail: the full anyres grid for LLaVA-NeXT, as the server's default.
                 yield loader.prepare(decode(p, index), ImageDetail.AUTO);

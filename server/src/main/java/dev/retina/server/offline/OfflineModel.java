@@ -54,7 +54,7 @@ final class OfflineModel implements AutoCloseable {
         eosTokenIds = tokenizer != null ? tokenizer.eosTokenIds() : configEosTokenIds(modelDir);
         String processorDir = resolved.vlm().imageProcessor();
         boolean pixels = resolved.vlm().imageInputType() == ImageInputType.PIXEL_VALUES && processorDir != null
-                && Files.isRegularFile(Path.of(processorDir).resolve(ClipProcessorConfig.PREPROCESSOR_CONFIG));
+                && ClipProcessorConfig.isPresentIn(Path.of(processorDir));
         try {
             // The serving pipeline itself, so processor checks (tile size, pinpoints) and preprocessing are the same.
             images = pixels ? ImagePipeline.create(config, resolved, llava) : null;
