@@ -11,8 +11,9 @@
 set -euo pipefail
 
 BASE_URL=${BASE_URL:-http://localhost:8000/v1}
-IMAGE_FILE=${1:-$(dirname "$0")/../../src/test/resources/fixtures/images/chelsea.png}
+IMAGE_FILE=${1:-$(dirname "$0")/../images/red-circle-blue-square.png}
 IMAGE_URL=${IMAGE_URL:-https://upload.wikimedia.org/wikipedia/commons/thumb/3/3a/Cat03.jpg/320px-Cat03.jpg}
+QUESTION=${QUESTION:-Describe the image.}
 AUTH=()
 if [[ -n "${OPENAI_API_KEY:-}" ]]; then AUTH=(-H "Authorization: Bearer ${OPENAI_API_KEY}"); fi
 
@@ -22,9 +23,9 @@ echo "model: $MODEL"
 # A request body: $1 = image URL or a local file (sent as a base64 data URL), $2 = stream (true|false).
 # Built in Python because a data URL is too long for a command-line argument.
 body() {
-  python3 - "$MODEL" "$1" "$2" <<'PY'
+  python3 - "$MODEL" "$1" "$2" "$QUESTION" <<'PY'
 import base64, json, mimetypes, sys
-model, url, stream = sys.argv[1], sys.argv[2], sys.argv[3] == "true"
+model, url, stream, question = sys.argv[1], sys.argv[2], sys.argv[3] == "true", sys.argv[4]
 if not url.startswith(("http://", "https://", "data:")):
     mime = mimetypes.guess_type(url)[0] or "image/png"
     url = "data:%s;base64,%s" % (mime, base64.b64encode(open(url, "rb").read()).decode())
@@ -32,7 +33,7 @@ print(json.dumps({
     "model": model,
     "messages": [{"role": "user", "content": [
         {"type": "image_url", "image_url": {"url": url}},
-        {"type": "text", "text": "What is shown in this image?"},
+        {"type": "text", "text": question},
     ]}],
     "max_tokens": 32,
     "temperature": 0,

@@ -27,7 +27,7 @@ def main() -> None:
     here = os.path.dirname(os.path.abspath(__file__))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("image", nargs="?",
-                        default=os.path.join(here, "..", "..", "src", "test", "resources", "fixtures", "images", "chelsea.png"))
+                        default=os.path.join(here, "..", "images", "red-circle-blue-square.png"))
     parser.add_argument("--base-url", default="http://localhost:8000/v1")
     parser.add_argument("--model", default=None, help="default: the first model the server lists")
     parser.add_argument("--max-tokens", type=int, default=32)
@@ -39,7 +39,7 @@ def main() -> None:
         "role": "user",
         "content": [
             {"type": "image_url", "image_url": {"url": image_url(args.image)}},
-            {"type": "text", "text": "What is shown in this image?"},
+            {"type": "text", "text": "Is the circle left or right of the square?"},
         ],
     }]
 

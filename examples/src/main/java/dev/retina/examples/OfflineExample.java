@@ -23,7 +23,8 @@ import java.util.List;
  *     dev.retina.examples.OfflineExample [MODEL_DIR|demo] [IMAGE ...]
  * </pre>
  *
- * Without arguments it runs the bundled demo model (tiny, random weights: the text is noise) on two drawn images.
+ * Without arguments it asks the bundled demo model (models/retina-demo, trained on simple generated scenes) five
+ * questions about each of two pictures drawn here, in one batch, plus one sampled answer with n=2.
  */
 public final class OfflineExample {
     private OfflineExample() {
@@ -34,28 +35,32 @@ public final class OfflineExample {
         List<ImageData> images = new ArrayList<>();
         for (int i = 1; i < args.length; i++) images.add(ImagePixelData.of(Path.of(args[i])));
         if (images.isEmpty()) {
-            images.add(ImagePixelData.of(skyOverGrass(640, 480)));
-            images.add(ImagePixelData.of(checkerboard(300, 400, 50)));
+            images.add(ImagePixelData.of(scene(new int[][] {{18, 32, 9, 0}, {46, 32, 8, 1}})));  // red circle, blue square
+            images.add(ImagePixelData.of(scene(new int[][] {{16, 46, 7, 2}, {34, 16, 8, 0}, {50, 44, 7, 2}})));
         }
-        // LLaVA-1.5's prompt format; one <image> per image (the seed's form, <image> repeated 576 times, works too).
-        String question = "USER: <image>\nWhat is shown in this image? ASSISTANT:";
+        // LLaVA-1.5's prompt format; one <image> per image (the seed's form, <image> repeated N times, works too).
+        List<String> questions = List.of("What color is the circle?", "What shape is the red object?",
+                "How many squares are there?", "Is the circle left or right of the square?", "Describe the image.");
         SamplingParams greedy = SamplingParams.greedy(24);
         SamplingParams sampled = new SamplingParams(2, 0.8f, 0.95f, -1, 0f, 42L, 0f, 0f, 1f, 24, 0, List.of(), false, null);
         List<Prompt> prompts = new ArrayList<>();
         for (ImageData image : images) {
-            prompts.add(Prompt.of(question, greedy, image));
-            prompts.add(Prompt.of("USER: <image>\nDescribe the colours. ASSISTANT:", sampled, image));
+            for (String q : questions) prompts.add(Prompt.of("USER: <image>\n" + q + " ASSISTANT:", greedy, image));
         }
+        prompts.add(Prompt.of("USER: <image>\nDescribe the image. ASSISTANT:", sampled, images.getFirst()));
         try (LLM llm = LLM.builder(model).device(Device.AUTO).build()) {
             long start = System.nanoTime();
             List<RequestResult> results = llm.generate(prompts);
             double seconds = (System.nanoTime() - start) / 1e9;
             for (int i = 0; i < results.size(); i++) {
                 RequestResult r = results.get(i);
-                System.out.printf("prompt %d (%d tokens, image %d):%n", i, r.promptTokenIds().length, i / 2);
+                String q = i < images.size() * questions.size() ? questions.get(i % questions.size())
+                        : "Describe the image. (sampled, n=2)";
+                System.out.printf("image %d, %s (%d prompt tokens)%n", Math.min(i / questions.size(), images.size() - 1),
+                        q, r.promptTokenIds().length);
                 for (CompletionOutput out : r.outputs())
-                    System.out.printf("  choice %d [%s] %s%n    ids %s%n", out.index(), out.finishReason().openAiName(),
-                            quote(out.text()), Arrays.toString(out.tokenIds()));
+                    System.out.printf("  choice %d [%s] %s%n", out.index(), out.finishReason().openAiName(),
+                            quote(out.text()));
             }
             System.out.printf("%d prompts in %.2f s on %s %s%n", prompts.size(), seconds, llm.deviceName(),
                     llm.dtypeName());
@@ -66,34 +71,33 @@ public final class OfflineExample {
         return text == null ? "(no tokenizer)" : "\"" + text.replace("\n", "\\n") + "\"";
     }
 
-    /** Blue sky fading to white over a green strip. */
-    static RgbImage skyOverGrass(int width, int height) {
-        byte[] rgb = new byte[3 * width * height];
-        for (int y = 0; y < height; y++) {
-            for (int x = 0; x < width; x++) {
-                int i = 3 * (y * width + x);
-                boolean grass = y > height * 2 / 3;
-                int t = 255 * y / height;
-                rgb[i] = (byte) (grass ? 40 : 90 + t * 2 / 3);
-                rgb[i + 1] = (byte) (grass ? 150 + (x % 7) * 5 : 150 + t / 3);
-                rgb[i + 2] = (byte) (grass ? 40 : 235);
-            }
-        }
-        return new RgbImage(width, height, rgb);
-    }
+    /** The demo model's colours: red, blue, yellow, green. */
+    static final int[][] COLORS = {{215, 35, 35}, {45, 75, 215}, {235, 205, 40}, {35, 165, 65}};
 
-    /** A black and orange checkerboard. */
-    static RgbImage checkerboard(int width, int height, int square) {
-        byte[] rgb = new byte[3 * width * height];
-        for (int y = 0; y < height; y++) {
-            for (int x = 0; x < width; x++) {
-                int i = 3 * (y * width + x);
-                boolean on = ((x / square) + (y / square)) % 2 == 0;
-                rgb[i] = (byte) (on ? 250 : 10);
-                rgb[i + 1] = (byte) (on ? 140 : 10);
-                rgb[i + 2] = (byte) (on ? 0 : 10);
-            }
+    /**
+     * A 64x64 scene on a light background, like those the demo model was trained on: each shape is {cx, cy, r,
+     * colour}; red and green shapes are drawn as circles, blue and yellow ones as squares (the training script draws
+     * triangles and stars too).
+     */
+    static RgbImage scene(int[][] shapes) {
+        int size = 64;
+        byte[] rgb = new byte[3 * size * size];
+        java.util.Arrays.fill(rgb, (byte) 245);
+        for (int[] s : shapes) {
+            boolean circle = s[3] == 0 || s[3] == 3;
+            int[] c = COLORS[s[3]];
+            for (int y = 0; y < size; y++)
+                for (int x = 0; x < size; x++) {
+                    int dx = x - s[0], dy = y - s[1];
+                    boolean inside = circle ? dx * dx + dy * dy <= s[2] * s[2]
+                            : Math.abs(dx) <= s[2] * 0.88 && Math.abs(dy) <= s[2] * 0.88;
+                    if (!inside) continue;
+                    int i = 3 * (y * size + x);
+                    rgb[i] = (byte) c[0];
+                    rgb[i + 1] = (byte) c[1];
+                    rgb[i + 2] = (byte) c[2];
+                }
         }
-        return new RgbImage(width, height, rgb);
+        return new RgbImage(size, size, rgb);
     }
 }

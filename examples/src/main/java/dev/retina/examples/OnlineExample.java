@@ -50,7 +50,7 @@ public final class OnlineExample {
                                 .imageUrl(ChatCompletionContentPartImage.ImageUrl.builder().url(imageUrl).build())
                                 .build()),
                         ChatCompletionContentPart.ofText(ChatCompletionContentPartText.builder()
-                                .text("What is shown in this image?").build())))
+                                .text("Is the circle left or right of the square?").build())))
                 .temperature(0.0)
                 .maxCompletionTokens(32)
                 .build();
@@ -86,9 +86,9 @@ public final class OnlineExample {
                 + Base64.getEncoder().encodeToString(Files.readAllBytes(file));
     }
 
-    /** A PNG of the offline example's sky-over-grass picture, as a data URL. */
+    /** A PNG of the offline example's first scene (a red circle left of a blue square), as a data URL. */
     static String pngDataUrl() throws Exception {
-        var rgb = OfflineExample.skyOverGrass(320, 240);
+        var rgb = OfflineExample.scene(new int[][] {{18, 32, 9, 0}, {46, 32, 8, 1}});
         var image = new java.awt.image.BufferedImage(rgb.width(), rgb.height(), java.awt.image.BufferedImage.TYPE_INT_RGB);
         for (int y = 0; y < rgb.height(); y++)
             for (int x = 0; x < rgb.width(); x++)

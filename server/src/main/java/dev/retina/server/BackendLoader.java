@@ -21,14 +21,20 @@ public interface BackendLoader {
      * @param maxModelLen the longest prompt plus completion in force
      * @param tokenization what /tokenize and /detokenize use, or null when the model offers none
      */
-    record LoadedModel(ChatBackend backend, String root, int maxModelLen, Tokenization tokenization) {
+    record LoadedModel(ChatBackend backend, String root, int maxModelLen, Tokenization tokenization,
+                       String summary) {
+        /** Without a summary for the startup line. */
+        public LoadedModel(ChatBackend backend, String root, int maxModelLen, Tokenization tokenization) {
+            this(backend, root, maxModelLen, tokenization, "");
+        }
+
         /** A model without /tokenize support (tests). */
         public LoadedModel(ChatBackend backend, String root, int maxModelLen) {
             this(backend, root, maxModelLen, null);
         }
 
         public LoadedModel withBackend(ChatBackend newBackend) {
-            return new LoadedModel(newBackend, root, maxModelLen, tokenization);
+            return new LoadedModel(newBackend, root, maxModelLen, tokenization, summary);
         }
     }
 }

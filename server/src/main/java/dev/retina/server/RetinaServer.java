@@ -155,7 +155,9 @@ public final class RetinaServer implements AutoCloseable {
             server.close();
             throw e;
         }
-        log.info("serving model '{}' on {}://{}:{}", model.name(), scheme, config.host(), http.port());
+        // The one line that says it worked: where, what, on which device, how much fits.
+        log.info("Retina ready on {}://{}:{}/v1, serving '{}' from {}: {}", scheme, config.host(), http.port(),
+                model.name(), model.loaded().orElseThrow().root(), model.loaded().orElseThrow().summary());
         return server;
     }
 

@@ -87,7 +87,7 @@ class BenchCommandTest {
         BenchCommand bench = new BenchCommand();
         bench.out = new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8);
         int rc = new CommandLine(bench).setCaseInsensitiveEnumValuesAllowed(true).execute("--device", "cpu",
-                "--prompt-len", "100", "--num-requests", "1", "--num-gpu-blocks-override", "256");
+                "--prompt-len", "40", "--num-requests", "1", "--num-gpu-blocks-override", "256");
         assertEquals(2, rc);
     }
 }

@@ -18,7 +18,16 @@ import java.util.Map;
  * {@code vision_model.}, {@code model.multi_modal_projector.*}, {@code lm_head.weight}) onto one set of names.
  */
 final class CheckpointWeights implements WeightSource {
+    private static final org.slf4j.Logger log = org.slf4j.LoggerFactory.getLogger(CheckpointWeights.class);
+    private static final long PROGRESS_EVERY_NANOS = 2_000_000_000L;
+
     private final SafetensorsReader reader;
+    private final long startNanos = System.nanoTime();
+    private final int numTensors;
+    private final long totalBytes;
+    private int numLoaded;
+    private long bytesLoaded;
+    private long lastProgressNanos = startNanos;
     private final Map<String, String> canonicalToStored = new HashMap<>();
     private final NDManager manager;
     private final DataType dtype;
@@ -27,9 +36,32 @@ final class CheckpointWeights implements WeightSource {
         this.reader = SafetensorsReader.open(modelDir);
         this.manager = manager;
         this.dtype = dtype;
+        long bytes = 0;
         for (String stored : reader.names()) {
             String canonical = canonicalName(stored);
-            if (canonical != null) canonicalToStored.put(canonical, stored);
+            if (canonical == null) continue;
+            canonicalToStored.put(canonical, stored);
+            bytes += reader.info(stored).end() - reader.info(stored).begin();
+        }
+        this.numTensors = canonicalToStored.size();
+        this.totalBytes = bytes;
+        log.info("loading {} tensors ({}) from {}", numTensors, gigabytes(totalBytes), modelDir);
+    }
+
+    private static String gigabytes(long bytes) {
+        return bytes >= 1L << 30 ? String.format(java.util.Locale.ROOT, "%.2f GB", bytes / 1e9)
+                : String.format(java.util.Locale.ROOT, "%.1f MB", bytes / 1e6);
+    }
+
+    /** A plain progress line every two seconds while loading (loading is single-threaded); the last in close(). */
+    private void progress(SafetensorsReader.TensorInfo info) {
+        numLoaded++;
+        bytesLoaded += info.end() - info.begin();
+        long now = System.nanoTime();
+        if (now - lastProgressNanos >= PROGRESS_EVERY_NANOS) {
+            lastProgressNanos = now;
+            log.info("loading weights: {}/{} tensors, {} of {}, {} s", numLoaded, numTensors, gigabytes(bytesLoaded),
+                    gigabytes(totalBytes), String.format(java.util.Locale.ROOT, "%.1f", (now - startNanos) / 1e9));
         }
     }
 
@@ -62,11 +94,14 @@ final class CheckpointWeights implements WeightSource {
                     + new Shape(shape));
         NDArray array = reader.load(stored, manager, dtype);
         array.setName(name);
+        progress(reader.info(stored));
         return array;
     }
 
     @Override
     public void close() {
+        log.info("loaded {} tensor reads ({}) in {} s", numLoaded, gigabytes(bytesLoaded),
+                String.format(java.util.Locale.ROOT, "%.1f", (System.nanoTime() - startNanos) / 1e9));
         reader.close();
     }
 }

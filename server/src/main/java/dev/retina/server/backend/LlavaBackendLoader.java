@@ -72,8 +72,13 @@ public final class LlavaBackendLoader implements BackendLoader {
         EngineChatBackend backend = new EngineChatBackend(inputs, EngineClient.of(loaded.engine()), adapter, adapter,
                 inputExecutor, new EngineChatBackend.TextLimits(resolved.maxModelLen(), resolved.vlm().imageTokenId()),
                 new StructuredOutputs(() -> TokenVocabulary.of(tokenizer)), inputExecutor::shutdownNow, loaded.model(), tokenizer, images);
+        String summary = String.format(java.util.Locale.ROOT,
+                "%s, %s, %s, max %d tokens per request, KV cache %d tokens (%d blocks of %d)",
+                llava.isNext() ? "LLaVA-NeXT" : "LLaVA-1.5", loaded.deviceName(), loaded.dtypeName(),
+                resolved.maxModelLen(), (long) loaded.numBlocks() * config.engine().blockSize(), loaded.numBlocks(),
+                config.engine().blockSize());
         return new LoadedModel(backend, modelDir.toString(), resolved.maxModelLen(),
-                new EngineTokenization(tokenizer, inputs));
+                new EngineTokenization(tokenizer, inputs), summary);
     }
 
     /**
