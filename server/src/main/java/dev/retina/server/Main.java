@@ -7,7 +7,7 @@ import picocli.CommandLine.Command;
  * {@code bench} benchmarks the engine offline. */
 @Command(name = "retina", mixinStandardHelpOptions = true, version = "retina 0.1.0",
         description = "OpenAI-compatible vision-chat server for LLaVA models on the JVM.",
-        subcommands = {ServeCommand.class, BenchCommand.class, CommandLine.HelpCommand.class})
+        subcommands = {ServeCommand.class, BenchCommand.class, EnvCommand.class, CommandLine.HelpCommand.class})
 public final class Main implements Runnable {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;

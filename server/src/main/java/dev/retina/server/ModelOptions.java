@@ -9,9 +9,10 @@ import picocli.CommandLine.Option;
 /** Which model to load and how, shared by {@code retina serve} and {@code retina bench} (a Picocli mixin). */
 public final class ModelOptions {
     @Option(names = "--model", defaultValue = ServerConfig.DEMO_MODEL,
-            description = "HF checkpoint directory (config.json, *.safetensors, tokenizer.json, ...), or a config-only "
-                    + "directory with --load-format dummy. 'demo' = the tiny random LLaVA-1.5 checkpoint bundled in "
-                    + "the jar (its answers are noise).")
+            description = "HF checkpoint directory (config.json, *.safetensors, tokenizer.json, ...), a Hugging Face "
+                    + "model id (org/name: serve fetches it into HF_HOME first), or a config-only directory with "
+                    + "--load-format dummy. 'demo' = the demo model bundled in the jar (models/retina-demo: simple "
+                    + "pictures of coloured shapes only).")
     String model;
 
     @Option(names = "--dtype", defaultValue = "auto", description = "auto|float32|float16 (auto: float16 on GPU, float32 on CPU).")

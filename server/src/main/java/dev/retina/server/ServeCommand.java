@@ -29,7 +29,15 @@ import java.util.concurrent.Callable;
 public final class ServeCommand implements Callable<Integer> {
     static final double DEFAULT_IMAGE_FETCH_TIMEOUT_SECONDS = 5;
     /** How long in-flight requests may finish after SIGTERM. */
-    static final Duration SHUTDOWN_GRACE = Duration.ofSeconds(10);
+    @Option(names = "--revision", defaultValue = "main",
+            description = "Branch, tag or commit of a Hugging Face model id given as --model. Default: ${DEFAULT-VALUE}.")
+    String revision;
+
+    @Option(names = "--drain-timeout", paramLabel = "SECONDS", defaultValue = "30",
+            description = "On SIGTERM: how long requests in flight may still run while new ones get 503 and /ready "
+                    + "fails, before the process exits (Kubernetes' terminationGracePeriodSeconds should exceed it). "
+                    + "Default: ${DEFAULT-VALUE}.")
+    int drainTimeoutSeconds;
 
 
     @Option(names = "--served-model-name", description = "Model name clients send as 'model' (default: the --model value).")
@@ -208,6 +216,14 @@ public final class ServeCommand implements Callable<Integer> {
             config = toConfig(System.getenv());
             options = servingOptions(System.getenv());
             applyLogLevel(logLevel);
+            if (drainTimeoutSeconds < 0)
+                throw new ConfigException("--drain-timeout must be >= 0 seconds, got " + drainTimeoutSeconds);
+        } catch (ConfigException e) {
+            System.err.println("retina serve: " + e.getMessage());
+            return 2;
+        }
+        try {
+            config = resolveHubModel(config, System.getenv());
         } catch (ConfigException e) {
             System.err.println("retina serve: " + e.getMessage());
             return 2;
@@ -215,7 +231,7 @@ public final class ServeCommand implements Callable<Integer> {
         try (RetinaServer server = RetinaServer.start(config, options, loader)) {
             // SIGTERM: stop taking generations (503 + Retry-After, /ready 503), let those in flight finish briefly.
             Runtime.getRuntime().addShutdownHook(new Thread(() -> {
-                server.drain(SHUTDOWN_GRACE);
+                server.drain(Duration.ofSeconds(drainTimeoutSeconds));
                 server.close();
             }, "retina-shutdown"));
             server.awaitClose();
@@ -224,6 +240,27 @@ public final class ServeCommand implements Callable<Integer> {
             return 2;
         }
         return 0;
+    }
+
+    /**
+     * A {@code --model} that names a Hugging Face repository ({@code org/name}, not a local directory) is fetched
+     * into the Hub cache first: {@code HF_ENDPOINT} (default https://huggingface.co), {@code HF_HOME} (default
+     * ~/.cache/huggingface), {@code HF_TOKEN} for gated or private models, {@code HF_HUB_OFFLINE=1} for the cache
+     * only. The served name stays the id.
+     */
+    ServerConfig resolveHubModel(ServerConfig config, Map<String, String> env) throws Exception {
+        if (config.isDemoModel() || !HubDownloader.isRepoId(config.model())) return config;
+        String home = env.get("HF_HOME");
+        if (home == null || home.isBlank()) {
+            String xdg = env.get("XDG_CACHE_HOME");
+            home = (xdg == null || xdg.isBlank() ? System.getProperty("user.home") + "/.cache" : xdg) + "/huggingface";
+        }
+        String token = env.getOrDefault("HF_TOKEN", env.get("HUGGING_FACE_HUB_TOKEN"));
+        String offline = env.getOrDefault("HF_HUB_OFFLINE", "0");
+        HubDownloader hub = new HubDownloader(env.getOrDefault("HF_ENDPOINT", "https://huggingface.co"),
+                java.nio.file.Path.of(home), token, offline.equals("1") || offline.equalsIgnoreCase("true"),
+                System.console() != null ? System.err : null);
+        return config.withModel(hub.fetch(config.model(), revision).toString());
     }
 
     /** The flags (already parsed into this object) plus the environment, as one validated config. */

@@ -107,6 +107,12 @@ public record ServerConfig(String model, String servedModelName, String host, in
                 VlmConfig.defaults(), Duration.ofSeconds(5), 20 * 1024 * 1024, 20L * 1024 * 1024);
     }
 
+    /** The same settings for another model location; the served name stays what it was (e.g. the Hub id). */
+    public ServerConfig withModel(String newModel) {
+        return new ServerConfig(newModel, servedModelName, host, port, chatTemplate, dtype, device, maxModelLen, seed,
+                loadFormat, vlm, imageFetchTimeout, maxRequestBytes, maxImageBytes, engine, media);
+    }
+
     public ServerConfig withPort(int newPort) {
         return new ServerConfig(model, servedModelName, host, newPort, chatTemplate, dtype, device, maxModelLen, seed,
                 loadFormat, vlm, imageFetchTimeout, maxRequestBytes, maxImageBytes, engine, media);
