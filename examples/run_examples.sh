@@ -34,13 +34,23 @@ check "curl_chat.sh (data URL, http URL, streamed)" "$out" "red circle" "blue sq
 [[ $(grep -c '"content": "a red circle and a blue square"' <<< "$out") -eq 2 ]] \
   || { echo "FAIL: the data-URL and http-URL answers differ"; exit 1; }
 
+out=$(BASE_URL="http://127.0.0.1:$PORT/v1" examples/online/multi_image.sh)
+echo "$out"
+check "multi_image.sh (two images in one message)" "$out" '"prompt_tokens": 1[0-9][0-9],' '"finish_reason"'
+
 CP="examples/target/retina-examples-0.1.0-SNAPSHOT.jar:server/target/retina.jar:server/target/lib/*:examples/target/lib/*"
 out=$(java -cp "$CP" dev.retina.examples.OfflineExample 2> /dev/null)
 echo "$out"
 check OfflineExample "$(grep -A1 'image 0, Is the circle left' <<< "$out")" left
 check OfflineExample "$(grep -A1 'image 0, What color is the circle' <<< "$out")" red
+check "OfflineExample (the seed's prompt form)" "$(grep -A1 "seed's prompt form" <<< "$out")" left
 
 out=$(java -cp "$CP" dev.retina.examples.OnlineExample "http://127.0.0.1:$PORT/v1" 2> /dev/null)
 echo "$out"
 check OnlineExample "$out" left
+
+(cd examples/online && npm ci --no-audit --no-fund --loglevel=error > /dev/null)
+out=$(node examples/online/openai_chat.mjs examples/images/red-circle-blue-square.png "http://127.0.0.1:$PORT/v1")
+echo "$out"
+check "openai_chat.mjs (OpenAI Node SDK, whole and streamed)" "$out" "whole: left" "streamed: left"
 echo "examples: all answers checked"

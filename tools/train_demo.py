@@ -348,6 +348,11 @@ def save(model, tok, ids, d):
                                        vision_feature_select_strategy="default", num_additional_image_tokens=1,
                                        image_token="<image>", chat_template=TEMPLATE)
     proc.save_pretrained(d)
+    # transformers 5 keeps the image processor inside processor_config.json; transformers 4 and other tools read
+    # preprocessor_config.json, so write the same settings there too.
+    pc = json.load(open(os.path.join(d, "processor_config.json"))).get("image_processor")
+    if pc and not os.path.exists(os.path.join(d, "preprocessor_config.json")):
+        json.dump(pc, open(os.path.join(d, "preprocessor_config.json"), "w"), indent=2)
     if not os.path.exists(os.path.join(d, "chat_template.jinja")):
         open(os.path.join(d, "chat_template.jinja"), "w").write(TEMPLATE)
     json.dump({"bos_token_id": ids["bos"], "eos_token_id": ids["eos"], "pad_token_id": ids["pad"],

@@ -48,15 +48,20 @@ public final class OfflineExample {
             for (String q : questions) prompts.add(Prompt.of("USER: <image>\n" + q + " ASSISTANT:", greedy, image));
         }
         prompts.add(Prompt.of("USER: <image>\nDescribe the image. ASSISTANT:", sampled, images.getFirst()));
+        // The seed's (vLLM 0.4's) form: the placeholder already repeated image_feature_size times (64 for the demo).
+        prompts.add(Prompt.of("USER: " + "<image>".repeat(64) + "\nIs the circle left or right of the square? ASSISTANT:",
+                greedy, images.getFirst()));
         try (LLM llm = LLM.builder(model).device(Device.AUTO).build()) {
             long start = System.nanoTime();
             List<RequestResult> results = llm.generate(prompts);
             double seconds = (System.nanoTime() - start) / 1e9;
             for (int i = 0; i < results.size(); i++) {
                 RequestResult r = results.get(i);
-                String q = i < images.size() * questions.size() ? questions.get(i % questions.size())
-                        : "Describe the image. (sampled, n=2)";
-                System.out.printf("image %d, %s (%d prompt tokens)%n", Math.min(i / questions.size(), images.size() - 1),
+                int numGreedy = images.size() * questions.size();
+                String q = i < numGreedy ? questions.get(i % questions.size())
+                        : i == numGreedy ? "Describe the image. (sampled, n=2)"
+                        : "Is the circle left or right of the square? (<image> x 64, the seed's prompt form)";
+                System.out.printf("image %d, %s (%d prompt tokens)%n", i < numGreedy ? i / questions.size() : 0,
                         q, r.promptTokenIds().length);
                 for (CompletionOutput out : r.outputs())
                     System.out.printf("  choice %d [%s] %s%n", out.index(), out.finishReason().openAiName(),
