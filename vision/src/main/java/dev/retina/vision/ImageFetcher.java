@@ -46,6 +46,9 @@ import javax.net.ssl.SSLSocketFactory;
  * exception text.
  */
 public final class ImageFetcher implements AutoCloseable {
+    /** Longest http(s) or file URL accepted (data URLs are bounded by the image byte limit instead). */
+    static final int MAX_URL_LENGTH = 8192;
+
     /** Default number of redirects followed ({@link FetchPolicy#DEFAULT_MAX_REDIRECTS}). */
     public static final int MAX_REDIRECTS = FetchPolicy.DEFAULT_MAX_REDIRECTS;
 
@@ -144,6 +147,9 @@ public final class ImageFetcher implements AutoCloseable {
                 throw new ImageException(ImageException.Reason.BAD_URL, "the image path is malformed");
             }
         }
+        if (url.length() > MAX_URL_LENGTH)
+            throw new ImageException(ImageException.Reason.BAD_URL, "the image URL is longer than " + MAX_URL_LENGTH
+                    + " characters");
         URI uri;
         try {
             uri = new URI(url);

@@ -56,7 +56,15 @@ public final class ApiRouter extends SimpleChannelInboundHandler<FullHttpRequest
     protected void channelRead0(ChannelHandlerContext ctx, FullHttpRequest request) {
         boolean keepAlive = HttpUtil.isKeepAlive(request);
         if (!request.decoderResult().isSuccess()) {
-            write(ctx, ApiResponse.error(ApiException.badRequest("malformed HTTP request", null)), false);
+            Throwable cause = request.decoderResult().cause();
+            ApiException error = cause instanceof io.netty.handler.codec.http.TooLongHttpHeaderException
+                    ? new ApiException(431, ApiException.INVALID_REQUEST, "the request headers are too large",
+                    null, "request_header_fields_too_large")
+                    : cause instanceof io.netty.handler.codec.http.TooLongHttpLineException
+                    ? new ApiException(414, ApiException.INVALID_REQUEST, "the request line (URI) is too long", null,
+                    "uri_too_long")
+                    : ApiException.badRequest("malformed HTTP request", null);
+            write(ctx, ApiResponse.error(error), false);
             return;
         }
         String path = new QueryStringDecoder(request.uri()).path();
