@@ -31,6 +31,7 @@ public final class LlmEngine implements AutoCloseable {
     private final Thread thread;
     private volatile EngineStats stats;
     private volatile boolean closed;
+    private volatile String deathCause; // non-null once the engine thread has ended other than by close()
     // Engine-thread state below.
     private final Map<String, OutputSink> sinks = new HashMap<>();
     private final SplittableRandom seedSource = new SplittableRandom();
@@ -54,9 +55,14 @@ public final class LlmEngine implements AutoCloseable {
 
     public EngineConfig config() { return config; }
 
-    /** Queues a request; its outputs (or an error output) arrive at {@code sink} on the engine thread. */
+    /**
+     * Queues a request; its outputs (or an error output) arrive at {@code sink} on the engine thread.
+     *
+     * @throws EngineStoppedException when the engine thread has died or the engine is closed (nothing would answer)
+     */
     public void addRequest(EngineRequest request, OutputSink sink) {
-        if (closed) throw new IllegalStateException("engine is closed");
+        if (deathCause != null) throw new EngineStoppedException("the engine stopped: " + deathCause);
+        if (closed) throw new EngineStoppedException("the engine is closed");
         inbox.add(new Add(request, sink, System.nanoTime()));
     }
 
@@ -69,6 +75,11 @@ public final class LlmEngine implements AutoCloseable {
 
     /** The runner's vision-encoder counters (any thread); null when the runner keeps none. */
     public EncoderCacheStats encoderCacheStats() { return runner.encoderCacheStats(); }
+
+    /** False once the engine thread has died (an error it could not contain); any thread. */
+    public boolean isAlive() {
+        return deathCause == null && thread.isAlive();
+    }
 
     /** Steps the engine has run (for tests and metrics); read from any thread, approximately current. */
     public long numSteps() { return numSteps; }
@@ -102,9 +113,12 @@ public final class LlmEngine implements AutoCloseable {
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         } catch (Throwable t) {
+            deathCause = t.getClass().getSimpleName();
             log.error("engine loop died", t);
         } finally {
+            if (!closed && deathCause == null) deathCause = "the engine thread ended";
             for (String requestId : List.copyOf(sinks.keySet())) failRequest(requestId, "engine shut down");
+            drainInbox();
             publishStats();
             try {
                 runner.close();
@@ -112,6 +126,14 @@ public final class LlmEngine implements AutoCloseable {
                 log.warn("closing the model runner failed", e);
             }
         }
+    }
+
+    /** Requests queued after the thread died (or raced with its end) get an error output rather than silence. */
+    private void drainInbox() {
+        for (Command c; (c = inbox.poll()) != null; )
+            if (c instanceof Add add)
+                safeAccept(add.sink(), new RequestOutput(add.request().requestId(), 0, new int[0], null,
+                        FinishReason.ABORT, add.request().promptTokenIds().length, 0, 0, "the engine stopped"));
     }
 
     private boolean handle(Command command) {

@@ -21,6 +21,8 @@ final class FakeModelRunner implements ModelRunner {
     private final int eosEvery;
     final List<SchedulerOutput> steps = new ArrayList<>();
     volatile Predicate<SchedulerOutput> failWhen = so -> false;
+    /** An error the engine cannot contain (a VirtualMachineError): its thread dies. */
+    volatile Predicate<SchedulerOutput> dieWhen = so -> false;
     volatile long delayMillis;
 
     FakeModelRunner(int numBlocks, int blockSize, int vocabSize, int eosEvery) {
@@ -39,6 +41,7 @@ final class FakeModelRunner implements ModelRunner {
     public RunnerOutput execute(SchedulerOutput so) {
         steps.add(so);
         if (failWhen.test(so)) throw new IllegalStateException("injected failure");
+        if (dieWhen.test(so)) throw new InternalError("injected engine death");
         if (delayMillis > 0) {
             try {
                 Thread.sleep(delayMillis);

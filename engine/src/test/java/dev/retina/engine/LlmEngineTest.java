@@ -1,5 +1,7 @@
 package dev.retina.engine;
 
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertNull;
@@ -211,5 +213,22 @@ class LlmEngineTest {
             Thread.sleep(5);
         }
         throw new AssertionError("engine did not go idle: " + engine.stats());
+    }
+
+    @Test
+    void whenTheEngineThreadDiesItsRequestsFailAndNewOnesAreRefusedAtOnce() throws Exception {
+        FakeModelRunner runner = new FakeModelRunner(NUM_BLOCKS, BLOCK_SIZE);
+        runner.dieWhen = so -> so.sequences().stream().anyMatch(s -> s.requestId().equals("fatal"));
+        try (LlmEngine engine = engine(runner, 8)) {
+            assertTrue(engine.isAlive());
+            Collector fatal = new Collector(1);
+            engine.addRequest(request("fatal", new int[] {5, 6, 7}, SamplingParams.greedy(20)), fatal);
+            fatal.await();
+            assertTrue(fatal.last(0).error() != null, "the request in flight gets an error, not silence");
+            for (int i = 0; i < 100 && engine.isAlive(); i++) Thread.sleep(10);
+            assertFalse(engine.isAlive());
+            assertThrows(EngineStoppedException.class,
+                    () -> engine.addRequest(request("late", new int[] {1}, SamplingParams.greedy(2)), new Collector(1)));
+        }
     }
 }

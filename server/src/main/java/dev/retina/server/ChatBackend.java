@@ -24,6 +24,11 @@ public interface ChatBackend extends AutoCloseable {
         };
     }
 
+    /** False when the backend can no longer serve (e.g. its engine thread died): /health then answers 503. */
+    default boolean isHealthy() {
+        return true;
+    }
+
     /** Stops accepting work and frees the model; pending generations fail. */
     @Override
     default void close() {

@@ -130,7 +130,9 @@ public final class RetinaServer implements AutoCloseable {
         HttpApiServer http;
         try {
             http = HttpApiServer.start(config.host(), config.port(), new ApiChannelInitializer(config.maxRequestBytes(),
-                    routes(model, mapper, Clock.systemUTC(), metrics, admission, () -> !closed.get(), options.responseRole(),
+                    routes(model, mapper, Clock.systemUTC(), metrics, admission,
+                            () -> !closed.get() && model.loaded().map(m -> m.backend().isHealthy()).orElse(true),
+                            options.responseRole(),
                             options.returnTokensAsTokenIds()), executor,
                     mapper, options, admission, ssl));
         } catch (Exception e) {

@@ -229,9 +229,21 @@ public final class ServeCommand implements Callable<Integer> {
             return 2;
         }
         try (RetinaServer server = RetinaServer.start(config, options, loader)) {
-            // SIGTERM: stop taking generations (503 + Retry-After, /ready 503), let those in flight finish briefly.
+            // SIGTERM (Kubernetes, docker stop): stop taking generations (503 + Retry-After, /ready 503), let those in
+            // flight finish within --drain-timeout, then exit 0: the JVM's own SIGTERM exit would report 143.
+            Duration drain = Duration.ofSeconds(drainTimeoutSeconds);
+            sun.misc.Signal.handle(new sun.misc.Signal("TERM"), signal -> Thread.ofPlatform().name("retina-drain").start(() -> {
+                org.slf4j.LoggerFactory.getLogger(ServeCommand.class).info(
+                        "SIGTERM: draining (up to {} s), then exiting", drainTimeoutSeconds);
+                boolean finished = server.drain(drain);
+                server.close();
+                org.slf4j.LoggerFactory.getLogger(ServeCommand.class).info("drained ({}); exiting",
+                        finished ? "every request finished" : "the drain timeout cut requests off");
+                System.exit(0);
+            }));
+            // Other exits (SIGINT, System.exit elsewhere): drain briefly on the way out.
             Runtime.getRuntime().addShutdownHook(new Thread(() -> {
-                server.drain(Duration.ofSeconds(drainTimeoutSeconds));
+                server.drain(drain);
                 server.close();
             }, "retina-shutdown"));
             server.awaitClose();

@@ -175,10 +175,26 @@ public final class EngineChatBackend implements ChatBackend {
                         GenerationListener listener, AtomicBoolean cancelled) {
         RequestTracker tracker = new RequestTracker(request.requestId(), request.params().n(), choiceOffset, spec,
                 outputTokenizer, executor, listener, () -> engine.abort(request.requestId()));
+        if (!engine.isAlive()) { // before anything is sent: the client gets a plain 503
+            listener.onError(ApiException.unavailable(ENGINE_STOPPED));
+            return;
+        }
         listener.onStart(request.promptTokenIds().length);
-        engine.addRequest(request, tracker);
+        try {
+            engine.addRequest(request, tracker);
+        } catch (dev.retina.engine.EngineStoppedException e) { // died just now
+            listener.onError(ApiException.unavailable(ENGINE_STOPPED));
+            return;
+        }
         if (cancelled.get()) engine.abort(request.requestId()); // cancelled while we were submitting
     }
+
+    @Override
+    public boolean isHealthy() {
+        return engine.isAlive();
+    }
+
+    static final String ENGINE_STOPPED = "The engine stopped and cannot take requests; the server must be restarted";
 
     private static Throwable unwrap(Throwable t) {
         return t instanceof CompletionException && t.getCause() != null ? t.getCause() : t;

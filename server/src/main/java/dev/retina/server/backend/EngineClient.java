@@ -12,6 +12,11 @@ public interface EngineClient extends AutoCloseable {
 
     void abort(String requestId);
 
+    /** False once the engine can no longer answer (its thread died). */
+    default boolean isAlive() {
+        return true;
+    }
+
     /** The engine's load, or null when unknown. */
     default EngineStats stats() {
         return null;
@@ -41,6 +46,11 @@ public interface EngineClient extends AutoCloseable {
             @Override
             public EngineStats stats() {
                 return engine.stats();
+            }
+
+            @Override
+            public boolean isAlive() {
+                return engine.isAlive();
             }
 
             @Override

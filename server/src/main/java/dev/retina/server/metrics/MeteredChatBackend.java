@@ -65,6 +65,11 @@ public final class MeteredChatBackend implements ChatBackend {
     }
 
     @Override
+    public boolean isHealthy() {
+        return delegate.isHealthy();
+    }
+
+    @Override
     public void close() {
         delegate.close();
     }

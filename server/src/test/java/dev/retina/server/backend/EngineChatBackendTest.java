@@ -5,6 +5,7 @@ import dev.retina.engine.FinishReason;
 import dev.retina.engine.OutputSink;
 import dev.retina.engine.RequestOutput;
 import dev.retina.server.CollectingListener;
+import dev.retina.server.protocol.ApiException;
 import dev.retina.server.GenerationResult;
 import dev.retina.server.input.InputProcessor;
 import dev.retina.server.input.InputProcessorTest;
@@ -166,5 +167,42 @@ class EngineChatBackendTest {
         streamed.append(d.finish());
         assertEquals(tokenizer.decode(Arrays.copyOfRange(ids, ids.length - 3, ids.length), true), streamed.toString());
         assertFalse(d.stopped());
+    }
+
+    @Test
+    void aDeadEngineMakesTheBackendUnhealthyAndRequestsGet503() throws Exception {
+        java.util.concurrent.atomic.AtomicBoolean alive = new java.util.concurrent.atomic.AtomicBoolean(true);
+        ScriptedEngine scripted = new ScriptedEngine(new int[]{13, 2});
+        EngineClient engine = new EngineClient() {
+            @Override
+            public void addRequest(EngineRequest request, OutputSink sink) {
+                if (!alive.get()) throw new dev.retina.engine.EngineStoppedException("the engine stopped: test");
+                scripted.addRequest(request, sink);
+            }
+
+            @Override
+            public void abort(String requestId) {
+                scripted.abort(requestId);
+            }
+
+            @Override
+            public boolean isAlive() {
+                return alive.get();
+            }
+        };
+        tokenizer.encodePrompt("the cat sat STOP mat");
+        InputProcessor inputs = new InputProcessor(ChatTemplate.fromString(InputProcessorTest.STRING_TEMPLATE),
+                tokenizer, null, new PromptLimits(99, 5, 1, 100), Runnable::run);
+        EngineChatBackend backend = new EngineChatBackend(inputs, engine, tokenizer, output, Runnable::run,
+                new EngineChatBackend.TextLimits(100, 99));
+        assertTrue(backend.isHealthy());
+        assertEquals("the", run(backend, req(null, 10, null)).choices().getFirst().text().strip());
+        alive.set(false);
+        assertFalse(backend.isHealthy());
+        CollectingListener l = new CollectingListener();
+        backend.chat(req(null, 10, null), l);
+        java.util.concurrent.ExecutionException e = assertThrows(java.util.concurrent.ExecutionException.class,
+                () -> l.result().get(5, TimeUnit.SECONDS));
+        assertTrue(e.getCause() instanceof ApiException a && a.status() == 503, String.valueOf(e.getCause()));
     }
 }
