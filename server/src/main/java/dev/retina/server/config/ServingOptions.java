@@ -25,9 +25,26 @@ import java.util.List;
 public record ServingOptions(List<String> apiKeys, List<String> allowedOrigins, List<String> allowedMethods,
                              List<String> allowedHeaders, int maxNumWaiting, Duration requestTimeout,
                              boolean logRequests, boolean requestIdHeaders, Path sslKeyFile, Path sslCertFile,
-                             String responseRole, boolean returnTokensAsTokenIds) {
+                             String responseRole, boolean returnTokensAsTokenIds, Duration requestReadTimeout,
+                             Duration idleTimeout) {
+    /** A request must arrive whole within this of its first byte (slow clients). */
+    public static final Duration DEFAULT_REQUEST_READ_TIMEOUT = Duration.ofSeconds(30);
+    /** A keep-alive connection with nothing in flight is closed after this. */
+    public static final Duration DEFAULT_IDLE_TIMEOUT = Duration.ofSeconds(120);
+
+    /** With the default slow-client limits. */
+    public ServingOptions(List<String> apiKeys, List<String> allowedOrigins, List<String> allowedMethods,
+                          List<String> allowedHeaders, int maxNumWaiting, Duration requestTimeout,
+                          boolean logRequests, boolean requestIdHeaders, Path sslKeyFile, Path sslCertFile,
+                          String responseRole, boolean returnTokensAsTokenIds) {
+        this(apiKeys, allowedOrigins, allowedMethods, allowedHeaders, maxNumWaiting, requestTimeout, logRequests,
+                requestIdHeaders, sslKeyFile, sslCertFile, responseRole, returnTokensAsTokenIds,
+                DEFAULT_REQUEST_READ_TIMEOUT, DEFAULT_IDLE_TIMEOUT);
+    }
 
     public ServingOptions {
+        if (requestReadTimeout == null) requestReadTimeout = DEFAULT_REQUEST_READ_TIMEOUT;
+        if (idleTimeout == null) idleTimeout = DEFAULT_IDLE_TIMEOUT;
         apiKeys = apiKeys == null ? List.of() : apiKeys.stream().filter(k -> k != null && !k.isEmpty()).toList();
         allowedOrigins = allowedOrigins == null || allowedOrigins.isEmpty() ? List.of("*") : List.copyOf(allowedOrigins);
         allowedMethods = allowedMethods == null || allowedMethods.isEmpty() ? List.of("*") : List.copyOf(allowedMethods);

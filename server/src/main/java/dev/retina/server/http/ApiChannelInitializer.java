@@ -47,6 +47,7 @@ public final class ApiChannelInitializer extends ChannelInitializer<Channel> {
         ChannelPipeline p = ch.pipeline();
         if (ssl != null) p.addLast("ssl", ssl.newHandler(ch.alloc()));
         p.addLast("codec", new HttpServerCodec());
+        p.addLast("slowClients", new SlowClientHandler(options.requestReadTimeout(), options.idleTimeout()));
         p.addLast("requestId", new RequestIdHandler(options.requestIdHeaders()));
         if (options.logRequests()) p.addLast("accessLog", new AccessLogHandler());
         p.addLast("cors", new CorsHandler(CorsPolicy.of(options)));

@@ -17,10 +17,10 @@ import java.security.NoSuchAlgorithmException;
 import java.util.List;
 
 /**
- * {@code --api-key}: requests to the API ({@code /v1/*}, {@code /tokenize}, {@code /detokenize}) must carry
+ * {@code --api-key}: every request but the two probes ({@code /health}, {@code /ready}) must carry
  * {@code Authorization: Bearer <key>} with one of the configured keys, else 401 in OpenAI's shape
- * ({@code code: "invalid_api_key"}). Operations endpoints ({@code /health}, {@code /ready}, {@code /metrics},
- * {@code /version}) stay open so probes and scrapers need no secret, and CORS preflights never reach this handler.
+ * ({@code code: "invalid_api_key"}): the API, {@code /tokenize}, {@code /detokenize}, and also {@code /metrics} and
+ * {@code /version} (Prometheus scrapes with a bearer token). CORS preflights never reach this handler.
  *
  * <p>Keys are compared as SHA-256 digests with {@link MessageDigest#isEqual}, against every key without stopping
  * early, so neither the position of the first wrong byte nor the key's length shows in the timing.
@@ -38,7 +38,8 @@ public final class ApiKeyAuthHandler extends ChannelInboundHandlerAdapter {
 
     /** Whether {@code path} needs a key. */
     public static boolean isProtected(String path) {
-        return path.equals("/v1") || path.startsWith("/v1/") || path.equals("/tokenize") || path.equals("/detokenize");
+        // Everything but the probes: a kubelet cannot present a secret key, and these two reveal nothing.
+        return !(path.equals("/health") || path.equals("/ready"));
     }
 
     @Override

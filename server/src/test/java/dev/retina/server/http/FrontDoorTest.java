@@ -140,7 +140,7 @@ class FrontDoorTest {
     }
 
     @Test
-    void wrongOrMissingKeyIs401InOpenAiShapeAndOpsEndpointsStayOpen() throws Exception {
+    void wrongOrMissingKeyIs401InOpenAiShapeOnEveryRouteButTheProbes() throws Exception {
         open(ServingOptions.defaults().withApiKeys(List.of("sk-one", "sk-two")));
         Reply missing = exchange(req(HttpMethod.GET, "/v1/models", null));
         assertOpenAiError(missing, 401, "invalid_request_error", "invalid_api_key");
@@ -154,7 +154,11 @@ class FrontDoorTest {
         assertEquals(200, exchange(req(HttpMethod.GET, "/v1/models", null, "Authorization", "Bearer sk-two")).status());
         assertEquals(200, exchange(req(HttpMethod.GET, "/v1/models", null, "authorization", "bearer sk-one")).status());
         assertEquals(200, exchange(req(HttpMethod.GET, "/health", null)).status());
-        assertEquals(200, exchange(req(HttpMethod.GET, "/metrics", null)).status());
+        assertOpenAiError(exchange(req(HttpMethod.GET, "/metrics", null)), 401, "invalid_request_error",
+                "invalid_api_key");
+        assertOpenAiError(exchange(req(HttpMethod.GET, "/version", null)), 401, "invalid_request_error",
+                "invalid_api_key");
+        assertEquals(200, exchange(req(HttpMethod.GET, "/metrics", null, "Authorization", "Bearer sk-one")).status());
     }
 
     @Test
