@@ -109,7 +109,7 @@ class OperationsE2ETest {
     }
 
     @Test
-    void wrongKeyIsUnauthorizedAndProbesNeedNone() throws Exception {
+    void wrongKeyIsUnauthorizedAndOnlyTheProbesNeedNone() throws Exception {
         OpenAIClient wrong = OpenAIOkHttpClient.builder().baseUrl(base + "/v1").apiKey("sk-wrong").maxRetries(0).build();
         UnauthorizedException e = assertThrows(UnauthorizedException.class, () -> wrong.models().list());
         assertEquals(401, e.statusCode());
@@ -117,7 +117,9 @@ class OperationsE2ETest {
         HttpResponse<String> ready = send("GET", "/ready", null, false);
         assertEquals(200, ready.statusCode());
         assertEquals("ready", mapper.readTree(ready.body()).get("status").asText());
-        assertFalse(mapper.readTree(send("GET", "/version", null, false).body()).get("version").asText().isBlank());
+        assertEquals(401, send("GET", "/version", null, false).statusCode(), "only the probes are open");
+        assertEquals(401, send("GET", "/metrics", null, false).statusCode(), "only the probes are open");
+        assertFalse(mapper.readTree(send("GET", "/version", null, true).body()).get("version").asText().isBlank());
         assertEquals(401, send("POST", "/tokenize", "{\"prompt\":\"hi\"}", false).statusCode());
     }
 
@@ -171,7 +173,7 @@ class OperationsE2ETest {
                 + "\"user\",\"content\":[{\"type\":\"image_url\",\"image_url\":{\"url\":\"data:image/png;base64,AAAA\"}}]}]}",
                 true).statusCode() / 100 * 100);
 
-        HttpResponse<String> scrape = send("GET", "/metrics", null, false);
+        HttpResponse<String> scrape = send("GET", "/metrics", null, true); // Prometheus scrapes with the bearer key
         assertEquals(200, scrape.statusCode());
         assertTrue(scrape.headers().firstValue("content-type").orElse("").startsWith("text/plain"));
         String m = scrape.body();
