@@ -106,7 +106,7 @@ class OverloadE2ETest {
         System.out.printf("overload: 100 at once -> %d answered (all equal to their solo greedy answers), %d got 429; "
                 + "%.0f preemptions%n", answered, refused, preemptions);
         assertEquals(100, answered + refused);
-        assertTrue(refused > 0 && answered > 24, answered + " answered, " + refused + " refused");
+        assertTrue(refused > 0 && answered >= 24, answered + " answered, " + refused + " refused");
         assertTrue(preemptions > 0, "the KV cache never ran out: the test proves nothing about preemption");
     }
 }
