@@ -72,31 +72,37 @@ public record ServingOptions(List<String> apiKeys, List<String> allowedOrigins, 
 
     public ServingOptions withApiKeys(List<String> keys) {
         return new ServingOptions(keys, allowedOrigins, allowedMethods, allowedHeaders, maxNumWaiting, requestTimeout,
-                logRequests, requestIdHeaders, sslKeyFile, sslCertFile, responseRole, returnTokensAsTokenIds);
+                logRequests, requestIdHeaders, sslKeyFile, sslCertFile, responseRole, returnTokensAsTokenIds,
+                requestReadTimeout, idleTimeout);
     }
 
     public ServingOptions withMaxNumWaiting(int n) {
         return new ServingOptions(apiKeys, allowedOrigins, allowedMethods, allowedHeaders, n, requestTimeout,
-                logRequests, requestIdHeaders, sslKeyFile, sslCertFile, responseRole, returnTokensAsTokenIds);
+                logRequests, requestIdHeaders, sslKeyFile, sslCertFile, responseRole, returnTokensAsTokenIds,
+                requestReadTimeout, idleTimeout);
     }
 
     public ServingOptions withRequestTimeout(Duration timeout) {
         return new ServingOptions(apiKeys, allowedOrigins, allowedMethods, allowedHeaders, maxNumWaiting, timeout,
-                logRequests, requestIdHeaders, sslKeyFile, sslCertFile, responseRole, returnTokensAsTokenIds);
+                logRequests, requestIdHeaders, sslKeyFile, sslCertFile, responseRole, returnTokensAsTokenIds,
+                requestReadTimeout, idleTimeout);
     }
 
     public ServingOptions withRequestIdHeaders(boolean on) {
         return new ServingOptions(apiKeys, allowedOrigins, allowedMethods, allowedHeaders, maxNumWaiting,
-                requestTimeout, logRequests, on, sslKeyFile, sslCertFile, responseRole, returnTokensAsTokenIds);
+                requestTimeout, logRequests, on, sslKeyFile, sslCertFile, responseRole, returnTokensAsTokenIds,
+                requestReadTimeout, idleTimeout);
     }
 
     public ServingOptions withTls(Path keyFile, Path certFile) {
         return new ServingOptions(apiKeys, allowedOrigins, allowedMethods, allowedHeaders, maxNumWaiting,
-                requestTimeout, logRequests, requestIdHeaders, keyFile, certFile, responseRole, returnTokensAsTokenIds);
+                requestTimeout, logRequests, requestIdHeaders, keyFile, certFile, responseRole, returnTokensAsTokenIds,
+                requestReadTimeout, idleTimeout);
     }
 
     public ServingOptions withCors(List<String> origins, List<String> methods, List<String> headers) {
         return new ServingOptions(apiKeys, origins, methods, headers, maxNumWaiting, requestTimeout, logRequests,
-                requestIdHeaders, sslKeyFile, sslCertFile, responseRole, returnTokensAsTokenIds);
+                requestIdHeaders, sslKeyFile, sslCertFile, responseRole, returnTokensAsTokenIds,
+                requestReadTimeout, idleTimeout);
     }
 }
