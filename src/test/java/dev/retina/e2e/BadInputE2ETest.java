@@ -226,15 +226,18 @@ class BadInputE2ETest {
         }
         try (Socket s = new Socket("127.0.0.1", port)) {
             s.setSoTimeout(30_000);
-            String body = user("\"hi\"");
-            String one = "POST /tokenize HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: "
-                    + ("{\"model\": \"demo\", \"prompt\": \"one\"}").length() + "\r\n\r\n{\"model\": \"demo\", \"prompt\": \"one\"}";
-            String two = "GET /v1/models HTTP/1.1\r\nHost: x\r\n\r\n";
-            String three = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                    + "Connection: close\r\nContent-Length: " + body.getBytes(StandardCharsets.UTF_8).length + "\r\n\r\n" + body;
+            // The slow request first: answered out of order, the quick ones behind it would overtake it.
+            String body = "{\"model\": \"demo\", \"max_tokens\": 32, \"ignore_eos\": true, \"messages\": "
+                    + "[{\"role\": \"user\", \"content\": \"hi\"}]}";
+            String one = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                    + "Content-Length: " + body.getBytes(StandardCharsets.UTF_8).length + "\r\n\r\n" + body;
+            String tok = "{\"model\": \"demo\", \"prompt\": \"one\"}";
+            String two = "POST /tokenize HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: "
+                    + tok.length() + "\r\n\r\n" + tok;
+            String three = "GET /v1/models HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
             s.getOutputStream().write((one + two + three).getBytes(StandardCharsets.UTF_8));
             String all = new String(s.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-            int first = all.indexOf("\"tokens\""), second = all.indexOf("\"object\":\"list\""), third = all.indexOf("chat.completion");
+            int first = all.indexOf("chat.completion"), second = all.indexOf("\"tokens\""), third = all.indexOf("\"object\":\"list\"");
             assertTrue(all.split("HTTP/1.1 200", -1).length - 1 == 3, all);
             assertTrue(first >= 0 && second > first && third > second, "answered in order: " + all);
         }

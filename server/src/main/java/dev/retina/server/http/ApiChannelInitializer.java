@@ -52,6 +52,7 @@ public final class ApiChannelInitializer extends ChannelInitializer<Channel> {
         if (options.logRequests()) p.addLast("accessLog", new AccessLogHandler());
         p.addLast("cors", new CorsHandler(CorsPolicy.of(options)));
         p.addLast("aggregator", new JsonErrorAggregator(maxRequestBytes, mapper));
+        p.addLast("pipelining", new HttpPipeliningHandler());
         if (!options.apiKeys().isEmpty()) p.addLast("auth", new ApiKeyAuthHandler(options.apiKeys(), mapper));
         p.addLast("contentType", new JsonContentTypeHandler(mapper));
         p.addLast("admission", new AdmissionHandler(admission, mapper));
