@@ -2,6 +2,7 @@ package dev.retina.server;
 
 import dev.retina.engine.EngineStats;
 import dev.retina.engine.SamplingParams;
+import dev.retina.server.bench.BenchServeCommand;
 import dev.retina.server.config.ConfigException;
 import dev.retina.server.config.ServerConfig;
 import dev.retina.server.config.VlmConfig;
@@ -33,15 +34,11 @@ import java.util.concurrent.locks.LockSupport;
  * every request samples (temperature 1, seeded) exactly {@code --output-len} tokens with EOS ignored.
  */
 @Command(name = "bench", mixinStandardHelpOptions = true, showDefaultValues = true,
-        description = "Benchmark the engine offline on synthetic requests; prints requests/s, tokens/s, TTFT, TPOT.")
+        subcommands = BenchServeCommand.class,
+        description = "Benchmark the engine offline on synthetic requests; prints requests/s, tokens/s, TTFT, TPOT. "
+                + "'bench serve' benchmarks a running server over HTTP instead.")
 public final class BenchCommand implements Callable<Integer> {
-
-
-
-
-
-
-    @Option(names = "--num-requests", defaultValue = "64", description = "Requests to time.")
+    @Option(names = {"--num-prompts", "--num-requests"}, defaultValue = "64", description = "Requests to time.")
     int numRequests;
 
     @Option(names = "--prompt-len", description = "Prompt tokens per request, image tokens included (default: one image's tokens + 15 with --num-images 1, else 64).")
