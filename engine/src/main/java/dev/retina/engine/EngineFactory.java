@@ -75,7 +75,8 @@ public final class EngineFactory {
         log.info("KV cache: {} blocks of {} tokens = {} tokens", numBlocks, config.blockSize(),
                 (long) numBlocks * config.blockSize());
         LlavaModelRunner runner = new LlavaModelRunner(model, numBlocks, config.blockSize(), encoderCacheSize);
-        return new Loaded(model, new LlmEngine(config, numBlocks, runner), numBlocks);
+        return new Loaded(model, new LlmEngine(config, numBlocks, FaultInjectingRunner.fromSystemProperty(runner)),
+                numBlocks);
     }
 
     /**
