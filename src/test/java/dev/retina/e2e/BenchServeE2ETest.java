@@ -92,6 +92,14 @@ class BenchServeE2ETest {
                 if (rgb == 0x1F77B4 || rgb == 0xD62728) colored++;
             }
         assertTrue(colored > 20, "series drawn: " + colored);
+
+        // the same table and plot from the saved file, no requests sent
+        Path again = dir.resolve("again.png");
+        StringBuilder replot = new StringBuilder();
+        assertEquals(0, run(replot, "bench", "serve", "--plot-from", json.toString(), "--plot", again.toString()));
+        String sweep = text.substring(text.indexOf("| rate (req/s) |"), text.indexOf("saved "));
+        assertEquals(sweep.strip(), replot.substring(0, replot.indexOf("plotted ")).strip());
+        assertEquals(1260, ImageIO.read(again.toFile()).getWidth());
     }
 
     @Test

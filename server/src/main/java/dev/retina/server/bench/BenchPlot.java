@@ -112,7 +112,8 @@ public final class BenchPlot {
     }
 
     private static String tick(double v) {
-        if (v == Math.rint(v) || Math.abs(v) >= 10) return String.valueOf(Math.round(v));
+        if (v == Math.rint(v)) return String.valueOf(Math.round(v));
+        if (Math.abs(v) >= 10) return String.format(Locale.ROOT, "%.1f", v);
         return String.format(Locale.ROOT, "%.2f", v).replaceAll("0+$", "");
     }
 }

@@ -85,11 +85,16 @@ public final class BenchServeCommand implements Callable<Integer> {
     @Option(names = "--plot", description = "Write a PNG of latency against achieved request rate here.")
     Path plot;
 
+    @Option(names = "--plot-from", description = "Send nothing: print the sweep table (and --plot) from a "
+            + "--save-result file.")
+    Path plotFrom;
+
     /** Where the tables go; replaced in tests. */
     PrintStream out = System.out;
 
     @Override
     public Integer call() throws Exception {
+        if (plotFrom != null) return replot();
         List<Double> rates = new ArrayList<>();
         List<Path> images = new ArrayList<>();
         try {
@@ -149,12 +154,34 @@ public final class BenchServeCommand implements Callable<Integer> {
             new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValue(saveResult.toFile(), json);
             out.println("saved " + saveResult);
         }
-        if (plot != null) {
-            BenchPlot.write(plot, "retina bench serve: " + served + " at " + base + ", " + numPrompts
-                    + " prompts per rate, max_tokens " + outputLen, results);
-            out.println("plotted " + plot);
-        }
+        if (plot != null) plot(plot, "retina bench serve: " + served + " at " + base + ", " + numPrompts
+                + " prompts per rate, max_tokens " + outputLen, results);
         return results.stream().allMatch(r -> r.completed() > 0) ? 0 : 1;
+    }
+
+    /** Draws the sweep; a host without fonts (a bare GPU machine) gets a message, not a stack trace. */
+    private void plot(Path file, String title, List<RateResult> results) {
+        try {
+            BenchPlot.write(file, title, results);
+            out.println("plotted " + file);
+        } catch (IOException | RuntimeException | Error e) {
+            if (e instanceof VirtualMachineError vme) throw vme;
+            System.err.println("retina bench serve: could not draw " + file + " (" + e.getMessage() + "); on a host "
+                    + "without fonts install fontconfig and a font, or draw it elsewhere from --save-result's file: "
+                    + "retina bench serve --plot-from RESULT.json --plot " + file);
+        }
+    }
+
+    /** {@code --plot-from}: the sweep table and the plot from a saved result, no requests sent. */
+    private int replot() throws IOException {
+        com.fasterxml.jackson.databind.JsonNode json = new ObjectMapper().readTree(plotFrom.toFile());
+        List<RateResult> results = new ArrayList<>();
+        for (com.fasterxml.jackson.databind.JsonNode r : json.path("results")) results.add(RateResult.fromJson(r));
+        RateResult.printSweep(out, results);
+        if (plot != null) plot(plot, "retina bench serve: " + json.path("model").asText() + " at "
+                + json.path("base_url").asText() + ", " + json.path("num_prompts").asInt() + " prompts per rate, "
+                + "max_tokens " + json.path("output_len").asInt(), results);
+        return 0;
     }
 
     static double parseRate(String value) {

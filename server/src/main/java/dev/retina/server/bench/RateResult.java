@@ -37,6 +37,24 @@ public record RateResult(double requestRate, int maxConcurrency, double duration
         m.put("p99_" + name, Stats.percentile(v, 99));
     }
 
+    /** A result read back from {@link #toJson()}'s form: the aggregates only (per-request records are not kept). */
+    static RateResult fromJson(com.fasterxml.jackson.databind.JsonNode r) {
+        double rate = r.path("request_rate").isNumber() ? r.path("request_rate").asDouble() : Double.POSITIVE_INFINITY;
+        Map<String, Double> lat = new LinkedHashMap<>();
+        for (String metric : new String[] {"ttft", "tpot", "itl", "e2el"})
+            for (String stat : new String[] {"mean", "median", "p99"}) {
+                com.fasterxml.jackson.databind.JsonNode v = r.path(stat + "_" + metric + "_ms");
+                lat.put(stat + "_" + metric, v.isNumber() ? v.asDouble() : Double.NaN);
+            }
+        List<String> errors = new ArrayList<>();
+        r.path("errors").forEach(e -> errors.add(e.asText()));
+        return new RateResult(rate, r.path("max_concurrency").asInt(0), r.path("duration").asDouble(),
+                r.path("completed").asInt(), r.path("failed").asInt(), r.path("total_input_tokens").asLong(),
+                r.path("total_output_tokens").asLong(), r.path("request_throughput").asDouble(),
+                r.path("output_throughput").asDouble(), r.path("total_token_throughput").asDouble(), lat, errors,
+                List.of());
+    }
+
     public double latency(String key) {
         return latencyMs.getOrDefault(key, Double.NaN);
     }
