@@ -43,6 +43,7 @@ public final class DecodeBench {
         int steps = 20;
         int warmup = 5;
         String kernels = "both";
+        boolean compare = false;
         for (int i = 0; i < args.length; i += 2) {
             String v = args[i + 1];
             switch (args[i]) {
@@ -54,6 +55,7 @@ public final class DecodeBench {
                 case "--steps" -> steps = Integer.parseInt(v);
                 case "--warmup" -> warmup = Integer.parseInt(v);
                 case "--kernels" -> kernels = v;
+                case "--compare" -> compare = Boolean.parseBoolean(v);
                 default -> throw new IllegalArgumentException("unknown option " + args[i]);
             }
         }
@@ -62,15 +64,17 @@ public final class DecodeBench {
             System.out.printf(Locale.ROOT, "loaded %s on %s as %s in %.1f s%n", config, device, dtype,
                     (System.nanoTime() - t0) / 1e9);
             // djl: DJL ops only; libtorch: + libtorch's flash attention / fused RMSNorm; native: + Retina's kernels
+            // direct: native + the direct decode path (cuBLAS + Retina's kernels on raw addresses, no DJL op per layer)
             List<String> modes = switch (kernels) {
-                case "djl", "libtorch", "native" -> List.of(kernels);
-                case "all" -> List.of("djl", "libtorch", "native");
+                case "djl", "libtorch", "native", "direct" -> List.of(kernels);
+                case "all" -> List.of("djl", "libtorch", "native", "direct");
+                case "new" -> List.of("native", "direct");
                 default -> List.of("djl", "native");
             };
+            if (compare) compare(model, batches, context);
             for (String mode : modes) {
                 // Same weights, other kernels (reloading 7B would cost more than the runs).
-                model.setNativeKernels(!mode.equals("djl"));
-                model.setRetinaKernels(mode.equals("native"));
+                mode(model, mode);
                 run(device, dtype, mode, batches, context, steps, warmup, model);
             }
         }
@@ -107,12 +111,14 @@ public final class DecodeBench {
             });
             System.out.printf(Locale.ROOT, "[%s] encode 1 image: %.2f ms   prefill %d tokens: %.2f ms%n", label,
                     encodeMs, context, prefillMs);
-            System.out.printf(Locale.ROOT, "[%s] %6s %10s %12s%n", label, "batch", "ms/step", "out tok/s");
+            System.out.printf(Locale.ROOT, "[%s] %6s %10s %12s %14s%n", label, "batch", "ms/step", "out tok/s",
+                    "host ms/step");
             for (int b : batches) {
                 int[] ids = new int[b];
                 for (int i = 0; i < b; i++) ids[i] = random.nextInt(Math.min(vocab, 32000));
                 int[] stepNo = {0};
                 int numSeqs = b;
+                List<Double> hostMs = new ArrayList<>();
                 double ms = median(warmup, steps, () -> {
                     // Each sequence's context grows by one per step, as in real decoding.
                     int pos = context + stepNo[0]++;
@@ -123,15 +129,83 @@ public final class DecodeBench {
                     }
                     ForwardBatch batch = ForwardBatch.concat(seqs.toArray(ForwardBatch[]::new));
                     try (NDManager step = model.manager().newSubManager()) {
+                        long t0 = System.nanoTime();
                         NDArray logits = model.forward(model.embedTokens(step.create(ids)), batch, cache);
+                        hostMs.add((System.nanoTime() - t0) / 1e6); // launches queued; the GPU may still run
                         logits.argMax(1).toLongArray(); // sync: greedy tokens to the host
                     }
                 });
-                System.out.printf(Locale.ROOT, "[%s] %6d %10.2f %12.0f%n", label, b, ms, b * 1000.0 / ms);
+                double[] host = hostMs.subList(warmup, hostMs.size()).stream().mapToDouble(Double::doubleValue).sorted()
+                        .toArray();
+                System.out.printf(Locale.ROOT, "[%s] %6d %10.2f %12.0f %14.2f%n", label, b, ms, b * 1000.0 / ms,
+                        host[host.length / 2]);
             }
         }
         System.out.printf(Locale.ROOT, "[%s] device %s, dtype %s, context %d, median of %d after %d warm-up%n", label,
                 device, dtype, context, steps, warmup);
+    }
+
+    private static void mode(LlavaModel model, String mode) {
+        model.setNativeKernels(!mode.equals("djl"));
+        model.setRetinaKernels(mode.equals("native") || mode.equals("direct"));
+        model.setDirectDecode(mode.equals("direct"));
+    }
+
+    /**
+     * The direct decode path against the native one on a real cache: each sequence gets a random prompt prefilled
+     * (distinct contents), then one decode step runs on each path from the same state (the step's K/V writes are
+     * the same values at the same slots); prints the largest logit difference and whether greedy tokens agree.
+     */
+    private static void compare(LlavaModel model, int[] batches, int context) {
+        int vocab = model.config().textConfig().vocabSize();
+        int maxBatch = Arrays.stream(batches).max().orElse(1);
+        int blocksPerSeq = (context + 2 + BLOCK_SIZE - 1) / BLOCK_SIZE;
+        Random random = new Random(7);
+        mode(model, "native");
+        try (KvCache cache = model.newKvCache(maxBatch * blocksPerSeq, BLOCK_SIZE)) {
+            int[] next = new int[maxBatch];
+            for (int s = 0; s < maxBatch; s++) {
+                int[] prompt = new int[context];
+                for (int i = 0; i < context; i++) prompt[i] = random.nextInt(Math.min(vocab, 32000));
+                try (NDManager step = model.manager().newSubManager()) {
+                    NDArray logits = model.forward(model.embedTokens(step.create(prompt)),
+                            ForwardBatch.single(0, context, blockTable(s, blocksPerSeq), BLOCK_SIZE), cache);
+                    next[s] = (int) logits.argMax(1).toLongArray()[0];
+                }
+            }
+            for (int b : batches) {
+                List<ForwardBatch> seqs = new ArrayList<>(b);
+                for (int s = 0; s < b; s++) seqs.add(ForwardBatch.single(context, 1, blockTable(s, blocksPerSeq), BLOCK_SIZE));
+                ForwardBatch batch = ForwardBatch.concat(seqs.toArray(ForwardBatch[]::new));
+                int[] ids = Arrays.copyOf(next, b);
+                float[][] out = new float[2][];
+                String[] paths = {"native", "direct"};
+                for (int p = 0; p < 2; p++) {
+                    mode(model, paths[p]);
+                    try (NDManager step = model.manager().newSubManager()) {
+                        out[p] = model.forward(model.embedTokens(step.create(ids)), batch, cache).toFloatArray();
+                    }
+                }
+                double maxDiff = 0;
+                double maxAbs = 0;
+                int agree = 0;
+                for (int s = 0; s < b; s++) {
+                    int a0 = 0;
+                    int a1 = 0;
+                    for (int v = 0; v < vocab; v++) {
+                        float x = out[0][s * vocab + v];
+                        float y = out[1][s * vocab + v];
+                        maxDiff = Math.max(maxDiff, Math.abs(x - y));
+                        maxAbs = Math.max(maxAbs, Math.abs(x));
+                        if (x > out[0][s * vocab + a0]) a0 = v;
+                        if (y > out[1][s * vocab + a1]) a1 = v;
+                    }
+                    if (a0 == a1) agree++;
+                }
+                System.out.printf(Locale.ROOT, "[compare] batch %d, context %d: direct vs native max |dlogit| %.3e "
+                        + "(max |logit| %.2f), greedy token equal %d/%d%n", b, context, maxDiff, maxAbs, agree, b);
+            }
+        }
     }
 
     private static int[] blockTable(int seq, int blocksPerSeq) {

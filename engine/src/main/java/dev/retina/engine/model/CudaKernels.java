@@ -52,6 +52,7 @@ final class CudaKernels {
     private final MemorySegment[] attentionByHeadDim = new MemorySegment[HEAD_DIMS.length];
     private final MemorySegment ropeKvWrite;
     private final MemorySegment siluMul;
+    private final MemorySegment rmsNorm;  // null in a PTX built before rms_norm existed
     private final MemorySegment values;   // kernel argument values, 8 bytes each
     private final MemorySegment params;   // void*[]: pointers into values
     private final MemorySegment out;      // out-parameters of the shim and driver calls
@@ -93,6 +94,7 @@ final class CudaKernels {
                 attentionByHeadDim[i] = function(getFunction, module, "paged_attention_decode_d" + HEAD_DIMS[i]);
             ropeKvWrite = function(getFunction, module, "rope_kv_write");
             siluMul = function(getFunction, module, "silu_mul");
+            rmsNorm = optionalFunction(getFunction, module, "rms_norm");
         } catch (RuntimeException e) {
             throw e;
         } catch (Throwable t) {
@@ -165,21 +167,33 @@ final class CudaKernels {
         requireRowMajor(blockTables, DataType.INT32, numSeqs, -1);
         long maxBlocks = sizes(blockTables)[1];
         requireRowMajor(contextLens, DataType.INT32, numSeqs, Long.MIN_VALUE);
+        pagedAttentionDecode(address(out), (long) numHeads * headDim, address(query), queryRow, address(keyCache),
+                address(valueCache), address(blockTables), address(contextLens), (int) numSeqs, (int) maxBlocks,
+                blockSize, numHeads, numKvHeads, headDim, scale);
+    }
+
+    /** {@link #pagedAttentionDecode(NDArray, NDArray, NDArray, NDArray, NDArray, NDArray, int, int, int, int, float)}
+     *  on device addresses the caller has checked (row strides in elements). */
+    void pagedAttentionDecode(long out, long outStride, long query, long queryStride, long keyCache, long valueCache,
+                              long blockTables, long contextLens, int numSeqs, int maxBlocks, int blockSize,
+                              int numHeads, int numKvHeads, int headDim, float scale) {
+        int index = headDimIndex(headDim);
+        if (index < 0) throw new IllegalArgumentException("no decode attention kernel for head_dim " + headDim);
         int i = 0;
-        i = ptr(i, out);
-        values.set(I64, 8L * i++, (long) numHeads * headDim);
-        i = ptr(i, query);
-        values.set(I64, 8L * i++, queryRow);
-        i = ptr(i, keyCache);
-        i = ptr(i, valueCache);
-        i = ptr(i, blockTables);
-        i = ptr(i, contextLens);
-        values.set(I32, 8L * i++, (int) maxBlocks);
+        values.set(I64, 8L * i++, out);
+        values.set(I64, 8L * i++, outStride);
+        values.set(I64, 8L * i++, query);
+        values.set(I64, 8L * i++, queryStride);
+        values.set(I64, 8L * i++, keyCache);
+        values.set(I64, 8L * i++, valueCache);
+        values.set(I64, 8L * i++, blockTables);
+        values.set(I64, 8L * i++, contextLens);
+        values.set(I32, 8L * i++, maxBlocks);
         values.set(I32, 8L * i++, blockSize);
         values.set(I32, 8L * i++, numHeads);
         values.set(I32, 8L * i++, numKvHeads);
         values.set(F32, 8L * i++, scale);
-        launch(attentionByHeadDim[index], numHeads, (int) numSeqs, ATTENTION_THREADS, "paged_attention_decode_d" + headDim);
+        launch(attentionByHeadDim[index], numHeads, numSeqs, ATTENTION_THREADS, "paged_attention_decode_d" + headDim);
     }
 
     /**
@@ -203,20 +217,28 @@ final class CudaKernels {
         long numSlots = requireRowMajor(keyCache, DataType.FLOAT16, -1, kvDim);
         requireRowMajor(valueCache, DataType.FLOAT16, numSlots, kvDim);
         if (numTokens == 0) return;
+        ropeKvWrite(address(qkv), address(positions), address(slots), address(cos), address(sin), address(keyCache),
+                address(valueCache), (int) numTokens, numHeads, numKvHeads, headDim);
+    }
+
+    /** {@link #ropeKvWrite(NDArray, NDArray, NDArray, NDArray, NDArray, NDArray, NDArray, int, int, int)} on device
+     *  addresses the caller has checked. */
+    void ropeKvWrite(long qkv, long positions, long slots, long cos, long sin, long keyCache, long valueCache,
+                     int numTokens, int numHeads, int numKvHeads, int headDim) {
         int i = 0;
-        i = ptr(i, qkv);
-        i = ptr(i, positions);
-        i = ptr(i, slots);
-        i = ptr(i, cos);
-        i = ptr(i, sin);
-        i = ptr(i, keyCache);
-        i = ptr(i, valueCache);
+        values.set(I64, 8L * i++, qkv);
+        values.set(I64, 8L * i++, positions);
+        values.set(I64, 8L * i++, slots);
+        values.set(I64, 8L * i++, cos);
+        values.set(I64, 8L * i++, sin);
+        values.set(I64, 8L * i++, keyCache);
+        values.set(I64, 8L * i++, valueCache);
         values.set(I32, 8L * i++, numHeads);
         values.set(I32, 8L * i++, numKvHeads);
         values.set(I32, 8L * i++, headDim);
         int pairs = (numHeads + numKvHeads) * headDim / 2;
         int threads = Math.min(1024, Math.max(32, (pairs + 31) / 32 * 32));
-        launch(ropeKvWrite, (int) numTokens, 1, threads, "rope_kv_write");
+        launch(ropeKvWrite, numTokens, 1, threads, "rope_kv_write");
     }
 
     /**
@@ -228,16 +250,60 @@ final class CudaKernels {
     void siluMul(NDArray out, NDArray gateUp, int inter) {
         long numTokens = requireRowMajor(out, DataType.FLOAT16, -1, inter);
         requireRowMajor(gateUp, DataType.FLOAT16, numTokens, 2L * inter);
+        if (numTokens * inter == 0) return;
+        siluMul(address(out), address(gateUp), numTokens, inter);
+    }
+
+    /** {@link #siluMul(NDArray, NDArray, int)} on device addresses the caller has checked. */
+    void siluMul(long out, long gateUp, long numTokens, int inter) {
         long total = numTokens * inter;
-        if (total == 0) return;
         int i = 0;
-        i = ptr(i, out);
-        i = ptr(i, gateUp);
+        values.set(I64, 8L * i++, out);
+        values.set(I64, 8L * i++, gateUp);
         values.set(I64, 8L * i++, numTokens);
         values.set(I32, 8L * i++, inter);
         int threads = 256;
         int blocks = (int) Math.min((total + threads - 1) / threads, 132L * 16); // grid-stride beyond ~16 blocks/SM
         launch(siluMul, blocks, 1, threads, "silu_mul");
+    }
+
+    /** Whether this PTX has {@code rms_norm} (the direct decode path needs it). */
+    boolean hasRmsNorm() {
+        return rmsNorm != null;
+    }
+
+    /**
+     * HF LlamaRMSNorm of each row into {@code out} (fp32 inside; see the .cu).
+     *
+     * @param out (rows, hidden) fp16 contiguous, not aliasing x; x likewise; weight (hidden) fp16
+     */
+    void rmsNorm(long out, long x, long weight, int rows, int hidden, float eps) {
+        if (rmsNorm == null) throw new IllegalStateException("this PTX has no rms_norm");
+        if (rows == 0) return;
+        int i = 0;
+        values.set(I64, 8L * i++, out);
+        values.set(I64, 8L * i++, x);
+        values.set(I64, 8L * i++, weight);
+        values.set(I32, 8L * i++, hidden);
+        values.set(F32, 8L * i++, eps);
+        int threads = Math.min(1024, Math.max(32, (hidden / 4 + 31) / 32 * 32));
+        launch(rmsNorm, rows, 1, threads, "rms_norm");
+    }
+
+    /** Makes the primary context current on the calling thread (before a cuBLAS call on a new thread). */
+    void ensureContext() {
+        try {
+            makeCurrent();
+        } catch (RuntimeException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException("cuCtxSetCurrent failed", t);
+        }
+    }
+
+    /** The device address of a GPU array's data (libtorch's C shim). */
+    long address(NDArray array) {
+        return dataPtr(array).address();
     }
 
     private void launch(MemorySegment function, int gridX, int gridY, int blockX, String name) {
@@ -259,12 +325,6 @@ final class CudaKernels {
         if (t == currentThread) return;
         check((int) cuCtxSetCurrent.invokeExact(context), "cuCtxSetCurrent");
         currentThread = t;
-    }
-
-    /** Writes the array's device pointer as argument {@code i}; returns i + 1. */
-    private int ptr(int i, NDArray array) {
-        values.set(PTR, 8L * i, dataPtr(array));
-        return i + 1;
     }
 
     private MemorySegment dataPtr(NDArray array) {
@@ -335,6 +395,15 @@ final class CudaKernels {
             int err = (int) getFunction.invokeExact(fn, module, a.allocateFrom(name));
             if (err != 0) throw new IllegalStateException("cuModuleGetFunction(" + name + ") returned " + err);
             return fn.get(PTR, 0);
+        }
+    }
+
+    private static MemorySegment optionalFunction(MethodHandle getFunction, MemorySegment module, String name)
+            throws Throwable {
+        try {
+            return function(getFunction, module, name);
+        } catch (IllegalStateException e) {
+            return null;
         }
     }
 

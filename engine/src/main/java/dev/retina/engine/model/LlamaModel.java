@@ -49,11 +49,18 @@ final class LlamaModel implements AutoCloseable {
     private boolean fusedSiluMul;          // silu(gate) * up in one kernel
     private boolean nativeKernels;         // as last set
     private boolean retinaKernels = true;  // Retina's kernels within the native path
+    private final NDManager weightsManager;
+    private final boolean noBiases;
+    private boolean directDecode = !"false".equals(System.getProperty("retina.directDecode"));
+    private DirectDecode direct;           // created at the first eligible decode step; null until then
+    private boolean directUnavailable;     // cuBLAS or rms_norm missing: stay on the DJL-op path
 
     LlamaModel(LlavaConfig.TextConfig config, boolean tieWordEmbeddings, WeightSource weights, NDManager manager,
                DataType dtype, boolean nativeKernels) {
         this.config = config;
         this.dtype = dtype;
+        this.weightsManager = manager;
+        this.noBiases = !config.attentionBias() && !config.mlpBias();
         // Native kernels only where HF itself runs in half precision on CUDA; CPU float32 stays on the DJL path the
         // parity tests pin to HF's float64 goldens.
         boolean eligible = manager.getDevice().isGpu() && dtype == DataType.FLOAT16;
@@ -106,6 +113,11 @@ final class LlamaModel implements AutoCloseable {
         fusedSiluMul = enabled && retinaKernels && kernels != null;
     }
 
+    /** The direct decode path (cuBLAS + Retina's kernels, no DJL op per layer) on or off within the native path. */
+    void setDirectDecode(boolean enabled) {
+        directDecode = enabled;
+    }
+
     /** Retina's own CUDA kernels on or off within the native path (for comparisons). Engine thread only. */
     void setRetinaKernels(boolean enabled) {
         retinaKernels = enabled;
@@ -150,6 +162,9 @@ final class LlamaModel implements AutoCloseable {
         } else {
             cosSin = rotaryEmb.cosSin(meta.positions, meta.maxPosition); // once per step, not per layer
         }
+        if (layout == AttentionMetadata.Layout.PAGED && useDirect(batch)) {
+            return direct.forward(inputsEmbeds, meta, cache, rotaryEmb.cosTable(), rotaryEmb.sinTable());
+        }
         NDArray hidden = inputsEmbeds;
         for (int i = 0; i < layers.length; i++) {
             // Each layer's temporaries die with its scope; only the residual stream survives to the next layer.
@@ -166,6 +181,30 @@ final class LlamaModel implements AutoCloseable {
         NDArray last = rows(meta.logitsIndices, hidden, step); // (numSeqs, hidden): only the rows we return
         NDArray logits = Linear.linear(rmsNorm(last, norm), lmHead, null).singletonOrThrow(); // (numSeqs, vocab)
         return logits.getDataType() == DataType.FLOAT32 ? logits : logits.toType(DataType.FLOAT32, false);
+    }
+
+    /** Whether this pure-decode step goes the direct way (creating it on first use). */
+    private boolean useDirect(ForwardBatch batch) {
+        if (!directDecode || directUnavailable || !pagedDecode || !fusedSiluMul || !noBiases) return false;
+        int[] logits = batch.logitsIndices();
+        for (int s = 0; s < logits.length; s++) if (logits[s] != s) return false; // one row per sequence, in order
+        if (direct == null) {
+            kernels.ensureContext();
+            java.util.Optional<Cublas> cublas = kernels.hasRmsNorm() ? Cublas.load() : java.util.Optional.empty();
+            if (cublas.isEmpty()) {
+                directUnavailable = true;
+                return false;
+            }
+            long[][] w = new long[layers.length][];
+            for (int i = 0; i < layers.length; i++) {
+                DecoderLayer l = layers[i];
+                w[i] = new long[] {kernels.address(l.inputLayernormWeight()), kernels.address(l.qkvProjWeight()),
+                        kernels.address(l.oProjWeight()), kernels.address(l.postAttentionLayernormWeight()),
+                        kernels.address(l.gateUpProjWeight()), kernels.address(l.downProjWeight())};
+            }
+            direct = new DirectDecode(config, dtype, kernels, cublas.get(), weightsManager, w, norm, lmHead);
+        }
+        return true;
     }
 
     private NDArray decoderLayer(DecoderLayer w, NDArray hidden, AttentionMetadata meta, NDArray[] cosSin,

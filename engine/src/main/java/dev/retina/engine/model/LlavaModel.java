@@ -227,6 +227,15 @@ public final class LlavaModel implements AutoCloseable {
         languageModel.setRetinaKernels(enabled);
     }
 
+    /**
+     * With Retina's kernels on, whether pure decode steps take the direct path (cuBLAS and Retina's kernels on raw
+     * device addresses, no DJL op per layer; see DirectDecode). On by default where it can load
+     * ({@code -Dretina.directDecode=false} turns it off); off only to compare. Engine thread only.
+     */
+    public void setDirectDecode(boolean enabled) {
+        languageModel.setDirectDecode(enabled);
+    }
+
     /** A KV cache of {@code numBlocks} blocks shaped for this model. */
     public KvCache newKvCache(int numBlocks, int blockSize) {
         return KvCache.forModel(this, numBlocks, blockSize);

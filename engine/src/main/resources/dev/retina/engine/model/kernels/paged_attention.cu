@@ -234,3 +234,34 @@ extern "C" __global__ void silu_mul(__half* __restrict__ out, const __half* __re
         out[idx] = __float2half_rn(g / (1.f + __expf(-g)) * u);
     }
 }
+
+// HF LlamaRMSNorm in a float16 model: x to fp32, x * rsqrt(mean(x^2) + eps) rounded to fp16, times the weight (the
+// product rounded once, as torch's fp16 multiply). One block per row; any block size that is a multiple of 32.
+//   x, out: (rows, hidden) fp16 contiguous (out may not alias x); w: (hidden) fp16
+extern "C" __global__ void rms_norm(__half* __restrict__ out, const __half* __restrict__ x, const __half* __restrict__ w,
+                                    int hidden, float eps) {
+    __shared__ float partial[32];
+    const __half* row = x + (long long)blockIdx.x * hidden;
+    __half* out_row = out + (long long)blockIdx.x * hidden;
+    float ss = 0.f;
+    for (int i = threadIdx.x; i < hidden; i += blockDim.x) {
+        const float v = __half2float(row[i]);
+        ss += v * v;
+    }
+    ss = warp_sum(ss);
+    const int lane = threadIdx.x & 31;
+    const int warp = threadIdx.x >> 5;
+    if (lane == 0) partial[warp] = ss;
+    __syncthreads();
+    if (warp == 0) {
+        float v = lane < (int)(blockDim.x >> 5) ? partial[lane] : 0.f;
+        v = warp_sum(v);
+        if (lane == 0) partial[0] = v;
+    }
+    __syncthreads();
+    const float rstd = rsqrtf(partial[0] / (float)hidden + eps);
+    for (int i = threadIdx.x; i < hidden; i += blockDim.x) {
+        const __half n = __float2half_rn(__half2float(row[i]) * rstd);
+        out_row[i] = __float2half_rn(__half2float(w[i]) * __half2float(n));
+    }
+}

@@ -1,0 +1,98 @@
+package dev.retina.engine.model;
+
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.Linker;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.SymbolLookup;
+import java.lang.foreign.ValueLayout;
+import java.lang.invoke.MethodHandle;
+import java.util.Optional;
+
+/**
+ * cuBLAS through Java's FFM: the float16 GEMMs of the direct decode path, called on raw device addresses with no
+ * DJL array per call. Uses the libcublas that libtorch itself loaded (looked up by soname after DJL's engine has
+ * started) and its own handle on the legacy default stream, so GEMMs order with DJL's ops and Retina's kernels.
+ * fp16 inputs and output, fp32 accumulation (CUBLAS_COMPUTE_32F), as torch's fp16 matmul.
+ *
+ * <p>Not thread-safe (one scalar buffer); used from the engine thread only.
+ */
+final class Cublas {
+    private static final Logger log = LoggerFactory.getLogger(Cublas.class);
+    private static final String[] LIBRARIES = {"libcublas.so.13", "libcublas.so.12", "libcublas.so"};
+    private static final int OP_N = 0;
+    private static final int OP_T = 1;
+    private static final int CUDA_R_16F = 2;
+    private static final int COMPUTE_32F = 68;
+    private static final int GEMM_DEFAULT = -1;
+
+    private final MethodHandle gemmEx;
+    private final MemorySegment handle;
+    private final MemorySegment one;   // float 1
+    private final MemorySegment zero;  // float 0
+
+    private Cublas(Linker linker, SymbolLookup lib) throws Throwable {
+        Arena arena = Arena.global();
+        MethodHandle create = linker.downcallHandle(lib.find("cublasCreate_v2").orElseThrow(),
+                FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS));
+        ValueLayout.OfInt i32 = ValueLayout.JAVA_INT;
+        ValueLayout addr = ValueLayout.ADDRESS;
+        gemmEx = linker.downcallHandle(lib.find("cublasGemmEx").orElseThrow(), FunctionDescriptor.of(i32,
+                addr, i32, i32, i32, i32, i32, addr, addr, i32, i32, addr, i32, i32, addr, addr, i32, i32, i32, i32));
+        MemorySegment out = arena.allocate(ValueLayout.ADDRESS);
+        int err = (int) create.invokeExact(out);
+        if (err != 0) throw new IllegalStateException("cublasCreate_v2 returned " + err);
+        handle = out.get(ValueLayout.ADDRESS, 0);
+        one = arena.allocate(ValueLayout.JAVA_FLOAT);
+        one.set(ValueLayout.JAVA_FLOAT, 0, 1f);
+        zero = arena.allocate(ValueLayout.JAVA_FLOAT);
+        zero.set(ValueLayout.JAVA_FLOAT, 0, 0f);
+    }
+
+    /**
+     * cuBLAS with a handle on the current device, or empty where no libcublas is loaded or it fails. The caller makes
+     * the CUDA context current on this thread first (libtorch has then loaded libcublas too).
+     */
+    static Optional<Cublas> load() {
+        Linker linker = Linker.nativeLinker();
+        for (String name : LIBRARIES) {
+            try {
+                SymbolLookup lib = SymbolLookup.libraryLookup(name, Arena.global());
+                Cublas c = new Cublas(linker, lib);
+                log.info("cuBLAS {} loaded for the direct decode path", name);
+                return Optional.of(c);
+            } catch (IllegalArgumentException e) {
+                // not found under this name; try the next
+            } catch (Throwable t) {
+                log.info("cuBLAS {} unusable ({}); the direct decode path stays off", name, t.toString());
+                return Optional.empty();
+            }
+        }
+        log.info("no libcublas found; the direct decode path stays off");
+        return Optional.empty();
+    }
+
+    /**
+     * Row-major {@code y (m, n) = x (m, k) @ w (n, k)^T + (accumulate ? y : 0)}: a Linear layer without bias, fp16,
+     * accumulated in fp32 and rounded once (with {@code accumulate}, the residual add fused into the GEMM).
+     * Leading dimensions are the row lengths (contiguous rows).
+     */
+    void linear(long y, long x, long w, int m, int n, int k, boolean accumulate) {
+        // Column-major view: y^T (n, m) = w (n, k) . x^T (k, m), i.e. op(A) = W^T of the (k, n) column-major W.
+        MemorySegment beta = accumulate ? one : zero; // a typed local: invokeExact sees MemorySegment, not Object
+        try {
+            int err = (int) gemmEx.invokeExact(handle, OP_T, OP_N, n, m, k, one, MemorySegment.ofAddress(w), CUDA_R_16F,
+                    k, MemorySegment.ofAddress(x), CUDA_R_16F, k, beta, MemorySegment.ofAddress(y),
+                    CUDA_R_16F, n, COMPUTE_32F, GEMM_DEFAULT);
+            if (err != 0) throw new IllegalStateException("cublasGemmEx returned " + err + " (m=" + m + " n=" + n
+                    + " k=" + k + ")");
+        } catch (RuntimeException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException("cublasGemmEx failed", t);
+        }
+    }
+}
