@@ -66,9 +66,9 @@ public final class DecodeBench {
             // djl: DJL ops only; libtorch: + libtorch's flash attention / fused RMSNorm; native: + Retina's kernels
             // direct: native + the direct decode path (cuBLAS + Retina's kernels on raw addresses, no DJL op per layer)
             List<String> modes = switch (kernels) {
-                case "djl", "libtorch", "native", "direct" -> List.of(kernels);
-                case "all" -> List.of("djl", "libtorch", "native", "direct");
-                case "new" -> List.of("native", "direct");
+                case "djl", "libtorch", "native", "direct", "direct-nosplit" -> List.of(kernels);
+                case "all" -> List.of("djl", "libtorch", "native", "direct-nosplit", "direct");
+                case "new" -> List.of("native", "direct-nosplit", "direct");
                 default -> List.of("djl", "native");
             };
             if (compare) compare(model, batches, context);
@@ -139,6 +139,8 @@ public final class DecodeBench {
                         .toArray();
                 System.out.printf(Locale.ROOT, "[%s] %6d %10.2f %12.0f %14.2f%n", label, b, ms, b * 1000.0 / ms,
                         host[host.length / 2]);
+                if (Boolean.getBoolean("retina.directProfile") && label.startsWith("direct"))
+                    System.out.println(model.directDecodeProfile());
             }
         }
         System.out.printf(Locale.ROOT, "[%s] device %s, dtype %s, context %d, median of %d after %d warm-up%n", label,
@@ -147,8 +149,9 @@ public final class DecodeBench {
 
     private static void mode(LlavaModel model, String mode) {
         model.setNativeKernels(!mode.equals("djl"));
-        model.setRetinaKernels(mode.equals("native") || mode.equals("direct"));
-        model.setDirectDecode(mode.equals("direct"));
+        model.setRetinaKernels(mode.equals("native") || mode.startsWith("direct"));
+        model.setDirectDecode(mode.startsWith("direct"));
+        model.setSplitKAttention(mode.equals("direct"));
     }
 
     /**

@@ -43,6 +43,7 @@ final class CudaKernels {
 
     private final MethodHandle cuCtxSetCurrent; // (CUcontext) -> CUresult
     private final MethodHandle cuLaunchKernel;  // (f, gx, gy, gz, bx, by, bz, smem, stream, params, extra) -> CUresult
+    private final MethodHandle cuCtxSynchronize; // () -> CUresult
     private final MethodHandle cuGetErrorString; // (CUresult, const char**) -> CUresult
     private final MethodHandle getDataPtr;      // aoti_torch_get_data_ptr(AtenTensorHandle, void**) -> err
     private final MethodHandle getSizes;        // aoti_torch_get_sizes(AtenTensorHandle, int64_t**) -> err
@@ -53,6 +54,9 @@ final class CudaKernels {
     private final MemorySegment ropeKvWrite;
     private final MemorySegment siluMul;
     private final MemorySegment rmsNorm;  // null in a PTX built before rms_norm existed
+    private final MemorySegment[] splitByHeadDim = new MemorySegment[HEAD_DIMS.length]; // null entries: no split-K
+    private final MemorySegment attentionReduce;
+    private final int multiprocessors;
     private final MemorySegment values;   // kernel argument values, 8 bytes each
     private final MemorySegment params;   // void*[]: pointers into values
     private final MemorySegment out;      // out-parameters of the shim and driver calls
@@ -69,6 +73,7 @@ final class CudaKernels {
         MethodHandle cuDeviceGet = handle(linker, cuda, "cuDeviceGet", FunctionDescriptor.of(I32, PTR, I32));
         MethodHandle retain = handle(linker, cuda, "cuDevicePrimaryCtxRetain", FunctionDescriptor.of(I32, PTR, I32));
         cuCtxSetCurrent = handle(linker, cuda, "cuCtxSetCurrent", FunctionDescriptor.of(I32, PTR));
+        cuCtxSynchronize = handle(linker, cuda, "cuCtxSynchronize", FunctionDescriptor.of(I32));
         MethodHandle loadData = handle(linker, cuda, "cuModuleLoadData", FunctionDescriptor.of(I32, PTR, PTR));
         MethodHandle getFunction = handle(linker, cuda, "cuModuleGetFunction", FunctionDescriptor.of(I32, PTR, PTR, PTR));
         cuLaunchKernel = handle(linker, cuda, "cuLaunchKernel", FunctionDescriptor.of(I32, PTR, I32, I32, I32, I32, I32,
@@ -95,6 +100,12 @@ final class CudaKernels {
             ropeKvWrite = function(getFunction, module, "rope_kv_write");
             siluMul = function(getFunction, module, "silu_mul");
             rmsNorm = optionalFunction(getFunction, module, "rms_norm");
+            for (int i = 0; i < HEAD_DIMS.length; i++)
+                splitByHeadDim[i] = optionalFunction(getFunction, module, "paged_attention_split_d" + HEAD_DIMS[i]);
+            attentionReduce = optionalFunction(getFunction, module, "paged_attention_reduce");
+            MethodHandle attribute = handle(linker, cuda, "cuDeviceGetAttribute", FunctionDescriptor.of(I32, PTR, I32, I32));
+            check((int) attribute.invokeExact(out, 16, device), "cuDeviceGetAttribute(MULTIPROCESSOR_COUNT)");
+            multiprocessors = out.get(I32, 0);
         } catch (RuntimeException e) {
             throw e;
         } catch (Throwable t) {
@@ -267,6 +278,57 @@ final class CudaKernels {
         launch(siluMul, blocks, 1, threads, "silu_mul");
     }
 
+    /** Streaming multiprocessors of the device (to size split-K grids). */
+    int multiprocessors() {
+        return multiprocessors;
+    }
+
+    /** Whether this PTX has the split-K decode attention for this head size and its reduce kernel. */
+    boolean hasSplitAttention(int headDim) {
+        int index = headDimIndex(headDim);
+        return index >= 0 && splitByHeadDim[index] != null && attentionReduce != null;
+    }
+
+    /**
+     * Split-K decode attention: {@code numParts} partitions of {@code partitionSize} context tokens per (head,
+     * sequence) each write a partial softmax state to the float32 buffers (numSeqs * numHeads * numParts entries,
+     * part_acc times headDim), then one reduce launch merges them into {@code out}. Same arguments otherwise as
+     * {@link #pagedAttentionDecode(long, long, long, long, long, long, long, long, int, int, int, int, int, int, float)}.
+     */
+    void pagedAttentionDecodeSplit(long out, long outStride, long query, long queryStride, long keyCache,
+                                   long valueCache, long blockTables, long contextLens, int numSeqs, int maxBlocks,
+                                   int blockSize, int numHeads, int numKvHeads, int headDim, float scale,
+                                   int partitionSize, int numParts, long partM, long partL, long partAcc) {
+        int index = headDimIndex(headDim);
+        int i = 0;
+        values.set(I64, 8L * i++, query);
+        values.set(I64, 8L * i++, queryStride);
+        values.set(I64, 8L * i++, keyCache);
+        values.set(I64, 8L * i++, valueCache);
+        values.set(I64, 8L * i++, blockTables);
+        values.set(I64, 8L * i++, contextLens);
+        values.set(I32, 8L * i++, maxBlocks);
+        values.set(I32, 8L * i++, blockSize);
+        values.set(I32, 8L * i++, numHeads);
+        values.set(I32, 8L * i++, numKvHeads);
+        values.set(F32, 8L * i++, scale);
+        values.set(I32, 8L * i++, partitionSize);
+        values.set(I64, 8L * i++, partM);
+        values.set(I64, 8L * i++, partL);
+        values.set(I64, 8L * i++, partAcc);
+        launch(splitByHeadDim[index], numHeads, numSeqs, numParts, ATTENTION_THREADS, "paged_attention_split_d" + headDim);
+        i = 0;
+        values.set(I64, 8L * i++, out);
+        values.set(I64, 8L * i++, outStride);
+        values.set(I64, 8L * i++, partM);
+        values.set(I64, 8L * i++, partL);
+        values.set(I64, 8L * i++, partAcc);
+        values.set(I32, 8L * i++, numHeads);
+        values.set(I32, 8L * i++, numParts);
+        values.set(I32, 8L * i++, headDim);
+        launch(attentionReduce, numHeads, numSeqs, 1, Math.min(256, (headDim + 31) / 32 * 32), "paged_attention_reduce");
+    }
+
     /** Whether this PTX has {@code rms_norm} (the direct decode path needs it). */
     boolean hasRmsNorm() {
         return rmsNorm != null;
@@ -301,15 +363,31 @@ final class CudaKernels {
         }
     }
 
+    /** Waits for all work queued on the device (profiling only). */
+    void synchronize() {
+        try {
+            makeCurrent();
+            check((int) cuCtxSynchronize.invokeExact(), "cuCtxSynchronize");
+        } catch (RuntimeException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException("cuCtxSynchronize failed", t);
+        }
+    }
+
     /** The device address of a GPU array's data (libtorch's C shim). */
     long address(NDArray array) {
         return dataPtr(array).address();
     }
 
     private void launch(MemorySegment function, int gridX, int gridY, int blockX, String name) {
+        launch(function, gridX, gridY, 1, blockX, name);
+    }
+
+    private void launch(MemorySegment function, int gridX, int gridY, int gridZ, int blockX, String name) {
         try {
             makeCurrent();
-            int err = (int) cuLaunchKernel.invokeExact(function, gridX, gridY, 1, blockX, 1, 1, 0,
+            int err = (int) cuLaunchKernel.invokeExact(function, gridX, gridY, gridZ, blockX, 1, 1, 0,
                     MemorySegment.NULL, params, MemorySegment.NULL);
             check(err, "cuLaunchKernel(" + name + ")");
         } catch (RuntimeException e) {

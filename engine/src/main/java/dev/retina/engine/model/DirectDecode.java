@@ -41,6 +41,19 @@ final class DirectDecode {
     private long attnPtr;
     private long gateUpPtr;
     private long actPtr;
+    /** -Dretina.directProfile=true: synchronize after every launch and add its time to its kind (slow; for breakdowns). */
+    private static final boolean PROFILE = Boolean.getBoolean("retina.directProfile");
+    private static final String[] KINDS = {"rms_norm", "qkv gemm", "rope+kv write", "paged attention", "o gemm",
+            "gate_up gemm", "silu_mul", "down gemm", "final norm + lm_head"};
+    private final double[] profileMs = new double[KINDS.length];
+    private int profileSteps;
+    private long mark;
+    private static final int MAX_PARTIALS = 4096;   // (seq, head, partition) states the split-K buffers hold
+    private static final int MIN_PARTITION = 64;    // one pass of the kernel's 8 warps x 8 tokens in flight
+    private boolean splitK = !"false".equals(System.getProperty("retina.splitK"));
+    private NDArray partM;
+    private NDArray partL;
+    private NDArray partAcc;
     private KvCache cacheOf;              // the cache whose per-layer addresses are below
     private long[] keyPtr;
     private long[] valuePtr;
@@ -84,24 +97,106 @@ final class DirectDecode {
         int heads = config.numAttentionHeads();
         int kvHeads = config.numKeyValueHeads();
         int d = config.headDim();
+        // Split-K when (heads x sequences) blocks would leave SMs idle: partitions of at least MIN_PARTITION tokens,
+        // enough for about two blocks per SM.
+        int parts = 1;
+        int partitionSize = 0;
+        long partMPtr = 0;
+        long partLPtr = 0;
+        long partAccPtr = 0;
+        int blocks = heads * rows;
+        int target = 2 * kernels.multiprocessors();
+        if (splitK && blocks < target && kernels.hasSplitAttention(d)) {
+            int byContext = (meta.maxSeqLen + MIN_PARTITION - 1) / MIN_PARTITION;
+            int byOccupancy = (target + blocks - 1) / blocks;
+            parts = Math.min(Math.min(byContext, byOccupancy), MAX_PARTIALS / blocks);
+            if (parts > 1) {
+                partitionSize = ((meta.maxSeqLen + parts - 1) / parts + MIN_PARTITION - 1) / MIN_PARTITION * MIN_PARTITION;
+                parts = (meta.maxSeqLen + partitionSize - 1) / partitionSize;
+            }
+            if (parts > 1) {
+                ensurePartials();
+                partMPtr = kernels.address(partM);
+                partLPtr = kernels.address(partL);
+                partAccPtr = kernels.address(partAcc);
+            }
+        }
+        if (PROFILE) start();
         for (int i = 0; i < layerWeights.length; i++) {
             long[] w = layerWeights[i];
             kernels.rmsNorm(normedPtr, h, w[0], rows, hidden, eps);
+            if (PROFILE) lap(0);
             cublas.linear(qkvPtr, normedPtr, w[1], rows, qkvDim, hidden, false);
+            if (PROFILE) lap(1);
             kernels.ropeKvWrite(qkvPtr, positions, slots, cosPtr, sinPtr, keyPtr[i], valuePtr[i], rows, heads, kvHeads, d);
-            kernels.pagedAttentionDecode(attnPtr, qDim, qkvPtr, qkvDim, keyPtr[i], valuePtr[i], blockTables, contextLens,
-                    rows, maxBlocks, meta.blockSize, heads, kvHeads, d, scale);
+            if (PROFILE) lap(2);
+            if (parts > 1)
+                kernels.pagedAttentionDecodeSplit(attnPtr, qDim, qkvPtr, qkvDim, keyPtr[i], valuePtr[i], blockTables,
+                        contextLens, rows, maxBlocks, meta.blockSize, heads, kvHeads, d, scale, partitionSize, parts,
+                        partMPtr, partLPtr, partAccPtr);
+            else
+                kernels.pagedAttentionDecode(attnPtr, qDim, qkvPtr, qkvDim, keyPtr[i], valuePtr[i], blockTables,
+                        contextLens, rows, maxBlocks, meta.blockSize, heads, kvHeads, d, scale);
+            if (PROFILE) lap(3);
             cublas.linear(h, attnPtr, w[2], rows, hidden, qDim, true);
+            if (PROFILE) lap(4);
             kernels.rmsNorm(normedPtr, h, w[3], rows, hidden, eps);
+            if (PROFILE) lap(0);
             cublas.linear(gateUpPtr, normedPtr, w[4], rows, 2 * inter, hidden, false);
+            if (PROFILE) lap(5);
             kernels.siluMul(actPtr, gateUpPtr, rows, inter);
+            if (PROFILE) lap(6);
             cublas.linear(h, actPtr, w[5], rows, hidden, inter, true);
+            if (PROFILE) lap(7);
         }
         NDManager step = inputsEmbeds.getManager();
         NDArray last = step.create(new Shape(rows, hidden), dtype);
         kernels.rmsNorm(kernels.address(last), h, kernels.address(norm), rows, hidden, eps);
         NDArray logits = Linear.linear(last, lmHead, null).singletonOrThrow(); // (B, vocab)
+        if (PROFILE) {
+            lap(8);
+            profileSteps++;
+        }
         return logits.getDataType() == DataType.FLOAT32 ? logits : logits.toType(DataType.FLOAT32, false);
+    }
+
+    private void start() {
+        kernels.synchronize();
+        mark = System.nanoTime();
+    }
+
+    private void lap(int kind) {
+        kernels.synchronize();
+        long now = System.nanoTime();
+        profileMs[kind] += (now - mark) / 1e6;
+        mark = now;
+    }
+
+    /** Mean ms per step of each launch kind since the last call (with -Dretina.directProfile=true), then resets. */
+    String profile() {
+        if (profileSteps == 0) return "no profiled steps (run with -Dretina.directProfile=true)";
+        StringBuilder sb = new StringBuilder();
+        double total = 0;
+        for (double v : profileMs) total += v;
+        for (int k = 0; k < KINDS.length; k++)
+            sb.append(String.format(java.util.Locale.ROOT, "  %-22s %8.3f ms/step%n", KINDS[k], profileMs[k] / profileSteps));
+        sb.append(String.format(java.util.Locale.ROOT, "  %-22s %8.3f ms/step (%d steps, each launch synchronized)",
+                "total", total / profileSteps, profileSteps));
+        java.util.Arrays.fill(profileMs, 0);
+        profileSteps = 0;
+        return sb.toString();
+    }
+
+    /** Split-K attention on or off (for comparisons; on by default, {@code -Dretina.splitK=false} turns it off). */
+    void setSplitK(boolean enabled) {
+        splitK = enabled;
+    }
+
+    private void ensurePartials() {
+        if (partM != null) return;
+        partM = manager.create(new Shape(MAX_PARTIALS), DataType.FLOAT32);
+        partL = manager.create(new Shape(MAX_PARTIALS), DataType.FLOAT32);
+        partAcc = manager.create(new Shape(MAX_PARTIALS, config.headDim()), DataType.FLOAT32);
     }
 
     private void ensureCapacity(int rows) {

@@ -53,6 +53,7 @@ final class LlamaModel implements AutoCloseable {
     private final boolean noBiases;
     private boolean directDecode = !"false".equals(System.getProperty("retina.directDecode"));
     private DirectDecode direct;           // created at the first eligible decode step; null until then
+    private boolean splitK = !"false".equals(System.getProperty("retina.splitK"));
     private boolean directUnavailable;     // cuBLAS or rms_norm missing: stay on the DJL-op path
 
     LlamaModel(LlavaConfig.TextConfig config, boolean tieWordEmbeddings, WeightSource weights, NDManager manager,
@@ -183,6 +184,17 @@ final class LlamaModel implements AutoCloseable {
         return logits.getDataType() == DataType.FLOAT32 ? logits : logits.toType(DataType.FLOAT32, false);
     }
 
+    /** Split-K decode attention on the direct path on or off (for comparisons). */
+    void setSplitK(boolean enabled) {
+        splitK = enabled;
+        if (direct != null) direct.setSplitK(enabled);
+    }
+
+    /** The direct path's per-kind launch times (profiling runs), or a note that none ran. */
+    String directProfile() {
+        return direct == null ? "direct decode path not used" : direct.profile();
+    }
+
     /** Whether this pure-decode step goes the direct way (creating it on first use). */
     private boolean useDirect(ForwardBatch batch) {
         if (!directDecode || directUnavailable || !pagedDecode || !fusedSiluMul || !noBiases) return false;
@@ -203,6 +215,7 @@ final class LlamaModel implements AutoCloseable {
                         kernels.address(l.gateUpProjWeight()), kernels.address(l.downProjWeight())};
             }
             direct = new DirectDecode(config, dtype, kernels, cublas.get(), weightsManager, w, norm, lmHead);
+            direct.setSplitK(splitK);
         }
         return true;
     }

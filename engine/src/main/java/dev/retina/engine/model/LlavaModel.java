@@ -236,6 +236,16 @@ public final class LlavaModel implements AutoCloseable {
         languageModel.setDirectDecode(enabled);
     }
 
+    /** Split-K decode attention on the direct path (on by default where the PTX has it); off only to compare. */
+    public void setSplitKAttention(boolean enabled) {
+        languageModel.setSplitK(enabled);
+    }
+
+    /** With {@code -Dretina.directProfile=true}: the direct decode path's time per launch kind since the last call. */
+    public String directDecodeProfile() {
+        return languageModel.directProfile();
+    }
+
     /** A KV cache of {@code numBlocks} blocks shaped for this model. */
     public KvCache newKvCache(int numBlocks, int blockSize) {
         return KvCache.forModel(this, numBlocks, blockSize);

@@ -55,12 +55,19 @@ __device__ __forceinline__ void load_row(const __half* __restrict__ p, int lane,
 // q:    row seq at q + seq * q_stride,     head h at + h * D      (numSeqs, >= numHeads * D) fp16, may alias out
 //       (each block reads its own q vector before any write, and writes only that same vector)
 // block_tables: (numSeqs, max_blocks_per_seq) int32;  context_lens: (numSeqs) int32, each >= 0
+//
+// Split-K (gridDim.z > 1 partitions of partition_size tokens each): the block of partition p attends to tokens
+// [p * partition_size, min(ctx, (p + 1) * partition_size)) and, instead of out, writes its partial softmax state
+// for paged_attention_reduce: max m, sum l (relative to m) and the unnormalised V sum, at index
+// (seq * num_heads + head) * gridDim.z + p of part_m / part_l (and * D of part_acc). A partition past the context
+// writes m = -inf, l = 0.
 template <int D>
 __device__ void paged_attention_decode(__half* __restrict__ out, long long out_stride, const __half* q, long long q_stride,
                                        const __half* __restrict__ k_cache, const __half* __restrict__ v_cache,
                                        const int* __restrict__ block_tables, const int* __restrict__ context_lens,
                                        int max_blocks_per_seq, int block_size, int num_heads, int num_kv_heads,
-                                       float scale) {
+                                       float scale, int partition_size, float* __restrict__ part_m,
+                                       float* __restrict__ part_l, float* __restrict__ part_acc) {
     constexpr int PER = (D + 31) / 32;
     __shared__ float sm_m[kWarps];
     __shared__ float sm_l[kWarps];
@@ -71,7 +78,9 @@ __device__ void paged_attention_decode(__half* __restrict__ out, long long out_s
     const int lane = threadIdx.x & 31;
     const int warp = threadIdx.x >> 5;
     const int kv_head = head / (num_heads / num_kv_heads);
-    const int ctx = context_lens[seq];
+    const int split = gridDim.z > 1;
+    const int t_begin = split ? blockIdx.z * partition_size : 0;
+    const int ctx = split ? min(context_lens[seq], t_begin + partition_size) : context_lens[seq];
     const int* table = block_tables + (long long)seq * max_blocks_per_seq;
     const long long row_stride = (long long)num_kv_heads * D;
     const __half* kbase = k_cache + (long long)kv_head * D;
@@ -88,7 +97,7 @@ __device__ void paged_attention_decode(__half* __restrict__ out, long long out_s
 #pragma unroll
     for (int i = 0; i < PER; i++) acc[i] = 0.f;
 
-    for (int t0 = warp; t0 < ctx; t0 += kWarps * kUnroll) {
+    for (int t0 = t_begin + warp; t0 < ctx; t0 += kWarps * kUnroll) {
         long long rows[kUnroll];
         float s[kUnroll];
 #pragma unroll
@@ -146,6 +155,17 @@ __device__ void paged_attention_decode(__half* __restrict__ out, long long out_s
         weights[w] = sm_m[w] == -CUDART_INF_F ? 0.f : __expf(sm_m[w] - gm); // warps that saw no token weigh 0
         gl += sm_l[w] * weights[w];
     }
+    if (split) {
+        const long long idx = ((long long)seq * num_heads + head) * gridDim.z + blockIdx.z;
+        if (threadIdx.x == 0) { part_m[idx] = gm; part_l[idx] = gl; }
+        for (int e = threadIdx.x; e < D; e += blockDim.x) {
+            float v = 0.f;
+#pragma unroll
+            for (int w = 0; w < kWarps; w++) v = fmaf(sm_acc[w][e], weights[w], v);
+            part_acc[idx * D + e] = v;
+        }
+        return;
+    }
     const float inv = gl > 0.f ? 1.f / gl : 0.f; // empty context: zeros rather than NaN
     __half* o = out + seq * out_stride + (long long)head * D;
     for (int e = threadIdx.x; e < D; e += blockDim.x) {
@@ -164,7 +184,16 @@ __device__ void paged_attention_decode(__half* __restrict__ out, long long out_s
         const __half* v_cache, const int* block_tables, const int* context_lens, int max_blocks_per_seq,             \
         int block_size, int num_heads, int num_kv_heads, float scale) {                                               \
         paged_attention_decode<D>(out, out_stride, q, q_stride, k_cache, v_cache, block_tables, context_lens,        \
-                                  max_blocks_per_seq, block_size, num_heads, num_kv_heads, scale);                   \
+                                  max_blocks_per_seq, block_size, num_heads, num_kv_heads, scale, 0, nullptr,       \
+                                  nullptr, nullptr);                                                                 \
+    }                                                                                                                 \
+    extern "C" __global__ void __launch_bounds__(kWarps * 32) paged_attention_split_d##D(                           \
+        const __half* q, long long q_stride, const __half* k_cache, const __half* v_cache, const int* block_tables,  \
+        const int* context_lens, int max_blocks_per_seq, int block_size, int num_heads, int num_kv_heads,            \
+        float scale, int partition_size, float* part_m, float* part_l, float* part_acc) {                            \
+        paged_attention_decode<D>(nullptr, 0, q, q_stride, k_cache, v_cache, block_tables, context_lens,             \
+                                  max_blocks_per_seq, block_size, num_heads, num_kv_heads, scale, partition_size,   \
+                                  part_m, part_l, part_acc);                                                         \
     }
 
 RETINA_PAGED_DECODE(8)
@@ -263,5 +292,33 @@ extern "C" __global__ void rms_norm(__half* __restrict__ out, const __half* __re
     for (int i = threadIdx.x; i < hidden; i += blockDim.x) {
         const __half n = __float2half_rn(__half2float(row[i]) * rstd);
         out_row[i] = __float2half_rn(__half2float(w[i]) * __half2float(n));
+    }
+}
+
+// Merges paged_attention_split's partitions: out = sum_p acc_p exp(m_p - M) / sum_p l_p exp(m_p - M), M = max_p m_p.
+// One block per (head, seq), one thread per element of the head (blockDim.x >= D rounded to a warp).
+//   out: (numSeqs, numHeads * D) fp16 at out + seq * out_stride; part_*: as written by paged_attention_split
+extern "C" __global__ void paged_attention_reduce(__half* __restrict__ out, long long out_stride,
+                                                  const float* __restrict__ part_m, const float* __restrict__ part_l,
+                                                  const float* __restrict__ part_acc, int num_heads, int num_parts,
+                                                  int head_dim) {
+    const int head = blockIdx.x;
+    const int seq = blockIdx.y;
+    const long long base = ((long long)seq * num_heads + head) * num_parts;
+    float gm = -CUDART_INF_F;
+    for (int p = 0; p < num_parts; p++) gm = fmaxf(gm, part_m[base + p]);
+    float gl = 0.f;
+    for (int p = 0; p < num_parts; p++) {
+        const float m = part_m[base + p];
+        if (m != -CUDART_INF_F) gl += part_l[base + p] * __expf(m - gm);
+    }
+    const float inv = gl > 0.f ? 1.f / gl : 0.f;
+    for (int e = threadIdx.x; e < head_dim; e += blockDim.x) {
+        float v = 0.f;
+        for (int p = 0; p < num_parts; p++) {
+            const float m = part_m[base + p];
+            if (m != -CUDART_INF_F) v = fmaf(part_acc[(base + p) * head_dim + e], __expf(m - gm), v);
+        }
+        out[seq * out_stride + (long long)head * head_dim + e] = __float2half_rn(v * inv);
     }
 }
