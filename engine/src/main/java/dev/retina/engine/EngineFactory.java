@@ -46,7 +46,13 @@ public final class EngineFactory {
      */
     public static LlavaModel loadModel(Path modelDir, DeviceKind device, ComputeDtype dtype, boolean dummyWeights,
                                        long seed) throws IOException {
-        return LlavaModel.load(modelDir, new ModelLoadConfig(device.toDevice(), dtype.toDataType(),
+        return loadModel(modelDir, device, 0, 1, dtype, dummyWeights, seed);
+    }
+
+    /** The model for data-parallel replica {@code replica} of {@code replicas} (its own device; see DeviceKind). */
+    public static LlavaModel loadModel(Path modelDir, DeviceKind device, int replica, int replicas, ComputeDtype dtype,
+                                       boolean dummyWeights, long seed) throws IOException {
+        return LlavaModel.load(modelDir, new ModelLoadConfig(device.toDevice(replica, replicas), dtype.toDataType(),
                 dummyWeights ? LoadFormat.DUMMY : LoadFormat.AUTO, seed));
     }
 

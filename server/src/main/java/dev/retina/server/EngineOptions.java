@@ -27,8 +27,13 @@ public final class EngineOptions {
     @Option(names = "--num-gpu-blocks-override", description = "Exactly this many KV blocks, instead of sizing from memory.")
     Integer numGpuBlocksOverride;
 
+    @Option(names = {"--data-parallel-size", "-dp"}, defaultValue = "1", description = "Engine replicas in this "
+            + "process, one per visible GPU (on CPU all on the CPU), each with its own KV cache and engine thread; "
+            + "requests go to the replica with the least outstanding work.")
+    int dataParallelSize;
+
     EngineArgs engineArgs() {
         return new EngineArgs(maxNumSeqs, maxNumBatchedTokens, blockSize, gpuMemoryUtilization,
-                EngineArgs.parseBytes(kvCacheMemory), numGpuBlocksOverride);
+                EngineArgs.parseBytes(kvCacheMemory), numGpuBlocksOverride, dataParallelSize);
     }
 }

@@ -147,6 +147,9 @@ public final class RetinaServer implements AutoCloseable {
             if (loaded.backend() instanceof EngineChatBackend engineBackend) {
                 metrics.bindEngineStats(engineBackend::engineStats);
                 metrics.bindEncoderCache(engineBackend::encoderCacheStats);
+                if (config.engine().dataParallelSize() > 1)
+                    metrics.bindReplicaStats(engineBackend::replicaStats, engineBackend::replicaRouted,
+                            config.engine().dataParallelSize());
             }
             admission.bindNumRunning(() -> {
                 EngineStats stats = loaded.backend() instanceof EngineChatBackend b ? b.engineStats() : null;

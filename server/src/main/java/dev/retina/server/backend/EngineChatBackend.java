@@ -71,6 +71,19 @@ public final class EngineChatBackend implements ChatBackend {
         return engine.encoderCacheStats();
     }
 
+    /** Requests routed to each data-parallel replica since start (empty for a single engine). */
+    public long[] replicaRouted() {
+        if (!(engine instanceof DataParallelClient dp)) return new long[0];
+        long[] out = new long[dp.size()];
+        for (int i = 0; i < out.length; i++) out[i] = dp.routed(i);
+        return out;
+    }
+
+    /** Each data-parallel replica's load (one entry for a single engine). */
+    public java.util.List<EngineStats> replicaStats() {
+        return engine.replicaStats();
+    }
+
     /** The engine's load (tests, metrics); null when the engine does not say. */
     public EngineStats engineStats() {
         return engine.stats();

@@ -22,6 +22,12 @@ public interface EngineClient extends AutoCloseable {
         return null;
     }
 
+    /** Each replica's load ({@code --data-parallel-size}); one entry for a single engine. */
+    default java.util.List<EngineStats> replicaStats() {
+        EngineStats s = stats();
+        return s == null ? java.util.List.of() : java.util.List.of(s);
+    }
+
     /** Vision-encoder passes and cache hits, or null when the engine does not count them. */
     default EncoderCacheStats encoderCacheStats() {
         return null;

@@ -65,18 +65,20 @@ public final class LlavaBackendLoader implements BackendLoader {
 
         ImagePipeline images = ImagePipeline.create(config, resolved, llava, imageObserver); // fetch policy, preprocessor, pool
 
-        EngineFactory.Loaded loaded = startEngine(config, modelDir, resolved.maxModelLen());
+        Engines engines = startEngines(config, modelDir, resolved.maxModelLen());
+        EngineFactory.Loaded loaded = engines.first();
         ExecutorService inputExecutor = newInputExecutor();
         InputProcessor inputs = images.inputProcessor(template, prompts, inputExecutor);
         TokenizerAdapter adapter = new TokenizerAdapter(tokenizer);
-        EngineChatBackend backend = new EngineChatBackend(inputs, EngineClient.of(loaded.engine()), adapter, adapter,
+        EngineChatBackend backend = new EngineChatBackend(inputs, engines.client(), adapter, adapter,
                 inputExecutor, new EngineChatBackend.TextLimits(resolved.maxModelLen(), resolved.vlm().imageTokenId()),
-                new StructuredOutputs(() -> TokenVocabulary.of(tokenizer)), inputExecutor::shutdownNow, loaded.model(), tokenizer, images);
+                new StructuredOutputs(() -> TokenVocabulary.of(tokenizer)),
+                engines.closeables(inputExecutor::shutdownNow, tokenizer, images));
         String summary = String.format(java.util.Locale.ROOT,
-                "%s, %s, %s, max %d tokens per request, KV cache %d tokens (%d blocks of %d)",
-                llava.isNext() ? "LLaVA-NeXT" : "LLaVA-1.5", loaded.deviceName(), loaded.dtypeName(),
+                "%s, %s, %s, max %d tokens per request, KV cache %d tokens (%d blocks of %d)%s",
+                llava.isNext() ? "LLaVA-NeXT" : "LLaVA-1.5", engines.deviceNames(), loaded.dtypeName(),
                 resolved.maxModelLen(), (long) loaded.numBlocks() * config.engine().blockSize(), loaded.numBlocks(),
-                config.engine().blockSize());
+                config.engine().blockSize(), engines.size() > 1 ? " per replica, " + engines.size() + " replicas" : "");
         return new LoadedModel(backend, modelDir.toString(), resolved.maxModelLen(),
                 new EngineTokenization(tokenizer, inputs), summary);
     }
@@ -86,9 +88,34 @@ public final class LlavaBackendLoader implements BackendLoader {
      * checked against the checkpoint (one image must fit one step's token budget). Shared with the offline API.
      */
     public static EngineFactory.Loaded startEngine(ServerConfig config, Path modelDir, int maxModelLen) throws Exception {
+        return startEngine(config, modelDir, maxModelLen, 0, 1);
+    }
+
+    /**
+     * {@code --data-parallel-size} engines, replica i on GPU i (or all on the CPU), each with its own model copy, KV
+     * cache and engine thread, behind one {@link EngineClient} that routes by outstanding work. One engine without
+     * the router when the size is 1. On failure, replicas already started are closed.
+     */
+    public static Engines startEngines(ServerConfig config, Path modelDir, int maxModelLen) throws Exception {
+        int n = config.engine().dataParallelSize();
+        java.util.List<EngineFactory.Loaded> replicas = new java.util.ArrayList<>(n);
+        try {
+            for (int i = 0; i < n; i++) {
+                if (n > 1) log.info("data parallel: starting replica {} of {}", i, n);
+                replicas.add(startEngine(config, modelDir, maxModelLen, i, n));
+            }
+        } catch (Exception | Error e) {
+            for (EngineFactory.Loaded r : replicas) r.close();
+            throw e;
+        }
+        return Engines.of(replicas);
+    }
+
+    private static EngineFactory.Loaded startEngine(ServerConfig config, Path modelDir, int maxModelLen, int replica,
+                                                    int replicas) throws Exception {
         LlavaModel model;
         try {
-            model = EngineFactory.loadModel(modelDir, deviceKind(config), computeDtype(config),
+            model = EngineFactory.loadModel(modelDir, deviceKind(config), replica, replicas, computeDtype(config),
                     config.loadFormat() == dev.retina.server.config.LoadFormat.DUMMY, config.seed());
         } catch (IllegalArgumentException e) {
             throw new ConfigException(e.getMessage());

@@ -11,7 +11,7 @@ import java.util.Locale;
  * @param kvCacheMemoryBytes   KV cache budget on CPU
  */
 public record EngineArgs(int maxNumSeqs, int maxNumBatchedTokens, int blockSize, double gpuMemoryUtilization,
-                         long kvCacheMemoryBytes, Integer numGpuBlocksOverride) {
+                         long kvCacheMemoryBytes, Integer numGpuBlocksOverride, int dataParallelSize) {
     public static final int DEFAULT_MAX_NUM_SEQS = 256;
     public static final int DEFAULT_MAX_NUM_BATCHED_TOKENS = 8192;
     public static final int DEFAULT_BLOCK_SIZE = 16;
@@ -29,6 +29,21 @@ public record EngineArgs(int maxNumSeqs, int maxNumBatchedTokens, int blockSize,
         if (kvCacheMemoryBytes < 1) throw new ConfigException("--kv-cache-memory must be positive, got " + kvCacheMemoryBytes);
         if (numGpuBlocksOverride != null && numGpuBlocksOverride < 1)
             throw new ConfigException("--num-gpu-blocks-override must be >= 1, got " + numGpuBlocksOverride);
+        if (dataParallelSize < 1 || dataParallelSize > 64)
+            throw new ConfigException("--data-parallel-size must be in 1..64, got " + dataParallelSize);
+    }
+
+    /** One engine (no data parallelism). */
+    public EngineArgs(int maxNumSeqs, int maxNumBatchedTokens, int blockSize, double gpuMemoryUtilization,
+                      long kvCacheMemoryBytes, Integer numGpuBlocksOverride) {
+        this(maxNumSeqs, maxNumBatchedTokens, blockSize, gpuMemoryUtilization, kvCacheMemoryBytes, numGpuBlocksOverride,
+                1);
+    }
+
+    /** The same flags with {@code --data-parallel-size n}. */
+    public EngineArgs withDataParallelSize(int n) {
+        return new EngineArgs(maxNumSeqs, maxNumBatchedTokens, blockSize, gpuMemoryUtilization, kvCacheMemoryBytes,
+                numGpuBlocksOverride, n);
     }
 
     public static EngineArgs defaults() {
@@ -38,12 +53,12 @@ public record EngineArgs(int maxNumSeqs, int maxNumBatchedTokens, int blockSize,
 
     public EngineArgs withNumGpuBlocksOverride(Integer numBlocks) {
         return new EngineArgs(maxNumSeqs, maxNumBatchedTokens, blockSize, gpuMemoryUtilization, kvCacheMemoryBytes,
-                numBlocks);
+                numBlocks, dataParallelSize);
     }
 
     public EngineArgs withMaxNumSeqs(int n) {
         return new EngineArgs(n, Math.max(n, maxNumBatchedTokens), blockSize, gpuMemoryUtilization, kvCacheMemoryBytes,
-                numGpuBlocksOverride);
+                numGpuBlocksOverride, dataParallelSize);
     }
 
     /** Parses a byte count: a plain number, or one with a K/M/G/T suffix (powers of 1024; "4G", "512MiB", "1.5g"). */

@@ -55,6 +55,7 @@ public final class RetinaMetrics {
     private final AtomicInteger numRunning = new AtomicInteger();
     private final AtomicInteger numWaiting = new AtomicInteger();
     private volatile Supplier<EngineStats> engineStats = () -> null;
+    private final java.util.List<Object> strongRefs = new java.util.concurrent.CopyOnWriteArrayList<>();
     private final Counter promptTokens;
     private final Counter generationTokens;
     private final Counter failures;
@@ -123,6 +124,41 @@ public final class RetinaMetrics {
     /** Reads running/waiting/KV usage/preemptions from the engine from now on. */
     public void bindEngineStats(Supplier<EngineStats> stats) {
         this.engineStats = stats == null ? () -> null : stats;
+    }
+
+    /**
+     * With data-parallel replicas: each replica's running, waiting and KV usage as
+     * {@code retina:replica_num_requests_running{replica="i"}} (and {@code _waiting}, {@code replica_kv_cache_usage_perc},
+     * and the counter {@code retina:replica_requests_routed_total});
+     * the unlabelled gauges stay the totals over replicas.
+     */
+    public void bindReplicaStats(Supplier<java.util.List<EngineStats>> stats, Supplier<long[]> routed, int replicas) {
+        strongRefs.add(routed); // Micrometer holds a function counter's object weakly
+        for (int i = 0; i < replicas; i++) {
+            int r = i;
+            FunctionCounter.builder("retina:replica_requests_routed", routed, f -> {
+                long[] all = f.get();
+                return all == null || all.length <= r ? 0 : all[r];
+            }).tag("replica", Integer.toString(r)).description("Requests routed to a data-parallel replica since start")
+                    .register(registry);
+            Supplier<EngineStats> one = () -> {
+                java.util.List<EngineStats> all = stats.get();
+                return all == null || all.size() <= r ? null : all.get(r);
+            };
+            String tag = Integer.toString(r);
+            Gauge.builder("retina:replica_num_requests_running", () -> {
+                EngineStats s = one.get();
+                return s == null ? 0 : s.numRunning();
+            }).tag("replica", tag).description("Requests a data-parallel replica is running").register(registry);
+            Gauge.builder("retina:replica_num_requests_waiting", () -> {
+                EngineStats s = one.get();
+                return s == null ? 0 : s.numWaiting();
+            }).tag("replica", tag).description("Requests waiting for a data-parallel replica").register(registry);
+            Gauge.builder("retina:replica_kv_cache_usage_perc", () -> {
+                EngineStats s = one.get();
+                return s == null || s.numTotalBlocks() == 0 ? 0.0 : 1.0 - (double) s.numFreeBlocks() / s.numTotalBlocks();
+            }).tag("replica", tag).description("Fraction of a replica's KV cache blocks in use").register(registry);
+        }
     }
 
     /** Publishes the encoder cache's hit ratio and vision-encoder passes. */

@@ -73,7 +73,7 @@ public final class LLM implements AutoCloseable {
         try {
             for (CompletableFuture<RequestResult> f : futures) results.add(f.join());
         } catch (CompletionException e) {
-            for (EngineRequest r : requests) model.loaded().engine().abort(r.requestId());
+            for (EngineRequest r : requests) model.engine().abort(r.requestId());
             throw e.getCause() instanceof RuntimeException re ? re : e;
         }
         return results;
@@ -95,13 +95,13 @@ public final class LLM implements AutoCloseable {
 
     private CompletableFuture<RequestResult> submit(EngineRequest request) {
         OutputCollector collector = new OutputCollector(request, System.nanoTime(), model.tokenizer());
-        model.loaded().engine().addRequest(request, collector);
+        model.engine().addRequest(request, collector);
         return collector.done().thenApplyAsync(collector::result, model.outputExecutor());
     }
 
     /** The engine's load (running, waiting, free KV blocks, preemptions). */
     public EngineStats engineStats() {
-        return model.loaded().engine().stats();
+        return model.engine().stats();
     }
 
     /** Image placeholder tokens per image (image_feature_size). */

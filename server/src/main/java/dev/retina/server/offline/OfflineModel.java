@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.retina.engine.EngineFactory;
 import dev.retina.engine.model.LlavaConfig;
 import dev.retina.server.backend.DemoModel;
+import dev.retina.server.backend.Engines;
 import dev.retina.server.backend.LlavaBackendLoader;
 import dev.retina.server.config.ConfigException;
 import dev.retina.server.config.ImageInputType;
@@ -34,7 +35,7 @@ final class OfflineModel implements AutoCloseable {
     private final Tokenizer tokenizer;          // null: token-id prompts only
     private final ImagePipeline images;         // null: no pixel images (disabled, image_features, no processor config)
     private final List<Integer> eosTokenIds;
-    private final EngineFactory.Loaded loaded;
+    private final Engines engines;
     private final ExecutorService outputExecutor;
 
     /**
@@ -63,7 +64,7 @@ final class OfflineModel implements AutoCloseable {
             throw e;
         }
         try {
-            loaded = LlavaBackendLoader.startEngine(config, modelDir, resolved.maxModelLen());
+            engines = LlavaBackendLoader.startEngines(config, modelDir, resolved.maxModelLen());
         } catch (IOException | RuntimeException e) {
             closeInputs();
             throw e;
@@ -105,8 +106,14 @@ final class OfflineModel implements AutoCloseable {
         return eosTokenIds;
     }
 
+    /** The first (or only) replica: device, dtype, KV blocks. */
     EngineFactory.Loaded loaded() {
-        return loaded;
+        return engines.first();
+    }
+
+    /** Where requests go: the engine, or the data-parallel router over the replicas. */
+    dev.retina.server.backend.EngineClient engine() {
+        return engines.client();
     }
 
     /** The single daemon thread that decodes finished requests into results, off the engine thread. */
@@ -116,7 +123,7 @@ final class OfflineModel implements AutoCloseable {
 
     @Override
     public void close() {
-        loaded.close();
+        engines.close();
         outputExecutor.shutdownNow();
         closeInputs();
     }
