@@ -40,7 +40,7 @@ final class ImageFeatureStore implements AutoCloseable {
      * 336-pixel image in float16 (measured on the H200: a batch of 64 reserved 88 GB, which the KV cache then lacked),
      * so 4 cost ~5.6 GB while still cutting the per-image host overhead 4-fold.
      */
-    static final int MAX_IMAGES_PER_ENCODE = 4;
+    static final int MAX_IMAGES_PER_ENCODE = Integer.getInteger("retina.visionBatch", 4);
 
     /** A request's encoded images and where their tokens sit in the prompt. */
     private record RequestImages(NDManager manager, NDArray imageFeatures /* (numImagePositions, textHidden) */,
