@@ -13,10 +13,6 @@ import org.junit.jupiter.api.Order;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.TestMethodOrder;
 
-import java.io.BufferedReader;
-import java.io.InputStreamReader;
-import java.io.OutputStream;
-import java.net.Socket;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
@@ -116,20 +112,7 @@ class DataParallelE2ETest {
         ExecutorService clients = Executors.newVirtualThreadPerTaskExecutor();
         List<Future<String>> firstLines = new ArrayList<>();
         for (int i = 0; i < 6; i++) {
-            firstLines.add(clients.submit(() -> {
-                try (Socket s = new Socket("127.0.0.1", server.port())) {
-                    OutputStream out = s.getOutputStream();
-                    out.write(("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                            + "Content-Length: " + payload.length + "\r\n\r\n").getBytes(StandardCharsets.US_ASCII));
-                    out.write(payload);
-                    out.flush();
-                    BufferedReader in = new BufferedReader(new InputStreamReader(s.getInputStream(), StandardCharsets.UTF_8));
-                    String status = in.readLine();
-                    for (String line; (line = in.readLine()) != null; ) if (line.startsWith("data:")) break;
-                    Thread.sleep(300);
-                    return status;
-                }
-            }));
+            firstLines.add(clients.submit(() -> HangUpClient.streamThenHangUp(server.port(), payload, 300, true)));
         }
         for (Future<String> f : firstLines) assertTrue(f.get().contains(" 200 "), f.get());
         clients.shutdown();

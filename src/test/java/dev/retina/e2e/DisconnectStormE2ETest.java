@@ -7,10 +7,6 @@ import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
-import java.io.BufferedReader;
-import java.io.InputStreamReader;
-import java.io.OutputStream;
-import java.net.Socket;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
@@ -73,19 +69,7 @@ class DisconnectStormE2ETest {
         ExecutorService clients = Executors.newVirtualThreadPerTaskExecutor();
         List<Future<String>> statuses = new ArrayList<>();
         for (int i = 0; i < CLIENTS; i++) {
-            statuses.add(clients.submit(() -> {
-                try (Socket s = new Socket("127.0.0.1", server.port())) {
-                    OutputStream out = s.getOutputStream();
-                    out.write(("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                            + "Content-Length: " + payload.length + "\r\n\r\n").getBytes(StandardCharsets.US_ASCII));
-                    out.write(payload);
-                    out.flush();
-                    BufferedReader in = new BufferedReader(new InputStreamReader(s.getInputStream(), StandardCharsets.UTF_8));
-                    String status = in.readLine();
-                    Thread.sleep(500); // then hang up mid-stream
-                    return status;
-                }
-            }));
+            statuses.add(clients.submit(() -> HangUpClient.streamThenHangUp(server.port(), payload, 500, false)));
         }
         for (Future<String> f : statuses) assertTrue(f.get(60, TimeUnit.SECONDS).startsWith("HTTP/1.1 200"));
         long hungUp = System.nanoTime();

@@ -190,20 +190,10 @@ final class CudaKernels {
                               int numHeads, int numKvHeads, int headDim, float scale) {
         int index = headDimIndex(headDim);
         if (index < 0) throw new IllegalArgumentException("no decode attention kernel for head_dim " + headDim);
-        int i = 0;
-        values.set(I64, 8L * i++, out);
-        values.set(I64, 8L * i++, outStride);
-        values.set(I64, 8L * i++, query);
-        values.set(I64, 8L * i++, queryStride);
-        values.set(I64, 8L * i++, keyCache);
-        values.set(I64, 8L * i++, valueCache);
-        values.set(I64, 8L * i++, blockTables);
-        values.set(I64, 8L * i++, contextLens);
-        values.set(I32, 8L * i++, maxBlocks);
-        values.set(I32, 8L * i++, blockSize);
-        values.set(I32, 8L * i++, numHeads);
-        values.set(I32, 8L * i++, numKvHeads);
-        values.set(F32, 8L * i++, scale);
+        values.set(I64, 0, out);
+        values.set(I64, 8, outStride);
+        attentionArgs(2, query, queryStride, keyCache, valueCache, blockTables, contextLens, maxBlocks, blockSize,
+                numHeads, numKvHeads, scale);
         launch(attentionByHeadDim[index], numHeads, numSeqs, ATTENTION_THREADS, "paged_attention_decode_d" + headDim);
     }
 
@@ -300,18 +290,8 @@ final class CudaKernels {
                                    int blockSize, int numHeads, int numKvHeads, int headDim, float scale,
                                    int partitionSize, int numParts, long partM, long partL, long partAcc) {
         int index = headDimIndex(headDim);
-        int i = 0;
-        values.set(I64, 8L * i++, query);
-        values.set(I64, 8L * i++, queryStride);
-        values.set(I64, 8L * i++, keyCache);
-        values.set(I64, 8L * i++, valueCache);
-        values.set(I64, 8L * i++, blockTables);
-        values.set(I64, 8L * i++, contextLens);
-        values.set(I32, 8L * i++, maxBlocks);
-        values.set(I32, 8L * i++, blockSize);
-        values.set(I32, 8L * i++, numHeads);
-        values.set(I32, 8L * i++, numKvHeads);
-        values.set(F32, 8L * i++, scale);
+        int i = attentionArgs(0, query, queryStride, keyCache, valueCache, blockTables, contextLens, maxBlocks,
+                blockSize, numHeads, numKvHeads, scale);
         values.set(I32, 8L * i++, partitionSize);
         values.set(I64, 8L * i++, partM);
         values.set(I64, 8L * i++, partL);
@@ -327,6 +307,23 @@ final class CudaKernels {
         values.set(I32, 8L * i++, numParts);
         values.set(I32, 8L * i++, headDim);
         launch(attentionReduce, numHeads, numSeqs, 1, Math.min(256, (headDim + 31) / 32 * 32), "paged_attention_reduce");
+    }
+
+    /** The arguments both decode attention kernels share, from argument {@code i} on; returns the next index. */
+    private int attentionArgs(int i, long query, long queryStride, long keyCache, long valueCache, long blockTables,
+                              long contextLens, int maxBlocks, int blockSize, int numHeads, int numKvHeads, float scale) {
+        values.set(I64, 8L * i++, query);
+        values.set(I64, 8L * i++, queryStride);
+        values.set(I64, 8L * i++, keyCache);
+        values.set(I64, 8L * i++, valueCache);
+        values.set(I64, 8L * i++, blockTables);
+        values.set(I64, 8L * i++, contextLens);
+        values.set(I32, 8L * i++, maxBlocks);
+        values.set(I32, 8L * i++, blockSize);
+        values.set(I32, 8L * i++, numHeads);
+        values.set(I32, 8L * i++, numKvHeads);
+        values.set(F32, 8L * i++, scale);
+        return i;
     }
 
     /** Whether this PTX has {@code rms_norm} (the direct decode path needs it). */
