@@ -18,7 +18,10 @@ import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.time.Duration;
+import java.util.Base64;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -135,6 +138,39 @@ class DataParallelE2ETest {
 
     @Test
     @Order(3)
+    void aRepeatedImageGoesToTheReplicaThatEncodedItAndHitsItsEncoderCache() throws Exception {
+        byte[] png = Files.readAllBytes(Path.of(System.getProperty("retina.root", "..")).resolve("examples/images/red-circle-blue-square.png"));
+        String image = "{\"model\": \"demo\", \"temperature\": 0, \"max_tokens\": 8, \"messages\": [{\"role\": \"user\", "
+                + "\"content\": [{\"type\": \"image_url\", \"image_url\": {\"url\": \"data:image/png;base64,"
+                + Base64.getEncoder().encodeToString(png) + "\"}}, {\"type\": \"text\", \"text\": \"What color is the circle?\"}]}]}";
+        ExecutorService clients = Executors.newVirtualThreadPerTaskExecutor();
+        double passes0 = metrics().get("retina:vision_encoder_passes_total");
+        Future<HttpResponse<String>> x = clients.submit(() -> post(body(false, 450, true)));  // replica 0 (tie)
+        awaitRunning(0, 1);
+        HttpResponse<String> first = post(image);                                         // replica 1, least loaded
+        assertEquals(200, first.statusCode(), first.body());
+        Future<HttpResponse<String>> y = clients.submit(() -> post(body(false, 450, true)));  // replica 1
+        awaitRunning(1, 1);
+        HttpResponse<String> second = post(image); // a tie: without affinity replica 0, which never saw the image
+        assertEquals(200, second.statusCode(), second.body());
+        assertEquals(JSON.readTree(first.body()).at("/choices/0/message/content").asText(),
+                JSON.readTree(second.body()).at("/choices/0/message/content").asText());
+        assertEquals(passes0 + 1, metrics().get("retina:vision_encoder_passes_total"),
+                "the second request's image came from replica 1's encoder cache");
+        assertEquals(200, x.get().statusCode());
+        assertEquals(200, y.get().statusCode());
+        clients.shutdown();
+    }
+
+    private static void awaitRunning(int replica, int atLeast) throws Exception {
+        long deadline = System.nanoTime() + 10_000_000_000L;
+        while (System.nanoTime() < deadline && replica(metrics(), "replica_num_requests_running", replica) < atLeast)
+            Thread.sleep(5);
+        assertTrue(replica(metrics(), "replica_num_requests_running", replica) >= atLeast, "replica " + replica + " busy");
+    }
+
+    @Test
+    @Order(4)
     void aDrainLetsStreamsOnBothReplicasFinishAndRefusesNewWork() throws Exception {
         // Last (@Order): it leaves the server draining.
         ExecutorService clients = Executors.newVirtualThreadPerTaskExecutor();

@@ -21,6 +21,11 @@ import java.util.concurrent.atomic.AtomicLong;
  * load balancing, counted here rather than read from the replicas' step snapshots, which lag). Ties go to the lowest
  * index. Aborts go to the replica that holds the request. Thread-safe; sinks are called on each replica's engine
  * thread, so the counters are atomics.
+ *
+ * <p>Encoder caches are per replica (their entries live on that replica's GPU), so routing is image-affine: a request
+ * whose image was last sent to replica r goes there again, for a cache hit instead of a second vision-tower pass, as
+ * long as r's outstanding work exceeds the least-loaded replica's by no more than the image tokens it would save
+ * re-encoding. The last {@value #MAX_IMAGE_HOMES} image hashes are remembered.
  */
 public final class DataParallelClient implements EngineClient {
     private final List<EngineClient> replicas;
@@ -28,6 +33,15 @@ public final class DataParallelClient implements EngineClient {
     private final AtomicInteger[] active;
     private final AtomicLong[] routed;
     private final Map<String, Integer> owner = new ConcurrentHashMap<>();
+    static final int MAX_IMAGE_HOMES = 4096;
+    private final Map<String, Integer> imageHome = java.util.Collections.synchronizedMap(
+            new java.util.LinkedHashMap<>(256, 0.75f, true) {
+                @Override
+                protected boolean removeEldestEntry(Map.Entry<String, Integer> eldest) {
+                    return size() > MAX_IMAGE_HOMES;
+                }
+            });
+    private final AtomicLong affinityRoutes = new AtomicLong();
 
     public DataParallelClient(List<EngineClient> replicas) {
         if (replicas.isEmpty()) throw new IllegalArgumentException("no replicas");
@@ -57,9 +71,14 @@ public final class DataParallelClient implements EngineClient {
         return routed[i].get();
     }
 
+    /** Requests sent to the replica that already holds one of their images though another was less loaded. */
+    public long affinityRoutes() {
+        return affinityRoutes.get();
+    }
+
     @Override
     public void addRequest(EngineRequest request, OutputSink sink) {
-        int target = pick();
+        int target = pick(request);
         if (target < 0) throw new EngineStoppedException("every engine replica has stopped");
         int promptTokens = request.promptTokenIds().length;
         int choices = Math.max(1, request.params().n());
@@ -67,6 +86,7 @@ public final class DataParallelClient implements EngineClient {
         active[target].incrementAndGet();
         routed[target].incrementAndGet();
         owner.put(request.requestId(), target);
+        for (var image : request.images()) if (image.contentHash() != null) imageHome.put(image.contentHash(), target);
         OutputSink counted = new OutputSink() {
             private boolean prefilled;
             private int finished;
@@ -93,6 +113,27 @@ public final class DataParallelClient implements EngineClient {
 
     private void release(String requestId, int target) {
         if (owner.remove(requestId, target)) active[target].decrementAndGet();
+    }
+
+    /**
+     * The replica holding the request's images when its load is within those images' tokens of the least loaded,
+     * else the least loaded live replica; -1 when none is alive.
+     */
+    int pick(EngineRequest request) {
+        int best = pick();
+        if (best < 0) return best;
+        int home = -1;
+        long saved = 0;
+        for (var image : request.images()) {
+            if (image.contentHash() == null) continue;
+            Integer r = imageHome.get(image.contentHash());
+            if (r == null || !replicas.get(r).isAlive()) continue;
+            if (home < 0) home = r;
+            if (r == home) saved += image.numImageTokens();
+        }
+        if (home < 0 || home == best || load(home) > load(best) + saved) return best;
+        affinityRoutes.incrementAndGet();
+        return home;
     }
 
     /** The live replica with the least outstanding work, or -1 when none is alive. */

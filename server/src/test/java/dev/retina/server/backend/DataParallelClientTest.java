@@ -82,6 +82,37 @@ class DataParallelClientTest {
         assertEquals(2, dp.routed(1));
     }
 
+    private static EngineRequest imageRequest(String id, String hash) {
+        dev.retina.engine.ImageInput image = dev.retina.engine.ImageInput.ofPixels(new float[3 * 4 * 4], 4, 4, 576)
+                .withContentHash(hash);
+        return new EngineRequest(id, new int[600], List.of(image), SamplingParams.greedy(4), List.of(2));
+    }
+
+    @Test
+    void aRepeatedImageGoesBackToItsReplicaWhileThatCostsLessThanReencodingIt() {
+        FakeReplica a = new FakeReplica();
+        FakeReplica b = new FakeReplica();
+        DataParallelClient dp = new DataParallelClient(List.of(a, b));
+        dp.addRequest(request("busy", 10), out -> { });          // replica 0: load 11
+        dp.addRequest(imageRequest("i1", "H"), out -> { });     // replica 1 (load 0): H lives there now
+        assertTrue(b.sinks.containsKey("i1"));
+        b.emit("i1", true);                                     // done: replica 1 idle again, replica 0 at 11
+        dp.addRequest(request("other", 30), out -> { });        // replica 1: load 31 > 11
+        dp.addRequest(imageRequest("i2", "H"), out -> { });     // least loaded is 0, but 31 <= 11 + 576: back to 1
+        assertTrue(b.sinks.containsKey("i2"), "affinity");
+        assertEquals(1, dp.affinityRoutes());
+
+        dp.addRequest(request("huge", 2000), out -> { });       // replica 0 (11 < 632): 0 at 2012, 1 at 632
+        dp.addRequest(request("huge2", 2000), out -> { });      // replica 1: 2633
+        dp.addRequest(imageRequest("i3", "H"), out -> { });     // 2633 > 2012 + 576: re-encoding is cheaper
+        assertTrue(a.sinks.containsKey("i3"));
+        assertEquals(1, dp.affinityRoutes());
+        dp.addRequest(request("huge3", 100), out -> { });       // replica 0 (2613 < 2633): 2714
+        dp.addRequest(imageRequest("i4", "H"), out -> { });     // H moved with i3: 2714 <= 2633 + 576, so replica 0
+        assertTrue(a.sinks.containsKey("i4"));
+        assertEquals(2, dp.affinityRoutes());
+    }
+
     @Test
     void abortsGoToTheOwnerAndDeadReplicasGetNothing() {
         FakeReplica a = new FakeReplica();
