@@ -7,7 +7,7 @@ The server must run with fault injection on (a testing hook, docs/RELIABILITY.md
     python3 tools/hardening_check.py --base-url http://127.0.0.1:8000 --out result.json
 
 Order: (1) a request whose step throws inside the forward pass gets a 500 while 16 others, in flight at the same
-time, complete; (2) 200 streaming clients for 400 tokens each hang up after 0.5 s: running, waiting and KV usage
+time, complete (the engine reruns a failed step's requests one at a time and fails only the one that fails alone); (2) 200 streaming clients for 400 tokens each hang up after 0.5 s: running, waiting and KV usage
 return to 0, the generated-token counter stops, a fresh request completes within 5 s, and GPU memory (nvidia-smi)
 is compared before and after; (3) a request that kills the engine thread: /health and /ready turn 503 and new
 requests get 503 at once. Step 3 leaves the server unusable, so it runs last (--skip-death to leave it out).
@@ -113,7 +113,7 @@ def main():
     report["step_error"] = {"status": code, "body": text[:300], "others_ok": ok, "others_500": failed,
                             "others": len(results), "after_status": [r[0] for r in after]}
     rows.append(("forward pass throws (seed %d)" % a.step_error_seed, "%d (%.2f s)" % (code, secs),
-                 "of %d requests in flight: %d 200, %d 500 (batched into the failing step); next 4 requests %s"
+                 "of %d requests in flight with it: %d 200, %d 500; next 4 requests %s"
                  % (len(results), ok, failed, ",".join(str(r[0]) for r in after))))
 
     # (2) disconnect storm

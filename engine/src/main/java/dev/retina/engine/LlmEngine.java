@@ -201,12 +201,24 @@ public final class LlmEngine implements AutoCloseable {
             updates = scheduler.update(schedulerOutput, runnerOutput);
         } catch (RuntimeException | Error e) {
             if (e instanceof VirtualMachineError vme && !(e instanceof OutOfMemoryError)) throw vme;
-            log.error("step failed; failing its {} sequences", schedulerOutput.sequences().size(), e);
-            Set<String> failed = new LinkedHashSet<>();
-            for (ScheduledSequence s : schedulerOutput.sequences()) failed.add(s.requestId());
+            Set<String> inStep = new LinkedHashSet<>();
+            for (ScheduledSequence s : schedulerOutput.sequences()) inStep.add(s.requestId());
+            if (inStep.size() > 1) {
+                // Do not fail everyone batched with the culprit: run each of these requests alone until the one
+                // that fails is found (Scheduler.suspect); the others go on with their outputs unchanged.
+                log.warn("step of {} requests failed ({}); running them one at a time to find the cause",
+                        inStep.size(), e.toString());
+                scheduler.suspect(inStep);
+                return;
+            }
+            log.error("step failed; failing its request", e);
             String message = "engine step failed: " + e;
-            for (String requestId : failed) failRequest(requestId, message);
+            for (String requestId : inStep) failRequest(requestId, message);
             return;
+        }
+        if (schedulerOutput.sequences().size() > 0) {
+            String only = schedulerOutput.sequences().getFirst().requestId();
+            if (scheduler.isSuspect(only)) scheduler.clearSuspect(only); // ran alone and did not fail
         }
         for (Scheduler.SequenceUpdate u : updates) {
             Sequence seq = u.sequence();

@@ -33,6 +33,8 @@ public final class Scheduler {
     private final Set<String> finishedRequestIds = new LinkedHashSet<>();
     private long numPreemptions;
 
+    private final Set<String> suspects = new java.util.LinkedHashSet<>();
+
     public Scheduler(SchedulerConfig config, BlockManager blockManager) {
         this.config = config;
         this.blockManager = blockManager;
@@ -86,6 +88,10 @@ public final class Scheduler {
      * sequence is admitted in a step that preempted, and the queue head is never skipped (strict FCFS).
      */
     public SchedulerOutput schedule() {
+        if (!suspects.isEmpty()) {
+            SchedulerOutput isolated = scheduleIsolated();
+            if (isolated != null) return isolated;
+        }
         int budget = config.maxNumBatchedTokens();
         List<ScheduledSequence> scheduled = new ArrayList<>();
         Set<Sequence> scheduledSet = Collections.newSetFromMap(new IdentityHashMap<>());
@@ -132,6 +138,50 @@ public final class Scheduler {
         SchedulerOutput out = new SchedulerOutput(scheduled, numBatched, preempted, finishedRequestIds);
         finishedRequestIds.clear();
         return out;
+    }
+
+    /**
+     * Requests that were batched into a step that failed: until each has run a step alone, they run one request per
+     * step, so a request that makes the forward pass fail is found and failed alone, and the others go on.
+     */
+    public void suspect(java.util.Collection<String> requestIds) {
+        for (String id : requestIds) if (requests.containsKey(id)) suspects.add(id);
+    }
+
+    /** A suspect that has now run a step alone without failing. */
+    public void clearSuspect(String requestId) {
+        suspects.remove(requestId);
+    }
+
+    public boolean isSuspect(String requestId) {
+        return suspects.contains(requestId);
+    }
+
+    /**
+     * One step for the oldest running suspect alone (all its choices, its next chunk each), or null when no running
+     * suspect can be scheduled (then suspects not running are forgotten and the normal policy runs).
+     */
+    private SchedulerOutput scheduleIsolated() {
+        suspects.removeIf(id -> !requests.containsKey(id));
+        for (Sequence head : running) {
+            if (!suspects.contains(head.requestId())) continue;
+            int budget = config.maxNumBatchedTokens();
+            List<ScheduledSequence> scheduled = new ArrayList<>();
+            Set<Sequence> scheduledSet = Collections.newSetFromMap(new IdentityHashMap<>());
+            for (Sequence seq : running) {
+                if (!seq.requestId().equals(head.requestId()) || budget <= 0) continue;
+                int numNew = Math.min(seq.numTokens() - seq.numComputedTokens(), budget);
+                if (numNew <= 0 || !blockManager.canAllocate(seq, numNew)) continue;
+                budget -= scheduleChunk(seq, numNew, scheduled, scheduledSet);
+            }
+            if (scheduled.isEmpty()) continue;
+            SchedulerOutput out = new SchedulerOutput(scheduled, config.maxNumBatchedTokens() - budget, List.of(),
+                    finishedRequestIds);
+            finishedRequestIds.clear();
+            return out;
+        }
+        suspects.clear();
+        return null;
     }
 
     private Sequence newestUnscheduled(Set<Sequence> scheduledSet) {

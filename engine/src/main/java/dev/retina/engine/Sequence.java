@@ -91,7 +91,17 @@ public final class Sequence {
 
     public int numBlocks() { return blockTable.size(); }
 
-    double nextUniform() { return rng.nextDouble(); }
+    /**
+     * The uniform draw for this sequence's next sample. A draw stays pending until a token is appended, so a step
+     * that failed and is run again (isolating a failing request) samples with the same draw: seeded outputs do not
+     * depend on whether a step had to be repeated.
+     */
+    double nextUniform() {
+        if (Double.isNaN(pendingUniform)) pendingUniform = rng.nextDouble();
+        return pendingUniform;
+    }
+
+    private double pendingUniform = Double.NaN;
 
     public TokenConstraint constraint() { return constraint; }
 
@@ -132,6 +142,7 @@ public final class Sequence {
     }
 
     void appendOutput(int tokenId) {
+        pendingUniform = Double.NaN;
         if (numOutputTokens == outputTokenIds.length) outputTokenIds = Arrays.copyOf(outputTokenIds, numOutputTokens * 2);
         outputTokenIds[numOutputTokens++] = tokenId;
         if (constraint != null && !eosTokenIds.contains(tokenId)) constraint.advance(tokenId);

@@ -154,6 +154,40 @@ class LlmEngineTest {
     }
 
     @Test
+    void aFailingStepIsRetriedOneRequestAtATimeSoOnlyTheCulpritFailsAndSeededOutputsStayTheSame() throws Exception {
+        // The answer "good" gets when nothing fails (seeded sampling: depends on every uniform draw).
+        List<Integer> expected;
+        try (LlmEngine solo = engine(new FakeModelRunner(NUM_BLOCKS, BLOCK_SIZE), 8)) {
+            Collector c = new Collector(1);
+            solo.addRequest(request("good", new int[] {4, 5, 6}, SchedulerHarness.params(1, 77, 12)), c);
+            c.await();
+            expected = c.tokens(0);
+        }
+        FakeModelRunner runner = new FakeModelRunner(NUM_BLOCKS, BLOCK_SIZE);
+        runner.failWhen = so -> so.sequences().stream().anyMatch(s -> s.requestId().equals("bad"));
+        runner.delayMillis = 20; // "bad" arrives while "good" is mid-way: they share the next step
+        try (LlmEngine engine = engine(runner, 8)) {
+            Collector good = new Collector(1);
+            Collector bad = new Collector(1);
+            engine.addRequest(request("good", new int[] {4, 5, 6}, SchedulerHarness.params(1, 77, 12)), good);
+            Thread.sleep(30);
+            engine.addRequest(request("bad", new int[] {7, 8, 9}, SchedulerHarness.params(1, 5, 12)), bad);
+            good.await();
+            bad.await();
+            assertTrue(bad.last(0).error().contains("injected failure"), bad.outputs.toString());
+            assertEquals(FinishReason.LENGTH, good.last(0).finishReason());
+            assertNull(good.last(0).error());
+            assertEquals(expected, good.tokens(0), "the retried step sampled with the same draws");
+            boolean shared = runner.steps.stream().anyMatch(so -> so.sequences().size() == 2);
+            boolean aloneBad = runner.steps.stream().anyMatch(so -> so.sequences().size() == 1
+                    && so.sequences().getFirst().requestId().equals("bad"));
+            assertTrue(shared && aloneBad, "a shared step failed, then bad ran alone");
+            awaitIdle(engine);
+            assertEquals(NUM_BLOCKS, engine.stats().numFreeBlocks());
+        }
+    }
+
+    @Test
     void invalidRequestsGetAnErrorOutputAndIdleEngineDoesNotSpin() throws Exception {
         FakeModelRunner runner = new FakeModelRunner(NUM_BLOCKS, BLOCK_SIZE);
         try (LlmEngine engine = engine(runner, 8)) {
