@@ -35,10 +35,11 @@ import java.util.stream.IntStream;
  */
 final class ImageFeatureStore implements AutoCloseable {
     /**
-     * Most LLaVA-1.5 images stacked into one vision-tower call; more are split. Bounds the encoder's activations:
-     * {@code ClipVisionTower} keeps every layer's temporaries until the call's manager closes, about 1.4 GB per
-     * 336-pixel image in float16 (measured on the H200: a batch of 64 reserved 88 GB, which the KV cache then lacked),
-     * so 4 cost ~5.6 GB while still cutting the per-image host overhead 4-fold.
+     * Most LLaVA-1.5 images stacked into one vision-tower call ({@code -Dretina.visionBatch}, default 4); more are
+     * split. It bounds the encoder's activations, which the KV cache profile reserves. When {@code ClipVisionTower}
+     * kept every layer's temporaries until the call ended (about 1.4 GB per 336-pixel float16 image; on the H200 a
+     * batch of 64 reserved 88 GB), 4 was the compromise. The tower now frees each layer's temporaries, so larger
+     * batches should fit; that has not been measured on a GPU yet, hence the default stays 4.
      */
     static final int MAX_IMAGES_PER_ENCODE = Integer.getInteger("retina.visionBatch", 4);
 
