@@ -3,6 +3,7 @@ package dev.retina.server;
 import dev.retina.engine.EngineStats;
 import dev.retina.engine.SamplingParams;
 import dev.retina.server.bench.BenchServeCommand;
+import dev.retina.server.bench.Stats;
 import dev.retina.server.config.ConfigException;
 import dev.retina.server.config.ServerConfig;
 import dev.retina.server.config.VlmConfig;
@@ -18,7 +19,6 @@ import picocli.CommandLine.Option;
 import java.io.PrintStream;
 import java.time.Duration;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
 import java.util.SplittableRandom;
@@ -174,32 +174,17 @@ public final class BenchCommand implements Callable<Integer> {
         out.printf(Locale.ROOT, row, "requests/s", fmt(results.size() / seconds));
         out.printf(Locale.ROOT, row, "output tokens/s", fmt(outputTokens / seconds));
         out.printf(Locale.ROOT, row, "total tokens/s (in+out)", fmt((outputTokens + (long) promptLen * results.size()) / seconds));
-        out.printf(Locale.ROOT, row, "mean TTFT (ms)", fmt(mean(ttft)));
-        out.printf(Locale.ROOT, row, "P50 TTFT (ms)", fmt(percentile(ttft, 50)));
-        out.printf(Locale.ROOT, row, "P99 TTFT (ms)", fmt(percentile(ttft, 99)));
-        out.printf(Locale.ROOT, row, "mean TPOT (ms)", fmt(mean(tpot)));
-        out.printf(Locale.ROOT, row, "P50 TPOT (ms)", fmt(percentile(tpot, 50)));
-        out.printf(Locale.ROOT, row, "P99 TPOT (ms)", fmt(percentile(tpot, 99)));
+        out.printf(Locale.ROOT, row, "mean TTFT (ms)", fmt(Stats.mean(ttft)));
+        out.printf(Locale.ROOT, row, "P50 TTFT (ms)", fmt(Stats.percentile(ttft, 50)));
+        out.printf(Locale.ROOT, row, "P99 TTFT (ms)", fmt(Stats.percentile(ttft, 99)));
+        out.printf(Locale.ROOT, row, "mean TPOT (ms)", fmt(Stats.mean(tpot)));
+        out.printf(Locale.ROOT, row, "P50 TPOT (ms)", fmt(Stats.percentile(tpot, 50)));
+        out.printf(Locale.ROOT, row, "P99 TPOT (ms)", fmt(Stats.percentile(tpot, 99)));
         out.printf(Locale.ROOT, row, "preemptions", preemptions);
     }
 
     private static String fmt(double v) {
         return String.format(Locale.ROOT, v >= 100 ? "%.1f" : "%.2f", v);
-    }
-
-    static double mean(double[] v) {
-        return Arrays.stream(v).average().orElse(0);
-    }
-
-    /** numpy's default (linear interpolation between closest ranks), as vLLM's benchmarks report. */
-    static double percentile(double[] v, double p) {
-        if (v.length == 0) return 0;
-        double[] s = v.clone();
-        Arrays.sort(s);
-        double pos = p / 100 * (s.length - 1);
-        int lo = (int) Math.floor(pos);
-        int hi = Math.min(lo + 1, s.length - 1);
-        return s[lo] + (s[hi] - s[lo]) * (pos - lo);
     }
 
     static double parseRate(String value) {

@@ -1,5 +1,6 @@
 package dev.retina.server;
 
+import dev.retina.server.bench.Stats;
 import dev.retina.server.config.ConfigException;
 import org.junit.jupiter.api.Test;
 import picocli.CommandLine;
@@ -19,10 +20,10 @@ class BenchCommandTest {
     @Test
     void percentilesInterpolateLikeNumpy() {
         double[] v = {5, 1, 4, 2, 3};
-        assertEquals(3.0, BenchCommand.percentile(v, 50), 1e-12);
-        assertEquals(4.96, BenchCommand.percentile(v, 99), 1e-12); // np.percentile([1..5], 99)
-        assertEquals(1.0, BenchCommand.percentile(v, 0), 1e-12);
-        assertEquals(3.0, BenchCommand.mean(v), 1e-12);
+        assertEquals(3.0, Stats.percentile(v, 50), 1e-12);
+        assertEquals(4.96, Stats.percentile(v, 99), 1e-12); // np.percentile([1..5], 99)
+        assertEquals(1.0, Stats.percentile(v, 0), 1e-12);
+        assertEquals(3.0, Stats.mean(v), 1e-12);
     }
 
     @Test
