@@ -36,7 +36,11 @@ public final class EngineFactory {
         @Override
         public void close() {
             engine.close();
+            boolean gpu = model.device().isGpu();
             model.close();
+            // Hand the freed weights and KV cache back to the driver: PyTorch's caching allocator would keep them, and
+            // the next engine's KV sizing (device memory in use) would count them as taken.
+            if (gpu) ai.djl.pytorch.jni.JniUtils.emptyCudaCache();
         }
     }
 
