@@ -64,11 +64,14 @@ public final class DecodeBench {
             System.out.printf(Locale.ROOT, "loaded %s on %s as %s in %.1f s%n", config, device, dtype,
                     (System.nanoTime() - t0) / 1e9);
             // djl: DJL ops only; libtorch: + libtorch's flash attention / fused RMSNorm; native: + Retina's kernels
-            // direct: native + the direct decode path (cuBLAS + Retina's kernels on raw addresses, no DJL op per layer)
+            // direct: native + the direct decode path (cuBLAS + Retina's kernels on raw addresses, no DJL op per layer),
+            // as the engine runs it (split-K attention; the GEMV kernels as -Dretina.gemv says); direct-cublas: GEMMs in
+            // cuBLAS; direct-gemv: up to 4 sequences, the GEMV kernels; direct-nosplit: cuBLAS and no split-K
             List<String> modes = switch (kernels) {
-                case "djl", "libtorch", "native", "direct", "direct-nosplit" -> List.of(kernels);
-                case "all" -> List.of("djl", "libtorch", "native", "direct-nosplit", "direct");
-                case "new" -> List.of("native", "direct-nosplit", "direct");
+                case "djl", "libtorch", "native", "direct", "direct-nosplit", "direct-cublas", "direct-gemv" ->
+                        List.of(kernels);
+                case "all" -> List.of("djl", "libtorch", "native", "direct-nosplit", "direct-cublas", "direct-gemv");
+                case "new" -> List.of("native", "direct-cublas", "direct-gemv");
                 default -> List.of("djl", "native");
             };
             if (compare) compare(model, batches, context);
@@ -151,7 +154,8 @@ public final class DecodeBench {
         model.setNativeKernels(!mode.equals("djl"));
         model.setRetinaKernels(mode.equals("native") || mode.startsWith("direct"));
         model.setDirectDecode(mode.startsWith("direct"));
-        model.setSplitKAttention(mode.equals("direct"));
+        model.setSplitKAttention(!mode.equals("direct-nosplit"));
+        model.setGemv(mode.equals("direct-gemv") || (mode.equals("direct") && LlavaModel.GEMV_DEFAULT));
     }
 
     /**
@@ -181,32 +185,35 @@ public final class DecodeBench {
                 for (int s = 0; s < b; s++) seqs.add(ForwardBatch.single(context, 1, blockTable(s, blocksPerSeq), BLOCK_SIZE));
                 ForwardBatch batch = ForwardBatch.concat(seqs.toArray(ForwardBatch[]::new));
                 int[] ids = Arrays.copyOf(next, b);
-                float[][] out = new float[2][];
-                String[] paths = {"native", "direct"};
-                for (int p = 0; p < 2; p++) {
+                String[] paths = {"native", "direct-cublas", "direct-gemv"};
+                float[][] out = new float[paths.length][];
+                for (int p = 0; p < paths.length; p++) {
                     mode(model, paths[p]);
                     try (NDManager step = model.manager().newSubManager()) {
                         out[p] = model.forward(model.embedTokens(step.create(ids)), batch, cache).toFloatArray();
                     }
                 }
-                double maxDiff = 0;
-                double maxAbs = 0;
-                int agree = 0;
-                for (int s = 0; s < b; s++) {
-                    int a0 = 0;
-                    int a1 = 0;
-                    for (int v = 0; v < vocab; v++) {
-                        float x = out[0][s * vocab + v];
-                        float y = out[1][s * vocab + v];
-                        maxDiff = Math.max(maxDiff, Math.abs(x - y));
-                        maxAbs = Math.max(maxAbs, Math.abs(x));
-                        if (x > out[0][s * vocab + a0]) a0 = v;
-                        if (y > out[1][s * vocab + a1]) a1 = v;
+                for (int p = 1; p < paths.length; p++) {
+                    double maxDiff = 0;
+                    double maxAbs = 0;
+                    int agree = 0;
+                    for (int s = 0; s < b; s++) {
+                        int a0 = 0;
+                        int a1 = 0;
+                        for (int v = 0; v < vocab; v++) {
+                            float x = out[0][s * vocab + v];
+                            float y = out[p][s * vocab + v];
+                            maxDiff = Math.max(maxDiff, Math.abs(x - y));
+                            maxAbs = Math.max(maxAbs, Math.abs(x));
+                            if (x > out[0][s * vocab + a0]) a0 = v;
+                            if (y > out[p][s * vocab + a1]) a1 = v;
+                        }
+                        if (a0 == a1) agree++;
                     }
-                    if (a0 == a1) agree++;
+                    System.out.printf(Locale.ROOT, "[compare] batch %d, context %d: %s vs native max |dlogit| %.3e "
+                            + "(max |logit| %.2f), greedy token equal %d/%d%n", b, context, paths[p], maxDiff, maxAbs,
+                            agree, b);
                 }
-                System.out.printf(Locale.ROOT, "[compare] batch %d, context %d: direct vs native max |dlogit| %.3e "
-                        + "(max |logit| %.2f), greedy token equal %d/%d%n", b, context, maxDiff, maxAbs, agree, b);
             }
         }
     }

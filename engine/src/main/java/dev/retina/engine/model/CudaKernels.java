@@ -40,6 +40,17 @@ final class CudaKernels {
     private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT;
     private static final AddressLayout PTR = ValueLayout.ADDRESS;
     private static final int MAX_PARAMS = 16;
+    /** Rows (sequences) the GEMV kernels take: gemv_m1 .. gemv_m4. */
+    static final int GEMV_MAX_ROWS = 4;
+    /** The GEMV prologue variants, in the order of {@link #gemv}'s {@code variant} argument. */
+    static final String[] GEMV_VARIANTS = {"plain", "norm", "silu", "norm_f32"};
+    static final int GEMV_PLAIN = 0;
+    static final int GEMV_NORM = 1;
+    static final int GEMV_SILU = 2;
+    static final int GEMV_NORM_F32 = 3;
+    private static final int GEMV_THREADS = 256;
+    /** Dynamic shared memory a GEMV block may ask for (the staged input rows); H100/H200 allow 227 KiB per block. */
+    static final int GEMV_MAX_SHARED = 200 * 1024;
 
     private final MethodHandle cuCtxSetCurrent; // (CUcontext) -> CUresult
     private final MethodHandle cuLaunchKernel;  // (f, gx, gy, gz, bx, by, bz, smem, stream, params, extra) -> CUresult
@@ -56,7 +67,15 @@ final class CudaKernels {
     private final MemorySegment rmsNorm;  // null in a PTX built before rms_norm existed
     private final MemorySegment[] splitByHeadDim = new MemorySegment[HEAD_DIMS.length]; // null entries: no split-K
     private final MemorySegment attentionReduce;
+    private final MemorySegment[][] gemv = new MemorySegment[GEMV_MAX_ROWS][GEMV_VARIANTS.length]; // null: not in PTX
     private final int multiprocessors;
+    private final MethodHandle cuEventCreate;      // (CUevent*, flags) -> CUresult
+    private final MethodHandle cuEventRecord;      // (CUevent, CUstream) -> CUresult
+    private final MethodHandle cuEventSynchronize; // (CUevent) -> CUresult
+    private final MethodHandle cuEventElapsedTime; // (float*, CUevent, CUevent) -> CUresult
+    private MemorySegment[] events = new MemorySegment[0];
+    private final MethodHandle cuOccupancy; // cuOccupancyMaxActiveBlocksPerMultiprocessor(int*, f, block, smem)
+    private final java.util.Map<Long, Integer> gemvGrid = new java.util.HashMap<>(); // (rows, variant, k) -> blocks
     private final MemorySegment values;   // kernel argument values, 8 bytes each
     private final MemorySegment params;   // void*[]: pointers into values
     private final MemorySegment out;      // out-parameters of the shim and driver calls
@@ -78,6 +97,12 @@ final class CudaKernels {
         MethodHandle getFunction = handle(linker, cuda, "cuModuleGetFunction", FunctionDescriptor.of(I32, PTR, PTR, PTR));
         cuLaunchKernel = handle(linker, cuda, "cuLaunchKernel", FunctionDescriptor.of(I32, PTR, I32, I32, I32, I32, I32,
                 I32, I32, PTR, PTR, PTR));
+        cuEventCreate = handle(linker, cuda, "cuEventCreate", FunctionDescriptor.of(I32, PTR, I32));
+        cuOccupancy = handle(linker, cuda, "cuOccupancyMaxActiveBlocksPerMultiprocessor",
+                FunctionDescriptor.of(I32, PTR, PTR, I32, I64));
+        cuEventRecord = handle(linker, cuda, "cuEventRecord", FunctionDescriptor.of(I32, PTR, PTR));
+        cuEventSynchronize = handle(linker, cuda, "cuEventSynchronize", FunctionDescriptor.of(I32, PTR));
+        cuEventElapsedTime = handle(linker, cuda, "cuEventElapsedTime", FunctionDescriptor.of(I32, PTR, PTR, PTR));
         getDataPtr = handle(linker, torch, "aoti_torch_get_data_ptr", FunctionDescriptor.of(I32, PTR, PTR));
         getSizes = handle(linker, torch, "aoti_torch_get_sizes", FunctionDescriptor.of(I32, PTR, PTR));
         getStrides = handle(linker, torch, "aoti_torch_get_strides", FunctionDescriptor.of(I32, PTR, PTR));
@@ -103,6 +128,14 @@ final class CudaKernels {
             for (int i = 0; i < HEAD_DIMS.length; i++)
                 splitByHeadDim[i] = optionalFunction(getFunction, module, "paged_attention_split_d" + HEAD_DIMS[i]);
             attentionReduce = optionalFunction(getFunction, module, "paged_attention_reduce");
+            MethodHandle setAttribute = handle(linker, cuda, "cuFuncSetAttribute", FunctionDescriptor.of(I32, PTR, I32, I32));
+            for (int m = 0; m < GEMV_MAX_ROWS; m++)
+                for (int v = 0; v < GEMV_VARIANTS.length; v++) {
+                    MemorySegment f = optionalFunction(getFunction, module, "gemv_m" + (m + 1) + "_" + GEMV_VARIANTS[v]);
+                    // CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES (8): beyond 48 KiB needs the opt-in
+                    if (f != null) check((int) setAttribute.invokeExact(f, 8, GEMV_MAX_SHARED), "cuFuncSetAttribute");
+                    gemv[m][v] = f;
+                }
             MethodHandle attribute = handle(linker, cuda, "cuDeviceGetAttribute", FunctionDescriptor.of(I32, PTR, I32, I32));
             check((int) attribute.invokeExact(out, 16, device), "cuDeviceGetAttribute(MULTIPROCESSOR_COUNT)");
             multiprocessors = out.get(I32, 0);
@@ -122,9 +155,12 @@ final class CudaKernels {
      * after the engine, never did.
      */
     static Optional<CudaKernels> load(NDManager manager) {
-        try (InputStream in = CudaKernels.class.getResourceAsStream(PTX)) {
+        String override = System.getProperty("retina.kernelsPtx");
+        try (InputStream in = override != null ? java.nio.file.Files.newInputStream(java.nio.file.Path.of(override))
+                : CudaKernels.class.getResourceAsStream(PTX)) {
             if (in == null) throw new IOException(PTX + " not on the class path");
             byte[] ptx = in.readAllBytes();
+            if (override != null) log.warn("Retina CUDA kernels from {} (-Dretina.kernelsPtx), not the bundled PTX", override);
             try (NDArray init = manager.zeros(new Shape(1), DataType.FLOAT32)) {
                 init.getShape(); // only its allocation matters
             }
@@ -237,9 +273,9 @@ final class CudaKernels {
         values.set(I32, 8L * i++, numHeads);
         values.set(I32, 8L * i++, numKvHeads);
         values.set(I32, 8L * i++, headDim);
-        int pairs = (numHeads + numKvHeads) * headDim / 2;
-        int threads = Math.min(1024, Math.max(32, (pairs + 31) / 32 * 32));
-        launch(ropeKvWrite, numTokens, 1, threads, "rope_kv_write");
+        // one block per (token, q/k/v head); a thread per rotated pair (two elements of a v head)
+        int threads = Math.min(1024, Math.max(32, (headDim / 2 + 31) / 32 * 32));
+        launch(ropeKvWrite, numTokens, numHeads + 2 * numKvHeads, threads, "rope_kv_write");
     }
 
     /**
@@ -326,6 +362,93 @@ final class CudaKernels {
         return i;
     }
 
+    /** Whether this PTX has the small-batch GEMV kernels (all rows counts and variants). */
+    boolean hasGemv() {
+        for (MemorySegment[] byVariant : gemv) for (MemorySegment f : byVariant) if (f == null) return false;
+        return true;
+    }
+
+    /** Whether {@link #gemv} takes {@code rows} input rows of length {@code k} (staged in shared memory). */
+    static boolean gemvFits(int rows, int k) {
+        return rows >= 1 && rows <= GEMV_MAX_ROWS && k % 8 == 0 && 2L * rows * k <= GEMV_MAX_SHARED;
+    }
+
+    /**
+     * Small-batch GEMV {@code y (rows, n) = in (rows, k) @ w (n, k)^T (+ y)}, fp32 accumulation, one rounding (see the
+     * .cu), where {@code in} is x itself ({@link #GEMV_PLAIN}), RMSNorm(x) * normWeight ({@link #GEMV_NORM},
+     * {@link #GEMV_NORM_F32} with float32 y) or silu(gate) * up of x = (rows, 2k) gate | up ({@link #GEMV_SILU}).
+     * Device addresses the caller has checked: fp16 contiguous rows, 16-byte aligned, {@link #gemvFits}; y does not
+     * alias x.
+     */
+    void gemv(int variant, long y, long x, long w, long normWeight, int rows, int n, int k, float eps,
+              boolean accumulate) {
+        if (!gemvFits(rows, k)) throw new IllegalArgumentException("gemv: " + rows + " rows of " + k);
+        MemorySegment f = gemv[rows - 1][variant];
+        if (f == null) throw new IllegalStateException("this PTX has no gemv_m" + rows + "_" + GEMV_VARIANTS[variant]);
+        int i = 0;
+        values.set(I64, 8L * i++, y);
+        values.set(I64, 8L * i++, x);
+        values.set(I64, 8L * i++, w);
+        values.set(I64, 8L * i++, normWeight);
+        values.set(I32, 8L * i++, n);
+        values.set(I32, 8L * i++, k);
+        values.set(F32, 8L * i++, eps);
+        values.set(I32, 8L * i++, accumulate ? 1 : 0);
+        int shared = 2 * rows * k;
+        // persistent warps: as many blocks as are resident at once (fewer when w has fewer rows than warps)
+        long key = ((long) (rows * GEMV_VARIANTS.length + variant) << 32) | k;
+        Integer resident = gemvGrid.get(key);
+        if (resident == null) {
+            try {
+                makeCurrent();
+                check((int) cuOccupancy.invokeExact(out, f, GEMV_THREADS, (long) shared),
+                        "cuOccupancyMaxActiveBlocksPerMultiprocessor");
+            } catch (RuntimeException e) {
+                throw e;
+            } catch (Throwable t) {
+                throw new IllegalStateException("cuOccupancyMaxActiveBlocksPerMultiprocessor failed", t);
+            }
+            resident = Math.max(1, out.get(I32, 0)) * multiprocessors;
+            gemvGrid.put(key, resident);
+        }
+        int blocks = Math.min(resident, (n + GEMV_THREADS / 32 - 1) / (GEMV_THREADS / 32));
+        launch(f, blocks, 1, 1, GEMV_THREADS, shared, "gemv_m" + rows + "_" + GEMV_VARIANTS[variant]);
+    }
+
+    /** Records event {@code index} (created on first use) on stream 0: the GPU's clock at that point of its queue. */
+    void recordEvent(int index) {
+        try {
+            makeCurrent();
+            if (index >= events.length) {
+                MemorySegment[] grown = java.util.Arrays.copyOf(events, Math.max(index + 1, 2 * events.length));
+                for (int e = events.length; e < grown.length; e++) {
+                    check((int) cuEventCreate.invokeExact(out, 0), "cuEventCreate");
+                    grown[e] = out.get(PTR, 0);
+                }
+                events = grown;
+            }
+            check((int) cuEventRecord.invokeExact(events[index], MemorySegment.NULL), "cuEventRecord");
+        } catch (RuntimeException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException("cuEventRecord failed", t);
+        }
+    }
+
+    /** Milliseconds of GPU time between two recorded events, waiting for the later one. */
+    float elapsedMs(int from, int to) {
+        try {
+            makeCurrent();
+            check((int) cuEventSynchronize.invokeExact(events[to]), "cuEventSynchronize");
+            check((int) cuEventElapsedTime.invokeExact(out, events[from], events[to]), "cuEventElapsedTime");
+            return out.get(F32, 0);
+        } catch (RuntimeException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException("cuEventElapsedTime failed", t);
+        }
+    }
+
     /** Whether this PTX has {@code rms_norm} (the direct decode path needs it). */
     boolean hasRmsNorm() {
         return rmsNorm != null;
@@ -382,9 +505,14 @@ final class CudaKernels {
     }
 
     private void launch(MemorySegment function, int gridX, int gridY, int gridZ, int blockX, String name) {
+        launch(function, gridX, gridY, gridZ, blockX, 0, name);
+    }
+
+    private void launch(MemorySegment function, int gridX, int gridY, int gridZ, int blockX, int sharedBytes,
+                        String name) {
         try {
             makeCurrent();
-            int err = (int) cuLaunchKernel.invokeExact(function, gridX, gridY, gridZ, blockX, 1, 1, 0,
+            int err = (int) cuLaunchKernel.invokeExact(function, gridX, gridY, gridZ, blockX, 1, 1, sharedBytes,
                     MemorySegment.NULL, params, MemorySegment.NULL);
             check(err, "cuLaunchKernel(" + name + ")");
         } catch (RuntimeException e) {

@@ -41,13 +41,23 @@ final class DirectDecode {
     private long attnPtr;
     private long gateUpPtr;
     private long actPtr;
-    /** -Dretina.directProfile=true: synchronize after every launch and add its time to its kind (slow; for breakdowns). */
+    /**
+     * -Dretina.directProfile=true: a CUDA event after every launch; each launch's GPU time (event to event, no
+     * synchronization inside the step) is added to its kind, and the first-to-last span to the step's GPU time.
+     */
     private static final boolean PROFILE = Boolean.getBoolean("retina.directProfile");
     private static final String[] KINDS = {"rms_norm", "qkv gemm", "rope+kv write", "paged attention", "o gemm",
             "gate_up gemm", "silu_mul", "down gemm", "final norm + lm_head"};
     private final double[] profileMs = new double[KINDS.length];
     private int profileSteps;
-    private long mark;
+    private int[] eventKinds = new int[0];
+    private int eventCount;
+    private double profileHostMs;
+    private long hostStart;
+    /** Small-batch GEMV kernels (norm / SwiGLU fused into their prologue) for steps of up to 4 sequences. */
+    private boolean gemv = LlavaModel.GEMV_DEFAULT;
+    /** Most sequences a step may have to take the GEMV kernels (beyond it cuBLAS's GEMMs are faster). */
+    private static final int GEMV_MAX_ROWS = Integer.getInteger("retina.gemvMaxRows", CudaKernels.GEMV_MAX_ROWS);
     private static final int MAX_PARTIALS = 4096;   // (seq, head, partition) states the split-K buffers hold
     private static final int MIN_PARTITION = 64;    // one pass of the kernel's 8 warps x 8 tokens in flight
     private boolean splitK = !"false".equals(System.getProperty("retina.splitK"));
@@ -122,6 +132,10 @@ final class DirectDecode {
             }
         }
         if (PROFILE) start();
+        boolean small = gemv && rows <= GEMV_MAX_ROWS && kernels.hasGemv() && CudaKernels.gemvFits(rows, hidden)
+                && CudaKernels.gemvFits(rows, qDim) && CudaKernels.gemvFits(rows, inter);
+        if (small) return forwardSmall(inputsEmbeds, h, rows, positions, slots, blockTables, contextLens, maxBlocks,
+                cosPtr, sinPtr, meta.blockSize, parts, partitionSize, partMPtr, partLPtr, partAccPtr);
         for (int i = 0; i < layerWeights.length; i++) {
             long[] w = layerWeights[i];
             kernels.rmsNorm(normedPtr, h, w[0], rows, hidden, eps);
@@ -153,23 +167,72 @@ final class DirectDecode {
         NDArray last = step.create(new Shape(rows, hidden), dtype);
         kernels.rmsNorm(kernels.address(last), h, kernels.address(norm), rows, hidden, eps);
         NDArray logits = Linear.linear(last, lmHead, null).singletonOrThrow(); // (B, vocab)
+        if (PROFILE) lap(8);
+        NDArray result = logits.getDataType() == DataType.FLOAT32 ? logits : logits.toType(DataType.FLOAT32, false);
+        if (PROFILE) finish();
+        return result;
+    }
+
+    /**
+     * A step of at most {@link CudaKernels#GEMV_MAX_ROWS} sequences: six launches per layer (seven with split-K), the
+     * GEMMs as GEMV kernels that stream each weight once with RMSNorm or SiLU·up computed in their prologue, the
+     * residual adds in their epilogue, and the final norm, lm_head and the float32 logits in one more.
+     */
+    private NDArray forwardSmall(NDArray inputsEmbeds, long h, int rows, long positions, long slots, long blockTables,
+                                 long contextLens, int maxBlocks, long cosPtr, long sinPtr, int blockSize, int parts,
+                                 int partitionSize, long partMPtr, long partLPtr, long partAccPtr) {
+        int heads = config.numAttentionHeads();
+        int kvHeads = config.numKeyValueHeads();
+        int d = config.headDim();
+        for (int i = 0; i < layerWeights.length; i++) {
+            long[] w = layerWeights[i];
+            kernels.gemv(CudaKernels.GEMV_NORM, qkvPtr, h, w[1], w[0], rows, qkvDim, hidden, eps, false);
+            if (PROFILE) lap(1);
+            kernels.ropeKvWrite(qkvPtr, positions, slots, cosPtr, sinPtr, keyPtr[i], valuePtr[i], rows, heads, kvHeads, d);
+            if (PROFILE) lap(2);
+            if (parts > 1)
+                kernels.pagedAttentionDecodeSplit(attnPtr, qDim, qkvPtr, qkvDim, keyPtr[i], valuePtr[i], blockTables,
+                        contextLens, rows, maxBlocks, blockSize, heads, kvHeads, d, scale, partitionSize, parts,
+                        partMPtr, partLPtr, partAccPtr);
+            else
+                kernels.pagedAttentionDecode(attnPtr, qDim, qkvPtr, qkvDim, keyPtr[i], valuePtr[i], blockTables,
+                        contextLens, rows, maxBlocks, blockSize, heads, kvHeads, d, scale);
+            if (PROFILE) lap(3);
+            kernels.gemv(CudaKernels.GEMV_PLAIN, h, attnPtr, w[2], 0L, rows, hidden, qDim, 0f, true);
+            if (PROFILE) lap(4);
+            kernels.gemv(CudaKernels.GEMV_NORM, gateUpPtr, h, w[4], w[3], rows, 2 * inter, hidden, eps, false);
+            if (PROFILE) lap(5);
+            kernels.gemv(CudaKernels.GEMV_SILU, h, gateUpPtr, w[5], 0L, rows, hidden, inter, 0f, true);
+            if (PROFILE) lap(7);
+        }
+        int vocab = (int) lmHead.getShape().get(0);
+        NDArray logits = inputsEmbeds.getManager().create(new Shape(rows, vocab), DataType.FLOAT32);
+        kernels.gemv(CudaKernels.GEMV_NORM_F32, kernels.address(logits), h, kernels.address(lmHead),
+                kernels.address(norm), rows, vocab, hidden, eps, false);
         if (PROFILE) {
             lap(8);
-            profileSteps++;
+            finish();
         }
-        return logits.getDataType() == DataType.FLOAT32 ? logits : logits.toType(DataType.FLOAT32, false);
+        return logits;
     }
 
     private void start() {
-        kernels.synchronize();
-        mark = System.nanoTime();
+        hostStart = System.nanoTime();
+        eventCount = 0;
+        kernels.recordEvent(eventCount++);
     }
 
     private void lap(int kind) {
-        kernels.synchronize();
-        long now = System.nanoTime();
-        profileMs[kind] += (now - mark) / 1e6;
-        mark = now;
+        if (eventCount >= eventKinds.length) eventKinds = java.util.Arrays.copyOf(eventKinds, 2 * eventCount + 16);
+        eventKinds[eventCount] = kind;
+        kernels.recordEvent(eventCount++);
+    }
+
+    /** Host time of the step so far (all launches queued), then each launch's GPU time from the events. */
+    private void finish() {
+        profileHostMs += (System.nanoTime() - hostStart) / 1e6;
+        for (int e = 1; e < eventCount; e++) profileMs[eventKinds[e]] += kernels.elapsedMs(e - 1, e);
+        profileSteps++;
     }
 
     /** Mean ms per step of each launch kind since the last call (with -Dretina.directProfile=true), then resets. */
@@ -180,11 +243,19 @@ final class DirectDecode {
         for (double v : profileMs) total += v;
         for (int k = 0; k < KINDS.length; k++)
             sb.append(String.format(java.util.Locale.ROOT, "  %-22s %8.3f ms/step%n", KINDS[k], profileMs[k] / profileSteps));
-        sb.append(String.format(java.util.Locale.ROOT, "  %-22s %8.3f ms/step (%d steps, each launch synchronized)",
-                "total", total / profileSteps, profileSteps));
+        sb.append(String.format(java.util.Locale.ROOT, "  %-22s %8.3f ms/step of GPU time, first launch to last "
+                + "(CUDA events, %d steps)%n", "total", total / profileSteps, profileSteps));
+        sb.append(String.format(java.util.Locale.ROOT, "  %-22s %8.3f ms/step to queue every launch (with the events)",
+                "host", profileHostMs / profileSteps));
         java.util.Arrays.fill(profileMs, 0);
         profileSteps = 0;
+        profileHostMs = 0;
         return sb.toString();
+    }
+
+    /** The small-batch GEMV kernels on or off (for comparisons; on by default, {@code -Dretina.gemv=false} off). */
+    void setGemv(boolean enabled) {
+        gemv = enabled;
     }
 
     /** Split-K attention on or off (for comparisons; on by default, {@code -Dretina.splitK=false} turns it off). */

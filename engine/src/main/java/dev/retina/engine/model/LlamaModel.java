@@ -54,6 +54,7 @@ final class LlamaModel implements AutoCloseable {
     private boolean directDecode = !"false".equals(System.getProperty("retina.directDecode"));
     private DirectDecode direct;           // created at the first eligible decode step; null until then
     private boolean splitK = !"false".equals(System.getProperty("retina.splitK"));
+    private boolean gemv = LlavaModel.GEMV_DEFAULT;
     private boolean directUnavailable;     // cuBLAS or rms_norm missing: stay on the DJL-op path
 
     LlamaModel(LlavaConfig.TextConfig config, boolean tieWordEmbeddings, WeightSource weights, NDManager manager,
@@ -190,6 +191,12 @@ final class LlamaModel implements AutoCloseable {
         if (direct != null) direct.setSplitK(enabled);
     }
 
+    /** The direct path's small-batch GEMV kernels on or off (for comparisons). */
+    void setGemv(boolean enabled) {
+        gemv = enabled;
+        if (direct != null) direct.setGemv(enabled);
+    }
+
     /** The direct path's per-kind launch times (profiling runs), or a note that none ran. */
     String directProfile() {
         return direct == null ? "direct decode path not used" : direct.profile();
@@ -216,6 +223,7 @@ final class LlamaModel implements AutoCloseable {
             }
             direct = new DirectDecode(config, dtype, kernels, cublas.get(), weightsManager, w, norm, lmHead);
             direct.setSplitK(splitK);
+            direct.setGemv(gemv);
         }
         return true;
     }

@@ -241,6 +241,20 @@ public final class LlavaModel implements AutoCloseable {
         languageModel.setSplitK(enabled);
     }
 
+    /**
+     * Whether the direct path's small-batch GEMV kernels start on ({@code -Dretina.gemv=true}); off by default: on the
+     * H200 cuBLAS's GEMMs were faster at 1 to 4 sequences (docs/BENCHMARKS.md).
+     */
+    public static final boolean GEMV_DEFAULT = Boolean.getBoolean("retina.gemv");
+
+    /**
+     * The direct path's small-batch GEMV kernels (RMSNorm / SwiGLU in their prologue) for steps of up to 4 sequences
+     * on or off; see {@link #GEMV_DEFAULT}.
+     */
+    public void setGemv(boolean enabled) {
+        languageModel.setGemv(enabled);
+    }
+
     /** With {@code -Dretina.directProfile=true}: the direct decode path's time per launch kind since the last call. */
     public String directDecodeProfile() {
         return languageModel.directProfile();

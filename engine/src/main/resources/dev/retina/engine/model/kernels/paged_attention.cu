@@ -13,6 +13,17 @@ namespace {
 
 constexpr int kWarps = 8;   // warps per (sequence, head) block in decode attention
 constexpr int kUnroll = 8;  // context tokens a warp has in flight per iteration (independent loads: latency hiding)
+// 1: decode attention issues each token's V loads together with its K loads (one memory round trip per kUnroll
+// tokens instead of two); 0: V after the scores (the first version; kept to compare, -DRETINA_ATTN_COLOAD=0).
+#ifndef RETINA_ATTN_COLOAD
+#define RETINA_ATTN_COLOAD 1
+#endif
+// Co-loading needs more registers (90 at head_dim 128: 2 blocks per SM); capped so that 3 blocks fit (no spills).
+#if RETINA_ATTN_COLOAD
+#define RETINA_ATTN_BOUNDS __launch_bounds__(kWarps * 32, 3)
+#else
+#define RETINA_ATTN_BOUNDS __launch_bounds__(kWarps * 32)
+#endif
 
 __device__ __forceinline__ float warp_sum(float v) {
 #pragma unroll
@@ -45,6 +56,40 @@ __device__ __forceinline__ void load_row(const __half* __restrict__ p, int lane,
 #pragma unroll
         for (int i = 0; i < PER; i++) out[i] = (base + i < D) ? __half2float(p[base + i]) : 0.f;
     }
+}
+
+// The same values as load_row, left as fp16 pairs: loads issued before the values are needed (RETINA_ATTN_COLOAD).
+template <int D>
+struct RawRow {
+    __half2 v[((D + 31) / 32 + 1) / 2];
+};
+
+template <int D>
+__device__ __forceinline__ void load_raw(const __half* __restrict__ p, int lane, RawRow<D>& r) {
+    constexpr int PER = (D + 31) / 32;
+    const int base = lane * PER;
+    if constexpr (D % 32 == 0 && PER % 4 == 0) {
+#pragma unroll
+        for (int i = 0; i < PER; i += 4) {
+            const uint2 raw = *reinterpret_cast<const uint2*>(p + base + i);
+            r.v[i / 2] = *reinterpret_cast<const __half2*>(&raw.x);
+            r.v[i / 2 + 1] = *reinterpret_cast<const __half2*>(&raw.y);
+        }
+    } else if constexpr (D % 32 == 0 && PER % 2 == 0) {
+#pragma unroll
+        for (int i = 0; i < PER; i += 2) r.v[i / 2] = *reinterpret_cast<const __half2*>(p + base + i);
+    } else {
+#pragma unroll
+        for (int i = 0; i < PER; i++) {
+            const __half h = (base + i < D) ? p[base + i] : __float2half_rn(0.f);
+            if (i % 2 == 0) r.v[i / 2].x = h; else r.v[i / 2].y = h;
+        }
+    }
+}
+
+template <int D>
+__device__ __forceinline__ float raw_at(const RawRow<D>& r, int i) {
+    return i % 2 == 0 ? __low2float(r.v[i / 2]) : __high2float(r.v[i / 2]);
 }
 
 // Decode attention over the paged cache: one query token per sequence. One block per (query head, sequence); its
@@ -98,24 +143,45 @@ __device__ void paged_attention_decode(__half* __restrict__ out, long long out_s
     for (int i = 0; i < PER; i++) acc[i] = 0.f;
 
     for (int t0 = t_begin + warp; t0 < ctx; t0 += kWarps * kUnroll) {
-        long long rows[kUnroll];
+        int rows[kUnroll]; // cache slot of each token in flight, -1 past the context (slots < 2^31)
         float s[kUnroll];
 #pragma unroll
         for (int u = 0; u < kUnroll; u++) {
             int t = t0 + u * kWarps;
-            rows[u] = t < ctx ? ((long long)table[t / block_size] * block_size + t % block_size) * row_stride : -1;
+            rows[u] = t < ctx ? table[t / block_size] * block_size + t % block_size : -1;
+        }
+#if RETINA_ATTN_COLOAD
+        RawRow<D> kr[kUnroll];
+        RawRow<D> vr[kUnroll];
+#pragma unroll
+        for (int u = 0; u < kUnroll; u++) {
+            if (rows[u] >= 0) {
+                load_raw<D>(kbase + rows[u] * row_stride, lane, kr[u]);
+                load_raw<D>(vbase + rows[u] * row_stride, lane, vr[u]);
+            }
         }
 #pragma unroll
         for (int u = 0; u < kUnroll; u++) {
             float partial = 0.f;
             if (rows[u] >= 0) {
+#pragma unroll
+                for (int i = 0; i < PER; i++) partial = fmaf(qv[i], raw_at<D>(kr[u], i), partial);
+            }
+            s[u] = partial;
+        }
+#else
+#pragma unroll
+        for (int u = 0; u < kUnroll; u++) {
+            float partial = 0.f;
+            if (rows[u] >= 0) {
                 float kv[PER];
-                load_row<D>(kbase + rows[u], lane, kv);
+                load_row<D>(kbase + rows[u] * row_stride, lane, kv);
 #pragma unroll
                 for (int i = 0; i < PER; i++) partial = fmaf(qv[i], kv[i], partial);
             }
             s[u] = partial;
         }
+#endif
         float m_new = m;
 #pragma unroll
         for (int u = 0; u < kUnroll; u++) {
@@ -132,10 +198,15 @@ __device__ void paged_attention_decode(__half* __restrict__ out, long long out_s
             if (rows[u] < 0) continue;
             const float p = __expf(s[u] - m_new);
             l += p;
+#if RETINA_ATTN_COLOAD
+#pragma unroll
+            for (int i = 0; i < PER; i++) acc[i] = fmaf(p, raw_at<D>(vr[u], i), acc[i]);
+#else
             float vv[PER];
-            load_row<D>(vbase + rows[u], lane, vv);
+            load_row<D>(vbase + rows[u] * row_stride, lane, vv);
 #pragma unroll
             for (int i = 0; i < PER; i++) acc[i] = fmaf(p, vv[i], acc[i]);
+#endif
         }
         m = m_new;
     }
@@ -179,7 +250,7 @@ __device__ void paged_attention_decode(__half* __restrict__ out, long long out_s
 }  // namespace
 
 #define RETINA_PAGED_DECODE(D)                                                                                        \
-    extern "C" __global__ void __launch_bounds__(kWarps * 32) paged_attention_decode_d##D(                          \
+    extern "C" __global__ void RETINA_ATTN_BOUNDS paged_attention_decode_d##D(                                              \
         __half* out, long long out_stride, const __half* q, long long q_stride, const __half* k_cache,               \
         const __half* v_cache, const int* block_tables, const int* context_lens, int max_blocks_per_seq,             \
         int block_size, int num_heads, int num_kv_heads, float scale) {                                               \
@@ -187,7 +258,7 @@ __device__ void paged_attention_decode(__half* __restrict__ out, long long out_s
                                   max_blocks_per_seq, block_size, num_heads, num_kv_heads, scale, 0, nullptr,       \
                                   nullptr, nullptr);                                                                 \
     }                                                                                                                 \
-    extern "C" __global__ void __launch_bounds__(kWarps * 32) paged_attention_split_d##D(                           \
+    extern "C" __global__ void RETINA_ATTN_BOUNDS paged_attention_split_d##D(                                               \
         const __half* q, long long q_stride, const __half* k_cache, const __half* v_cache, const int* block_tables,  \
         const int* context_lens, int max_blocks_per_seq, int block_size, int num_heads, int num_kv_heads,            \
         float scale, int partition_size, float* part_m, float* part_l, float* part_acc) {                            \
@@ -206,7 +277,8 @@ RETINA_PAGED_DECODE(128)
 RETINA_PAGED_DECODE(256)
 
 // Rotary embedding (HF rotate_half convention) on q and k in place of the fused qkv projection output, and K/V
-// written into the cache at each token's slot. One block per token.
+// written into the cache at each token's slot. One block per (token, head) over the q, k and v heads (grid
+// (numTokens, numHeads + 2 * numKvHeads)): a decode step's few tokens still spread over many SMs.
 //   qkv:       (numTokens, (numHeads + 2 * numKvHeads) * D) fp16, contiguous: q heads, k heads, v heads; q is
 //              rotated in place (k's rotated values go to the cache only)
 //   positions: (numTokens) int64; slots: (numTokens) int64
@@ -217,21 +289,25 @@ extern "C" __global__ void rope_kv_write(__half* qkv, const long long* positions
                                          const __half* __restrict__ cos, const __half* __restrict__ sin,
                                          __half* k_cache, __half* v_cache, int num_heads, int num_kv_heads, int D) {
     const int token = blockIdx.x;
+    const int h = blockIdx.y;
     const int half_d = D / 2;
     const long long row_len = (long long)(num_heads + 2 * num_kv_heads) * D;
     __half* row = qkv + token * row_len;
-    const long long pos = positions[token];
     const long long slot = slots[token];
+    const long long kv_dim = (long long)num_kv_heads * D;
+    if (h >= num_heads + num_kv_heads) { // a v head: copied to the cache
+        const int vh = h - num_heads - num_kv_heads;
+        const __half* v = row + (long long)h * D;
+        __half* v_out = v_cache + slot * kv_dim + (long long)vh * D;
+        for (int e = threadIdx.x; e < D; e += blockDim.x) v_out[e] = v[e];
+        return;
+    }
+    const long long pos = positions[token];
     const __half* c = cos + pos * D;
     const __half* s = sin + pos * D;
-    const long long kv_dim = (long long)num_kv_heads * D;
-    __half* k_out = k_cache + slot * kv_dim;
-    __half* v_out = v_cache + slot * kv_dim;
-    const int rot_pairs = (num_heads + num_kv_heads) * half_d;
-    for (int idx = threadIdx.x; idx < rot_pairs; idx += blockDim.x) {
-        const int h = idx / half_d;
-        const int i = idx - h * half_d;
-        __half* x = row + (long long)h * D;
+    __half* x = row + (long long)h * D;
+    __half* k = k_cache + slot * kv_dim + (long long)(h - num_heads) * D; // used when h >= num_heads
+    for (int i = threadIdx.x; i < half_d; i += blockDim.x) {
         const float x1 = __half2float(x[i]);
         const float x2 = __half2float(x[i + half_d]);
         const __half o1 = __float2half_rn(x1 * __half2float(c[i]) - x2 * __half2float(s[i]));
@@ -240,13 +316,10 @@ extern "C" __global__ void rope_kv_write(__half* qkv, const long long* positions
             x[i] = o1;
             x[i + half_d] = o2;
         } else {
-            __half* k = k_out + (long long)(h - num_heads) * D;
             k[i] = o1;
             k[i + half_d] = o2;
         }
     }
-    const __half* v = row + (long long)(num_heads + num_kv_heads) * D;
-    for (int e = threadIdx.x; e < kv_dim; e += blockDim.x) v_out[e] = v[e];
 }
 
 // SwiGLU: out = silu(gate) * up, gate and up side by side in one row (the fused gate_up projection's output).
@@ -322,3 +395,191 @@ extern "C" __global__ void paged_attention_reduce(__half* __restrict__ out, long
         out[seq * out_stride + (long long)head * head_dim + e] = __float2half_rn(v * inv);
     }
 }
+
+namespace {
+
+// Small-batch GEMV for the decode step's projections: y (M, N) = in (M, K) @ W (N, K)^T, M <= 4 rows, fp32
+// accumulation, each output rounded once (after adding y's old value when accumulate != 0: the residual add, as
+// cuBLAS's beta = 1). At M <= 4 a GEMM is a stream over W, against `in` staged in shared memory, where the prologue
+// makes it:
+//   PRO 0: in = x                          x: (M, K)
+//   PRO 1: in = rms_norm(x) * norm_w       x: (M, K), rounded as the rms_norm kernel rounds (norm_w: (K) fp16)
+//   PRO 2: in = silu(gate) * up            x: (M, 2K) gate | up, rounded as silu_mul rounds
+// so the norm and SwiGLU kernels and their round trips through memory go away. F32: y is float32 (the logits), each
+// value rounded to fp16 first (what torch's fp16 linear followed by .float() gives).
+// Persistent warps: the grid is what fits on the device at once; warp w of the grid takes W rows w, w + warps, ...,
+// each as tiles of 32 * U 16-byte chunks, and loads the next tile while it computes the current one (two register
+// buffers), its first tile issued before the prologue so that staging `in` hides behind it.
+// Needs K % 8 == 0 and 16-byte aligned rows; dynamic shared memory M * K * 2 bytes; y may not alias x.
+template <int M>
+struct GemvUnroll {
+    static constexpr int value = M <= 2 ? 8 : 4; // 16-byte W loads per lane per tile (4 registers each, 2 buffers)
+};
+
+template <int U>
+__device__ __forceinline__ void gemv_load(uint4 (&dst)[U], const __half* __restrict__ W, int row, int tile, int K,
+                                          int chunks, int lane) {
+    const uint4* wr = reinterpret_cast<const uint4*>(W + (long long)row * K);
+#pragma unroll
+    for (int u = 0; u < U; u++) {
+        const int c = tile * 32 * U + lane + 32 * u;
+        dst[u] = c < chunks ? __ldcs(wr + c) : make_uint4(0u, 0u, 0u, 0u);
+    }
+}
+
+template <int M, int U>
+__device__ __forceinline__ void gemv_fma(float (&acc)[M], const uint4 (&w)[U], const uint4* xv, int tile, int chunks,
+                                         int lane) {
+#pragma unroll
+    for (int u = 0; u < U; u++) {
+        const int c = tile * 32 * U + lane + 32 * u;
+        if (c < chunks) {
+            const __half2* w2 = reinterpret_cast<const __half2*>(&w[u]);
+#pragma unroll
+            for (int m = 0; m < M; m++) {
+                const uint4 xr = xv[m * chunks + c];
+                const __half2* x2 = reinterpret_cast<const __half2*>(&xr);
+#pragma unroll
+                for (int j = 0; j < 4; j++) {
+                    const float2 wf = __half22float2(w2[j]);
+                    const float2 xf = __half22float2(x2[j]);
+                    acc[m] = fmaf(wf.x, xf.x, acc[m]);
+                    acc[m] = fmaf(wf.y, xf.y, acc[m]);
+                }
+            }
+        }
+    }
+}
+
+template <int M, bool F32>
+__device__ __forceinline__ void gemv_store(float (&acc)[M], void* __restrict__ y_, int row, int N, int accumulate,
+                                           int lane) {
+#pragma unroll
+    for (int m = 0; m < M; m++) acc[m] = warp_sum(acc[m]);
+    if (lane == 0) {
+#pragma unroll
+        for (int m = 0; m < M; m++) {
+            const long long o = (long long)m * N + row;
+            if constexpr (F32) {
+                static_cast<float*>(y_)[o] = __half2float(__float2half_rn(acc[m]));
+            } else {
+                __half* y = static_cast<__half*>(y_);
+                const float prev = accumulate ? __half2float(y[o]) : 0.f;
+                y[o] = __float2half_rn(acc[m] + prev);
+            }
+        }
+    }
+#pragma unroll
+    for (int m = 0; m < M; m++) acc[m] = 0.f;
+}
+
+template <int M, int PRO, bool F32>
+__device__ __forceinline__ void gemv(void* __restrict__ y_, const __half* __restrict__ x, const __half* __restrict__ W,
+                                     const __half* __restrict__ norm_w, int N, int K, float eps, int accumulate) {
+    constexpr int U = GemvUnroll<M>::value;
+    extern __shared__ __align__(16) __half xs[];
+    const int tid = threadIdx.x;
+    const int lane = tid & 31;
+    const int warp = tid >> 5;
+    const int nwarps = blockDim.x >> 5;
+    const int total_warps = gridDim.x * nwarps;
+    const int chunks = K / 8;
+    const int tiles = (chunks + 32 * U - 1) / (32 * U); // per row
+    int row = blockIdx.x * nwarps + warp;
+    int tile = 0;
+    uint4 buf0[U];
+    uint4 buf1[U];
+    if (row < N) gemv_load<U>(buf0, W, row, 0, K, chunks, lane);
+
+    if constexpr (PRO == 1) {
+        __shared__ float red[M][32];
+        float ss[M];
+#pragma unroll
+        for (int m = 0; m < M; m++) ss[m] = 0.f;
+        for (int k = tid; k < K; k += blockDim.x) {
+#pragma unroll
+            for (int m = 0; m < M; m++) {
+                const float v = __half2float(x[(long long)m * K + k]);
+                ss[m] += v * v;
+            }
+        }
+#pragma unroll
+        for (int m = 0; m < M; m++) {
+            const float t = warp_sum(ss[m]);
+            if (lane == 0) red[m][warp] = t;
+        }
+        __syncthreads();
+        float rstd[M];
+#pragma unroll
+        for (int m = 0; m < M; m++) {
+            float t = 0.f;
+            for (int w = 0; w < nwarps; w++) t += red[m][w];
+            rstd[m] = rsqrtf(t / (float)K + eps);
+        }
+        for (int k = tid; k < K; k += blockDim.x) {
+            const float wk = __half2float(norm_w[k]);
+#pragma unroll
+            for (int m = 0; m < M; m++) {
+                const __half n = __float2half_rn(__half2float(x[(long long)m * K + k]) * rstd[m]);
+                xs[m * K + k] = __float2half_rn(wk * __half2float(n));
+            }
+        }
+    } else if constexpr (PRO == 2) {
+        for (int k = tid; k < K; k += blockDim.x) {
+#pragma unroll
+            for (int m = 0; m < M; m++) {
+                const float g = __half2float(x[(long long)m * 2 * K + k]);
+                const float u = __half2float(x[(long long)m * 2 * K + K + k]);
+                xs[m * K + k] = __float2half_rn(g / (1.f + __expf(-g)) * u);
+            }
+        }
+    } else {
+        const uint4* src = reinterpret_cast<const uint4*>(x);
+        uint4* dst = reinterpret_cast<uint4*>(xs);
+        for (int c = tid; c < M * chunks; c += blockDim.x) dst[c] = src[c];
+    }
+    __syncthreads();
+
+    const uint4* xv = reinterpret_cast<const uint4*>(xs);
+    float acc[M];
+#pragma unroll
+    for (int m = 0; m < M; m++) acc[m] = 0.f;
+    // Two tiles per pass so that the buffers alternate without copies: compute one while the other loads.
+    while (row < N) {
+        int next_row = row;
+        int next_tile = tile + 1;
+        if (next_tile == tiles) { next_tile = 0; next_row += total_warps; }
+        if (next_row < N) gemv_load<U>(buf1, W, next_row, next_tile, K, chunks, lane);
+        gemv_fma<M, U>(acc, buf0, xv, tile, chunks, lane);
+        if (tile == tiles - 1) gemv_store<M, F32>(acc, y_, row, N, accumulate, lane);
+        row = next_row;
+        tile = next_tile;
+        if (row >= N) break;
+        next_row = row;
+        next_tile = tile + 1;
+        if (next_tile == tiles) { next_tile = 0; next_row += total_warps; }
+        if (next_row < N) gemv_load<U>(buf0, W, next_row, next_tile, K, chunks, lane);
+        gemv_fma<M, U>(acc, buf1, xv, tile, chunks, lane);
+        if (tile == tiles - 1) gemv_store<M, F32>(acc, y_, row, N, accumulate, lane);
+        row = next_row;
+        tile = next_tile;
+    }
+}
+
+}  // namespace
+
+#define RETINA_GEMV(M, PRO, F32, NAME)                                                                                 \
+    extern "C" __global__ void __launch_bounds__(256) gemv_m##M##_##NAME(                                            \
+        void* y, const __half* x, const __half* W, const __half* norm_w, int N, int K, float eps, int accumulate) {  \
+        gemv<M, PRO, F32>(y, x, W, norm_w, N, K, eps, accumulate);                                                   \
+    }
+#define RETINA_GEMV_ALL(M)                \
+    RETINA_GEMV(M, 0, false, plain)       \
+    RETINA_GEMV(M, 1, false, norm)        \
+    RETINA_GEMV(M, 2, false, silu)        \
+    RETINA_GEMV(M, 1, true, norm_f32)
+
+RETINA_GEMV_ALL(1)
+RETINA_GEMV_ALL(2)
+RETINA_GEMV_ALL(3)
+RETINA_GEMV_ALL(4)
