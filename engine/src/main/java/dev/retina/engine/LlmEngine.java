@@ -37,6 +37,10 @@ public final class LlmEngine implements AutoCloseable {
     private final SplittableRandom seedSource = new SplittableRandom();
     private long nextSeqId;
     private volatile long numSteps;
+    private long numPromptSteps;   // engine thread only; published through stats
+    private long promptStepNanos;
+    private long numDecodeSteps;
+    private long decodeStepNanos;
 
     /**
      * Starts the engine thread. The engine owns {@code runner} from now on and closes it on its own thread at
@@ -196,9 +200,18 @@ public final class LlmEngine implements AutoCloseable {
         }
         numSteps++;
         List<Scheduler.SequenceUpdate> updates;
+        long stepStart = System.nanoTime();
         try {
             RunnerOutput runnerOutput = runner.execute(schedulerOutput);
             updates = scheduler.update(schedulerOutput, runnerOutput);
+            long nanos = System.nanoTime() - stepStart;
+            if (schedulerOutput.numBatchedTokens() > schedulerOutput.sequences().size()) {
+                numPromptSteps++;
+                promptStepNanos += nanos;
+            } else {
+                numDecodeSteps++;
+                decodeStepNanos += nanos;
+            }
         } catch (RuntimeException | Error e) {
             if (e instanceof VirtualMachineError vme && !(e instanceof OutOfMemoryError)) throw vme;
             Set<String> inStep = new LinkedHashSet<>();
@@ -263,6 +276,6 @@ public final class LlmEngine implements AutoCloseable {
     private void publishStats() {
         BlockManager bm = scheduler.blockManager();
         stats = new EngineStats(scheduler.numRunning(), scheduler.numWaiting(), bm.numFreeBlocks(), bm.numBlocks(),
-                scheduler.numPreemptions());
+                scheduler.numPreemptions(), numPromptSteps, promptStepNanos, numDecodeSteps, decodeStepNanos);
     }
 }

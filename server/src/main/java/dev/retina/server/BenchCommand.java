@@ -107,7 +107,8 @@ public final class BenchCommand implements Callable<Integer> {
                     numImages * numImageTokens, outputLen, sequential ? "sequential" : requestRate, config.engine().maxNumSeqs(),
                     config.engine().maxNumBatchedTokens(), loadSeconds);
             if (numWarmup > 0) llm.generate(prompts.subList(0, numWarmup));
-            long preemptionsBefore = llm.engineStats().numPreemptions();
+            EngineStats before = llm.engineStats();
+            long preemptionsBefore = before.numPreemptions();
 
             long start = System.nanoTime();
             List<CompletableFuture<RequestResult>> futures = new ArrayList<>();
@@ -128,6 +129,14 @@ public final class BenchCommand implements Callable<Integer> {
             double seconds = (System.nanoTime() - start) / 1e9;
             EngineStats stats = llm.engineStats();
             printTable(out, results, seconds, len, stats.numPreemptions() - preemptionsBefore);
+            long prompt = stats.numPromptSteps() - before.numPromptSteps();
+            long decode = stats.numDecodeSteps() - before.numDecodeSteps();
+            double promptS = (stats.promptStepNanos() - before.promptStepNanos()) / 1e9;
+            double decodeS = (stats.decodeStepNanos() - before.decodeStepNanos()) / 1e9;
+            out.printf(Locale.ROOT, "engine steps: %d with prompt tokens (%.2f s, %.1f ms each), %d decode-only "
+                            + "(%.2f s, %.1f ms each); %.2f s outside steps%n", prompt, promptS,
+                    prompt == 0 ? 0 : promptS * 1e3 / prompt, decode, decodeS, decode == 0 ? 0 : decodeS * 1e3 / decode,
+                    seconds - promptS - decodeS);
         } catch (ConfigException e) {
             System.err.println("retina bench: " + e.getMessage());
             return 2;

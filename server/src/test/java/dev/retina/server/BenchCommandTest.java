@@ -52,6 +52,12 @@ class BenchCommandTest {
                 "P99 TTFT (ms)", "mean TPOT (ms)", "P50 TPOT (ms)", "P99 TPOT (ms)", "total time (s)"})
             assertTrue(table.contains("| " + metric), metric + " missing:\n" + table);
         assertTrue(table.matches("(?s).*\\| requests +\\| +4 \\|.*"), table);
+        // 4 prompts of 591 tokens fit one 8192-token step; each request's 2 tokens after the first need 2 more steps
+        java.util.regex.Matcher steps = java.util.regex.Pattern.compile(
+                "engine steps: (\\d+) with prompt tokens \\(.*\\), (\\d+) decode-only").matcher(table);
+        assertTrue(steps.find(), table);
+        assertTrue(Integer.parseInt(steps.group(1)) >= 1, table);
+        assertTrue(Integer.parseInt(steps.group(2)) >= 2, table);
     }
 
     @Test

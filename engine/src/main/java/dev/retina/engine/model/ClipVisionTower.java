@@ -38,6 +38,7 @@ final class ClipVisionTower {
     private final EncoderLayer[] layers;        // the first numLayersToRun layers
     private final NDArray quickGeluAlpha;       // () 1.702, model dtype
     private final NDArray attentionScale;       // () headDim^-0.5, model dtype
+    private TorchShim flash;                    // non-null: attention through libtorch's flash kernel (CUDA float16)
 
     ClipVisionTower(LlavaConfig.VisionConfig config, int numLayersToRun, WeightSource weights, NDManager manager,
                     DataType dtype) {
@@ -127,6 +128,16 @@ final class ClipVisionTower {
         return out;
     }
 
+    /**
+     * Attention through libtorch's varlen flash attention (each image one sequence, no mask) instead of materialized
+     * scores and softmax: six DJL ops fewer per layer, and no (B, heads, S, S) scores. Null turns it off (CPU, float32:
+     * the DJL path the parity tests pin).
+     */
+    void setFlashAttention(TorchShim shim) {
+        long d = config.headDim();
+        flash = shim != null && shim.hasFlashAttention() && d % 8 == 0 && d <= 256 ? shim : null;
+    }
+
     private NDArray encoderLayer(EncoderLayer w, NDArray x) {
         Shape shape = x.getShape(); // (B, S, hidden)
         long b = shape.get(0);
@@ -134,14 +145,25 @@ final class ClipVisionTower {
         long heads = config.numAttentionHeads();
         long d = config.headDim();
         NDArray normed = layerNorm(x, w.layerNorm1Weight(), w.layerNorm1Bias());
-        NDArray qkv = Linear.linear(normed, w.qkvProjWeight(), w.qkvProjBias()).singletonOrThrow()
-                .reshape(b, s, 3, heads, d).transpose(2, 0, 3, 1, 4); // (3, B, heads, S, d)
-        NDArray q = qkv.get(0);
-        NDArray k = qkv.get(1);
-        NDArray v = qkv.get(2);
-        NDArray scores = q.matMul(k.transpose(0, 1, 3, 2)).mul(attentionScale); // (B, heads, S, S)
-        NDArray probs = scores.softmax(-1);
-        NDArray attn = probs.matMul(v).transpose(0, 2, 1, 3).reshape(b, s, heads * d);
+        NDArray attn;
+        if (flash != null) {
+            NDArray qkv = Linear.linear(normed, w.qkvProjWeight(), w.qkvProjBias()).singletonOrThrow()
+                    .reshape(b * s, 3, heads, d); // (B*S, 3, heads, d): views with the last dim contiguous
+            int[] cuSeq = new int[(int) b + 1];
+            for (int i = 1; i <= b; i++) cuSeq[i] = (int) (i * s);
+            NDArray cu = x.getManager().create(cuSeq).toDevice(x.getDevice(), false);
+            attn = flash.flashAttentionVarlen(qkv.get(":, 0"), qkv.get(":, 1"), qkv.get(":, 2"), cu, cu, (int) s,
+                    (int) s, false, Math.pow(d, -0.5)).reshape(b, s, heads * d);
+        } else {
+            NDArray qkv = Linear.linear(normed, w.qkvProjWeight(), w.qkvProjBias()).singletonOrThrow()
+                    .reshape(b, s, 3, heads, d).transpose(2, 0, 3, 1, 4); // (3, B, heads, S, d)
+            NDArray q = qkv.get(0);
+            NDArray k = qkv.get(1);
+            NDArray v = qkv.get(2);
+            NDArray scores = q.matMul(k.transpose(0, 1, 3, 2)).mul(attentionScale); // (B, heads, S, S)
+            NDArray probs = scores.softmax(-1);
+            attn = probs.matMul(v).transpose(0, 2, 1, 3).reshape(b, s, heads * d);
+        }
         NDArray attnOut = Linear.linear(attn, w.outProjWeight(), w.outProjBias()).singletonOrThrow();
         NDArray residual = x.add(attnOut);
         NDArray normed2 = layerNorm(residual, w.layerNorm2Weight(), w.layerNorm2Bias());

@@ -115,6 +115,11 @@ final class LlamaModel implements AutoCloseable {
         fusedSiluMul = enabled && retinaKernels && kernels != null;
     }
 
+    /** libtorch's C shim when native kernels are on (the vision tower's flash attention uses it too), else null. */
+    TorchShim nativeShim() {
+        return nativeKernels ? shim : null;
+    }
+
     /** The direct decode path (cuBLAS + Retina's kernels, no DJL op per layer) on or off within the native path. */
     void setDirectDecode(boolean enabled) {
         directDecode = enabled;

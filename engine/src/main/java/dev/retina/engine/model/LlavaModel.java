@@ -49,6 +49,7 @@ public final class LlavaModel implements AutoCloseable {
                 nativeKernels);
         this.visionFeatureIndices = config.visionFeatureLayers().stream().mapToInt(config::resolveVisionLayer).toArray();
         this.imageNewline = config.isNext() ? weights.get("image_newline", config.textConfig().hiddenSize()) : null;
+        visionTower.setFlashAttention(languageModel.nativeShim());
     }
 
     /** Loads {@code config.json} and the weights from a HF checkpoint directory onto the configured device. */
@@ -216,6 +217,7 @@ public final class LlavaModel implements AutoCloseable {
      */
     public void setNativeKernels(boolean enabled) {
         languageModel.setNativeKernels(enabled);
+        visionTower.setFlashAttention(languageModel.nativeShim());
     }
 
     /**

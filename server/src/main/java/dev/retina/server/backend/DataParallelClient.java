@@ -164,26 +164,15 @@ public final class DataParallelClient implements EngineClient {
         return true;
     }
 
-    /** The replicas' load added up (KV blocks and preemptions summed over replicas). */
+    /** The replicas' load and step counters added up (KV blocks and preemptions summed over replicas). */
     @Override
     public EngineStats stats() {
-        int running = 0;
-        int waiting = 0;
-        int free = 0;
-        int total = 0;
-        long preemptions = 0;
-        boolean any = false;
+        EngineStats sum = null;
         for (EngineClient r : replicas) {
             EngineStats s = r.stats();
-            if (s == null) continue;
-            any = true;
-            running += s.numRunning();
-            waiting += s.numWaiting();
-            free += s.numFreeBlocks();
-            total += s.numTotalBlocks();
-            preemptions += s.numPreemptions();
+            if (s != null) sum = sum == null ? s : sum.plus(s);
         }
-        return any ? new EngineStats(running, waiting, free, total, preemptions) : null;
+        return sum;
     }
 
     @Override
