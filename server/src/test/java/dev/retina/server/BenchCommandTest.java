@@ -52,12 +52,13 @@ class BenchCommandTest {
                 "P99 TTFT (ms)", "mean TPOT (ms)", "P50 TPOT (ms)", "P99 TPOT (ms)", "total time (s)"})
             assertTrue(table.contains("| " + metric), metric + " missing:\n" + table);
         assertTrue(table.matches("(?s).*\\| requests +\\| +4 \\|.*"), table);
-        // 4 prompts of 591 tokens fit one 8192-token step; each request's 2 tokens after the first need 2 more steps
+        // every request's prompt goes through at least one step with prompt tokens, and its 3 tokens take 3 steps
+        // (one token per step; whether later ones are decode-only depends on when the other prompts arrived)
         java.util.regex.Matcher steps = java.util.regex.Pattern.compile(
                 "engine steps: (\\d+) with prompt tokens \\(.*\\), (\\d+) decode-only").matcher(table);
         assertTrue(steps.find(), table);
         assertTrue(Integer.parseInt(steps.group(1)) >= 1, table);
-        assertTrue(Integer.parseInt(steps.group(2)) >= 2, table);
+        assertTrue(Integer.parseInt(steps.group(1)) + Integer.parseInt(steps.group(2)) >= 3, table);
     }
 
     @Test
