@@ -131,12 +131,15 @@ final class ClipVisionTower {
     /**
      * Attention through libtorch's varlen flash attention (each image one sequence, no mask) instead of materialized
      * scores and softmax: six DJL ops fewer per layer, and no (B, heads, S, S) scores. Null turns it off (CPU, float32:
-     * the DJL path the parity tests pin).
+     * the DJL path the parity tests pin). Off unless {@code -Dretina.visionFlash=true} until it has run on a GPU.
      */
     void setFlashAttention(TorchShim shim) {
         long d = config.headDim();
-        flash = shim != null && shim.hasFlashAttention() && d % 8 == 0 && d <= 256 ? shim : null;
+        flash = FLASH && shim != null && shim.hasFlashAttention() && d % 8 == 0 && d <= 256 ? shim : null;
     }
+
+    /** {@code -Dretina.visionFlash=true}: flash attention in the vision tower (see {@link #setFlashAttention}). */
+    static final boolean FLASH = Boolean.getBoolean("retina.visionFlash");
 
     private NDArray encoderLayer(EncoderLayer w, NDArray x) {
         Shape shape = x.getShape(); // (B, S, hidden)
