@@ -131,15 +131,16 @@ final class ClipVisionTower {
     /**
      * Attention through libtorch's varlen flash attention (each image one sequence, no mask) instead of materialized
      * scores and softmax: six DJL ops fewer per layer, and no (B, heads, S, S) scores. Null turns it off (CPU, float32:
-     * the DJL path the parity tests pin). Off unless {@code -Dretina.visionFlash=true} until it has run on a GPU.
+     * the DJL path the parity tests pin). On the H200 in float16 the fixtures' and the sweep's greedy tokens stayed
+     * equal to transformers' with it on; one image's encode time did not measurably change (docs/BENCHMARKS.md).
      */
     void setFlashAttention(TorchShim shim) {
         long d = config.headDim();
         flash = FLASH && shim != null && shim.hasFlashAttention() && d % 8 == 0 && d <= 256 ? shim : null;
     }
 
-    /** {@code -Dretina.visionFlash=true}: flash attention in the vision tower (see {@link #setFlashAttention}). */
-    static final boolean FLASH = Boolean.getBoolean("retina.visionFlash");
+    /** Flash attention in the vision tower where it applies; {@code -Dretina.visionFlash=false} turns it off. */
+    static final boolean FLASH = !"false".equals(System.getProperty("retina.visionFlash"));
 
     private NDArray encoderLayer(EncoderLayer w, NDArray x) {
         Shape shape = x.getShape(); // (B, S, hidden)
