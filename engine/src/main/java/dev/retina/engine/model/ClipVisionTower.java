@@ -105,6 +105,12 @@ final class ClipVisionTower {
         NDArray embeddings = cls.concat(patchEmbeds, 1).add(positionEmbedding); // (B, g*g + 1, hidden)
         NDArray hidden = layerNorm(embeddings, preLayrnormWeight, preLayrnormBias);
         NDManager step = pixelValues.getManager();
+        NDArray cuSeq = null; // flash attention's cumulative sequence starts, one sequence per image: made once per call
+        if (flash != null) {
+            int[] starts = new int[(int) b + 1];
+            for (int i = 1; i <= b; i++) starts[i] = (int) (i * (g * g + 1));
+            cuSeq = step.create(starts).toDevice(pixelValues.getDevice(), false);
+        }
         NDArray[] out = new NDArray[indices.length];
         for (int layer = 0; ; layer++) {
             boolean kept = false;
@@ -119,7 +125,7 @@ final class ClipVisionTower {
             // is one layer's, not every layer's (about 1.4 GB per 336-pixel fp16 image when all were kept).
             try (NDManager scope = step.newSubManager()) {
                 hidden.tempAttach(scope);
-                NDArray next = encoderLayer(layers[layer], hidden);
+                NDArray next = encoderLayer(layers[layer], hidden, cuSeq);
                 next.attach(step);
                 if (!kept) hidden.attach(scope); // not a requested hidden state: free it with the scope
                 hidden = next;
@@ -142,7 +148,7 @@ final class ClipVisionTower {
     /** Flash attention in the vision tower where it applies; {@code -Dretina.visionFlash=false} turns it off. */
     static final boolean FLASH = !"false".equals(System.getProperty("retina.visionFlash"));
 
-    private NDArray encoderLayer(EncoderLayer w, NDArray x) {
+    private NDArray encoderLayer(EncoderLayer w, NDArray x, NDArray cuSeq) {
         Shape shape = x.getShape(); // (B, S, hidden)
         long b = shape.get(0);
         long s = shape.get(1);
@@ -153,10 +159,7 @@ final class ClipVisionTower {
         if (flash != null) {
             NDArray qkv = Linear.linear(normed, w.qkvProjWeight(), w.qkvProjBias()).singletonOrThrow()
                     .reshape(b * s, 3, heads, d); // (B*S, 3, heads, d): views with the last dim contiguous
-            int[] cuSeq = new int[(int) b + 1];
-            for (int i = 1; i <= b; i++) cuSeq[i] = (int) (i * s);
-            NDArray cu = x.getManager().create(cuSeq).toDevice(x.getDevice(), false);
-            attn = flash.flashAttentionVarlen(qkv.get(":, 0"), qkv.get(":, 1"), qkv.get(":, 2"), cu, cu, (int) s,
+            attn = flash.flashAttentionVarlen(qkv.get(":, 0"), qkv.get(":, 1"), qkv.get(":, 2"), cuSeq, cuSeq, (int) s,
                     (int) s, false, Math.pow(d, -0.5)).reshape(b, s, heads * d);
         } else {
             NDArray qkv = Linear.linear(normed, w.qkvProjWeight(), w.qkvProjBias()).singletonOrThrow()
