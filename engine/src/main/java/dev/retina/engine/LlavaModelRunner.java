@@ -9,6 +9,8 @@ import dev.retina.engine.model.LlavaConfig;
 import dev.retina.engine.model.LlavaModel;
 import java.util.ArrayList;
 import java.util.List;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * The real {@link ModelRunner}: turns a {@link SchedulerOutput} into one {@link ForwardBatch} over the paged KV cache
@@ -23,6 +25,7 @@ import java.util.List;
  * <p>Owns the KV cache and the image features (closed in {@link #close()}); the model stays the caller's to close.
  */
 public final class LlavaModelRunner implements ModelRunner {
+    private static final Logger log = LoggerFactory.getLogger(LlavaModelRunner.class);
     private final LlavaModel model;
     private final KvCache cache;
     private final int blockSize;
@@ -56,8 +59,11 @@ public final class LlavaModelRunner implements ModelRunner {
     @Override
     public RunnerOutput execute(SchedulerOutput so) {
         for (String requestId : so.finishedRequestIds()) imageFeatures.drop(requestId);
-        List<ScheduledSequence> seqs = so.sequences();
-        int numSeqs = seqs.size();
+        List<ScheduledSequence> scheduled = so.sequences();
+        int numSeqs = scheduled.size();
+        int[] order = decodesFirst(scheduled); // batch row -> index in the scheduler's list
+        List<ScheduledSequence> seqs = new ArrayList<>(numSeqs);
+        for (int index : order) seqs.add(scheduled.get(index));
         int numTokens = so.numBatchedTokens();
         int[] inputIds = new int[numTokens];
         int[] positions = new int[numTokens];
@@ -66,8 +72,6 @@ public final class LlavaModelRunner implements ModelRunner {
         int[] seqLens = new int[numSeqs];
         int[][] blockTables = new int[numSeqs][];
         int[] logitsIndices = new int[numSeqs];
-        List<Integer> samplingRows = new ArrayList<>();
-        List<ScheduledSequence> samplingSeqs = new ArrayList<>();
         int t = 0;
         for (int s = 0; s < numSeqs; s++) {
             ScheduledSequence seq = seqs.get(s);
@@ -81,27 +85,109 @@ public final class LlavaModelRunner implements ModelRunner {
             seqLens[s] = seq.seqLen();
             blockTables[s] = seq.blockTable();
             logitsIndices[s] = t - 1;
-            if (seq.sample()) {
-                samplingRows.add(s);
-                samplingSeqs.add(seq);
-            }
+        }
+        // Sampling goes in the scheduler's order (RunnerOutput's contract); rows are where each sits in the batch.
+        int[] batchRow = new int[numSeqs];
+        for (int row = 0; row < numSeqs; row++) batchRow[order[row]] = row;
+        List<Integer> samplingRows = new ArrayList<>();
+        List<ScheduledSequence> samplingSeqs = new ArrayList<>();
+        boolean inOrder = true;
+        for (int i = 0; i < numSeqs; i++) {
+            ScheduledSequence seq = scheduled.get(i);
+            if (!seq.sample()) continue;
+            inOrder &= batchRow[i] == samplingRows.size();
+            samplingRows.add(batchRow[i]);
+            samplingSeqs.add(seq);
         }
         queryStartLoc[numSeqs] = t;
         ForwardBatch batch = new ForwardBatch(positions, slotMapping, queryStartLoc, seqLens, blockTables, logitsIndices);
 
+        boolean prompt = numTokens > numSeqs;
+        long t0 = profile != null ? profile.start() : 0;
         try (NDManager step = model.manager().newSubManager()) {
-            NDArray inputsEmbeds = model.embedTokens(step.create(inputIds)); // (T, textHidden)
             ImageFeatureStore.StepImageFeatures stepImages = imageFeatures.forStep(step, seqs, queryStartLoc);
+            long t1 = profile != null ? profile.mark(model) : 0;
+            NDArray inputsEmbeds = model.embedTokens(step.create(inputIds)); // (T, textHidden)
             if (stepImages != null)
                 model.mergeImageFeatures(inputsEmbeds, stepImages.batchPositions(), stepImages.imageFeatures());
             NDArray logits = model.forward(inputsEmbeds, batch, cache);    // (numSeqs, vocab) float32
-            if (samplingSeqs.isEmpty()) return new RunnerOutput(new int[0], List.of());
-            if (samplingSeqs.size() < numSeqs) {
-                long[] rows = samplingRows.stream().mapToLong(Integer::longValue).toArray();
-                logits = logits.get(new NDIndex("{}", step.create(rows)));
+            long t2 = profile != null ? profile.mark(model) : 0;
+            RunnerOutput out;
+            if (samplingSeqs.isEmpty()) {
+                out = new RunnerOutput(new int[0], List.of());
+            } else {
+                if (samplingSeqs.size() < numSeqs || !inOrder) {
+                    long[] rows = samplingRows.stream().mapToLong(Integer::longValue).toArray();
+                    logits = logits.get(new NDIndex("{}", step.create(rows)));
+                }
+                out = sampler.sample(logits, samplingSeqs);
             }
-            return sampler.sample(logits, samplingSeqs);
+            if (profile != null) profile.add(prompt, t0, t1, t2, profile.mark(model), numTokens);
+            return out;
         }
+    }
+
+    /**
+     * {@code -Dretina.stepProfile=true}: wall time of each step's phases (image encoding, forward, sampling), the
+     * device synchronized after each so the times are the GPU's; split by steps with prompt tokens and decode-only
+     * steps, logged when the runner closes. Off by default: the synchronizations cost overlap.
+     */
+    private static final class StepProfile {
+        private final long[][] nanos = new long[2][3];
+        private final long[] steps = new long[2];
+        private final long[] tokens = new long[2];
+
+        long start() {
+            return System.nanoTime();
+        }
+
+        long mark(LlavaModel model) {
+            model.synchronizeDevice();
+            return System.nanoTime();
+        }
+
+        void add(boolean prompt, long t0, long t1, long t2, long t3, int numTokens) {
+            int k = prompt ? 0 : 1;
+            nanos[k][0] += t1 - t0;
+            nanos[k][1] += t2 - t1;
+            nanos[k][2] += t3 - t2;
+            steps[k]++;
+            tokens[k] += numTokens;
+        }
+
+        boolean hasSteps() {
+            return steps[0] + steps[1] > 0;
+        }
+
+        @Override
+        public String toString() {
+            StringBuilder b = new StringBuilder("step profile (device synchronized per phase):");
+            String[] names = {"with prompt tokens", "decode-only"};
+            for (int k = 0; k < 2; k++) {
+                if (steps[k] == 0) continue;
+                b.append(String.format(java.util.Locale.ROOT,
+                        " %s: %d steps, %.1f tokens each, ms per step: encode images %.2f, forward %.2f, sample %.2f;",
+                        names[k], steps[k], (double) tokens[k] / steps[k], nanos[k][0] / 1e6 / steps[k],
+                        nanos[k][1] / 1e6 / steps[k], nanos[k][2] / 1e6 / steps[k]));
+            }
+            return b.toString();
+        }
+    }
+
+    private final StepProfile profile = Boolean.getBoolean("retina.stepProfile") ? new StepProfile() : null;
+
+    /**
+     * The batch order: one-token sequences (decodes) first, then the rest, each group in the scheduler's order, so a
+     * mixed step's decodes form the prefix the model's paged decode kernel takes. Returns, per batch row, the index
+     * of its sequence in {@code scheduled}.
+     */
+    static int[] decodesFirst(List<ScheduledSequence> scheduled) {
+        int n = scheduled.size();
+        int[] order = new int[n];
+        int row = 0;
+        for (int i = 0; i < n; i++) if (scheduled.get(i).numNewTokens() == 1) order[row++] = i;
+        for (int i = 0; i < n; i++) if (scheduled.get(i).numNewTokens() != 1) order[row++] = i;
+        return order;
     }
 
     /** Profiling only: one vision-tower call over {@code numImages} copies of {@code image} (the encoder's peak). */
@@ -174,6 +260,7 @@ public final class LlavaModelRunner implements ModelRunner {
 
     @Override
     public void close() {
+        if (profile != null && profile.hasSteps()) log.info("{}", profile);
         imageFeatures.close();
         cache.close();
     }

@@ -112,6 +112,54 @@ class LlavaModelRunnerTest {
     }
 
     @Test
+    void decodesGoFirstInTheBatchYetResultsComeBackInTheSchedulersOrder() {
+        int[] table = {0, 1, 2};
+        int[] order = LlavaModelRunner.decodesFirst(List.of(seq(1, 0, new int[] {5, 6, 7}, table),
+                seq(2, 9, new int[] {8}, table), seq(3, 0, new int[] {4, 4}, table), seq(4, 11, new int[] {9}, table)));
+        assertArrayEquals(new int[] {1, 3, 0, 2}, order);
+
+        // Step 2 of two runs on fresh caches: prefill X and decode Y (Y prefilled in step 1), in both orders.
+        SplittableRandom rnd = new SplittableRandom(21);
+        int[] promptX = prompt(rnd, false);
+        int[] promptY = prompt(rnd, false);
+        int[] blocksX = {0, 1, 2, 3};
+        int[] blocksY = {4, 5, 6, 7};
+        TokenLogprobs[][] byOrder = new TokenLogprobs[2][];
+        for (int run = 0; run < 2; run++) {
+            LlavaModelRunner runner = new LlavaModelRunner(model, 16, 4);
+            try {
+                RunnerOutput first = runner.execute(new SchedulerOutput(List.of(seq(2, 0, promptY, blocksY)),
+                        promptY.length, List.of(), java.util.Set.of()));
+                int next = first.sampledTokenIds()[0];
+                ScheduledSequence x = seq(1, 0, promptX, blocksX);
+                ScheduledSequence y = seq(2, promptY.length, new int[] {next}, blocksY);
+                List<ScheduledSequence> step = run == 0 ? List.of(x, y) : List.of(y, x);
+                RunnerOutput out = runner.execute(new SchedulerOutput(step, promptX.length + 1, List.of(),
+                        java.util.Set.of()));
+                TokenLogprobs[] lp = {out.logprobsAt(step.indexOf(x)), out.logprobsAt(step.indexOf(y))};
+                byOrder[run] = lp;
+            } finally {
+                runner.close();
+            }
+        }
+        for (int k = 0; k < 2; k++) {
+            assertEquals(byOrder[0][k].tokenId(), byOrder[1][k].tokenId());
+            assertArrayEquals(byOrder[0][k].topLogprobs(), byOrder[1][k].topLogprobs(), 1e-5f);
+        }
+        // X and Y have different contexts, so a swapped result would not match.
+        assertTrue(Math.abs(byOrder[0][0].topLogprobs()[0] - byOrder[0][1].topLogprobs()[0]) > 1e-3
+                || byOrder[0][0].tokenId() != byOrder[0][1].tokenId());
+    }
+
+    /** A greedy sampling sequence with 3 logprobs: a whole prompt ({@code start} 0) or one decode token after it. */
+    private static ScheduledSequence seq(long id, int start, int[] tokens, int[] blockTable) {
+        SamplingParams greedy = new SamplingParams(1, 0f, 1f, -1, 0f, null, 0f, 0f, 1f, 8, 0, List.of(), true, 3);
+        int[] prompt = start == 0 ? tokens : new int[start];
+        return new ScheduledSequence(id, "req" + id, 0, tokens, start, blockTable, true, prompt,
+                start == 0 ? new int[0] : tokens, 0.5, greedy, List.of(), List.of());
+    }
+
+    @Test
     void seededSamplingIsTheSameAloneAndInABatchAndReturnsLogprobs() throws Exception {
         SplittableRandom rnd = new SplittableRandom(12);
         int[] prompt = prompt(rnd, true);

@@ -44,6 +44,7 @@ public final class DecodeBench {
         int warmup = 5;
         String kernels = "both";
         boolean compare = false;
+        int mixedPrefill = 0;
         for (int i = 0; i < args.length; i += 2) {
             String v = args[i + 1];
             switch (args[i]) {
@@ -56,6 +57,7 @@ public final class DecodeBench {
                 case "--warmup" -> warmup = Integer.parseInt(v);
                 case "--kernels" -> kernels = v;
                 case "--compare" -> compare = Boolean.parseBoolean(v);
+                case "--mixed" -> mixedPrefill = Integer.parseInt(v);
                 default -> throw new IllegalArgumentException("unknown option " + args[i]);
             }
         }
@@ -75,6 +77,7 @@ public final class DecodeBench {
                 default -> List.of("djl", "native");
             };
             if (compare) compare(model, batches, context);
+            if (mixedPrefill > 0) mixed(model, batches, context, mixedPrefill, steps, warmup);
             for (String mode : modes) {
                 // Same weights, other kernels (reloading 7B would cost more than the runs).
                 mode(model, mode);
@@ -215,6 +218,81 @@ public final class DecodeBench {
                             agree, b);
                 }
             }
+        }
+    }
+
+    /**
+     * Steps that mix decodes with prefill (as a serving engine's prompt steps do): {@code b} decodes at {@code context}
+     * plus prompts of {@code context} tokens filling {@code prefillTokens}, with mixed attention on (decodes through the
+     * paged kernel, only the prompts' contexts gathered) and off (every context gathered for flash attention). Prints
+     * ms per step for both and how far their logits are apart. The cache holds random values (non-zero contexts). A
+     * first row with no decodes times a prefill-only step (rotary and cache writes by Retina's kernel or by DJL ops).
+     */
+    private static void mixed(LlavaModel model, int[] batches, int context, int prefillTokens, int steps,
+                              int warmup) {
+        int vocab = model.config().textConfig().vocabSize();
+        int maxBatch = Arrays.stream(batches).max().orElse(1);
+        int numPrompts = Math.max(1, prefillTokens / context);
+        int blocksPerSeq = (context + 1 + BLOCK_SIZE - 1) / BLOCK_SIZE;
+        Random random = new Random(11);
+        mode(model, "native");
+        try (KvCache cache = model.newKvCache((maxBatch + numPrompts) * blocksPerSeq, BLOCK_SIZE)) {
+            for (int l = 0; l < cache.numLayers(); l++) {
+                for (NDArray layer : new NDArray[] {cache.keyCache(l), cache.valueCache(l)}) {
+                    try (NDManager tmp = model.manager().newSubManager()) {
+                        NDArray values = tmp.randomNormal(0f, 1f, layer.getShape(), DataType.FLOAT32)
+                                .toType(layer.getDataType(), false);
+                        layer.set(new ai.djl.ndarray.index.NDIndex(":"), values);
+                    }
+                }
+            }
+            int[] decodeCounts = new int[batches.length + 1]; // 0 first: a prefill-only step
+            System.arraycopy(batches, 0, decodeCounts, 1, batches.length);
+            for (int b : decodeCounts) {
+                List<ForwardBatch> parts = new ArrayList<>();
+                for (int s = 0; s < b; s++) parts.add(ForwardBatch.single(context, 1, blockTable(s, blocksPerSeq), BLOCK_SIZE));
+                for (int p = 0; p < numPrompts; p++)
+                    parts.add(ForwardBatch.single(0, context, blockTable(maxBatch + p, blocksPerSeq), BLOCK_SIZE));
+                ForwardBatch batch = ForwardBatch.concat(parts.toArray(ForwardBatch[]::new));
+                int[] ids = new int[batch.numTokens()];
+                for (int i = 0; i < ids.length; i++) ids[i] = random.nextInt(Math.min(vocab, 32000));
+                int rows = batch.numSeqs();
+                float[][] out = new float[2][];
+                double[] ms = new double[2];
+                for (int on = 0; on < 2; on++) {
+                    model.setMixedAttention(on == 1);
+                    int which = on;
+                    try (NDManager step = model.manager().newSubManager()) {
+                        out[which] = model.forward(model.embedTokens(step.create(ids)), batch, cache).toFloatArray();
+                    }
+                    ms[which] = median(warmup, steps, () -> {
+                        try (NDManager step = model.manager().newSubManager()) {
+                            NDArray logits = model.forward(model.embedTokens(step.create(ids)), batch, cache);
+                            logits.argMax(1).toLongArray();
+                        }
+                    });
+                }
+                double maxDiff = 0;
+                double maxAbs = 0;
+                int agree = 0;
+                for (int s = 0; s < rows; s++) {
+                    int a0 = 0;
+                    int a1 = 0;
+                    for (int v = 0; v < vocab; v++) {
+                        float x = out[0][s * vocab + v];
+                        float y = out[1][s * vocab + v];
+                        maxDiff = Math.max(maxDiff, Math.abs(x - y));
+                        maxAbs = Math.max(maxAbs, Math.abs(x));
+                        if (x > out[0][s * vocab + a0]) a0 = v;
+                        if (y > out[1][s * vocab + a1]) a1 = v;
+                    }
+                    if (a0 == a1) agree++;
+                }
+                System.out.printf(Locale.ROOT, "[mixed] %d decodes at context %d + %d prompts of %d: gather-all %.2f ms,"
+                        + " mixed %.2f ms per step; max |dlogit| %.3e (max |logit| %.2f), greedy token equal %d/%d%n",
+                        b, context, numPrompts, context, ms[0], ms[1], maxDiff, maxAbs, agree, rows);
+            }
+            model.setMixedAttention(true);
         }
     }
 

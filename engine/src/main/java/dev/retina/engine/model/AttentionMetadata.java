@@ -6,8 +6,9 @@ import ai.djl.ndarray.types.Shape;
 
 /**
  * Per-step index tensors for attention over the paged cache, built once on the host from a {@link ForwardBatch} and
- * shared by every layer. Queries are padded per sequence to {@code maxQueryLen} and contexts to {@code maxSeqLen}
- * so one batched matmul serves all sequences; the mask hides padding and future positions.
+ * shared by every layer; which arrays it builds depends on the {@link Layout}. In the padded layout queries are padded
+ * per sequence to {@code maxQueryLen} and contexts to {@code maxSeqLen} so one batched matmul serves all sequences;
+ * the mask hides padding and future positions.
  */
 final class AttentionMetadata {
     final int numSeqs;
@@ -27,9 +28,15 @@ final class AttentionMetadata {
     final NDArray cuSeqQ;         // (numSeqs + 1) int32: queryStartLoc
     final NDArray cuSeqK;         // (numSeqs + 1) int32: running sum of seqLens
     final NDArray packedContextSlots; // (sum seqLens) int64: cache slot of each context position, sequences end to end
+    final int packedMaxQueryLen;  // longest query / context among the packed sequences (0 when none)
+    final int packedMaxSeqLen;
     // Paged layout (Retina's decode kernel reads the cache through the block tables); null in the other layouts.
     final NDArray blockTables;    // (numSeqs, maxBlocksPerSeq) int32, short tables padded with block 0 (never read)
     final NDArray contextLens;    // (numSeqs) int32: seqLens
+    // Mixed layout: the first numDecode sequences (one token each, rows 0..numDecode-1) are decodes read through
+    // blockTables / contextLens above (numDecode rows); the rest are packed as in PACKED, their tokens counted from
+    // row numDecode. PAGED: numDecode = numSeqs; PACKED and PADDED: 0.
+    final int numDecode;
 
     /** Which per-step arrays attention needs. */
     enum Layout {
@@ -38,7 +45,12 @@ final class AttentionMetadata {
         /** contexts gathered end to end with cumulative lengths (varlen flash attention) */
         PACKED,
         /** block tables and context lengths only: decode attention straight over the paged cache, no gather */
-        PAGED
+        PAGED,
+        /**
+         * the leading decodes ({@link #decodePrefix}, possibly none) paged, the prefill chunks after them packed: only
+         * the chunks' contexts are gathered
+         */
+        MIXED
     }
 
     /**
@@ -76,48 +88,67 @@ final class AttentionMetadata {
         positions = step.create(positionValues);
         slotMapping = step.create(slots);
         logitsIndices = step.create(logits);
-        if (layout == Layout.PAGED) {
+        int paged = switch (layout) {
+            case PAGED -> numSeqs;
+            case MIXED -> decodePrefix(batch);
+            default -> 0;
+        };
+        if (layout == Layout.MIXED && paged == numSeqs)
+            throw new IllegalArgumentException("a mixed layout needs a prefill after its decodes (a pure decode step is "
+                    + "paged), got " + paged + " decodes of " + numSeqs + " sequences");
+        numDecode = paged;
+        if (paged > 0) {
             int maxBlocks = 1;
-            for (int[] table : batch.blockTables()) maxBlocks = Math.max(maxBlocks, table.length);
-            int[] tables = new int[numSeqs * maxBlocks];
-            for (int s = 0; s < numSeqs; s++) {
+            for (int s = 0; s < paged; s++) maxBlocks = Math.max(maxBlocks, batch.blockTables()[s].length);
+            int[] tables = new int[paged * maxBlocks];
+            for (int s = 0; s < paged; s++) {
                 int[] table = batch.blockTables()[s];
                 System.arraycopy(table, 0, tables, s * maxBlocks, table.length);
             }
-            blockTables = step.create(tables, new Shape(numSeqs, maxBlocks));
-            contextLens = step.create(batch.seqLens().clone());
+            blockTables = step.create(tables, new Shape(paged, maxBlocks));
+            contextLens = step.create(java.util.Arrays.copyOf(batch.seqLens(), paged));
+        } else {
+            blockTables = null;
+            contextLens = null;
+        }
+        if (layout == Layout.PACKED || layout == Layout.MIXED) {
+            int n = numSeqs - paged;
+            int[] cuQ = new int[n + 1];
+            int[] cuK = new int[n + 1];
+            int packedMaxQ = 0;
+            int packedMaxK = 0;
+            for (int i = 0; i < n; i++) {
+                int s = paged + i;
+                cuQ[i + 1] = starts[s + 1] - starts[paged];
+                cuK[i + 1] = cuK[i] + batch.seqLens()[s];
+                packedMaxQ = Math.max(packedMaxQ, starts[s + 1] - starts[s]);
+                packedMaxK = Math.max(packedMaxK, batch.seqLens()[s]);
+            }
+            long[] ctx = new long[cuK[n]];
+            for (int i = 0; i < n; i++) {
+                int[] table = batch.blockTables()[paged + i];
+                for (int j = 0, len = batch.seqLens()[paged + i]; j < len; j++)
+                    ctx[cuK[i] + j] = (long) table[j / blockSize] * blockSize + j % blockSize;
+            }
+            cuSeqQ = step.create(cuQ);
+            cuSeqK = step.create(cuK);
+            packedContextSlots = step.create(ctx);
+            packedMaxQueryLen = packedMaxQ;
+            packedMaxSeqLen = packedMaxK;
+        } else {
             cuSeqQ = null;
             cuSeqK = null;
             packedContextSlots = null;
+            packedMaxQueryLen = 0;
+            packedMaxSeqLen = 0;
+        }
+        if (layout != Layout.PADDED) {
             queryPadIndex = null;
             queryUnpadIndex = null;
             contextSlots = null;
             mask = null;
             return;
         }
-        blockTables = null;
-        contextLens = null;
-        if (layout == Layout.PACKED) {
-            int[] cuK = new int[numSeqs + 1];
-            for (int s = 0; s < numSeqs; s++) cuK[s + 1] = cuK[s] + batch.seqLens()[s];
-            long[] ctx = new long[cuK[numSeqs]];
-            for (int s = 0; s < numSeqs; s++) {
-                int[] table = batch.blockTables()[s];
-                for (int j = 0, n = batch.seqLens()[s]; j < n; j++)
-                    ctx[cuK[s] + j] = (long) table[j / blockSize] * blockSize + j % blockSize;
-            }
-            cuSeqQ = step.create(starts.clone());
-            cuSeqK = step.create(cuK);
-            packedContextSlots = step.create(ctx);
-            queryPadIndex = null;
-            queryUnpadIndex = null;
-            contextSlots = null;
-            mask = null;
-            return;
-        }
-        cuSeqQ = null;
-        cuSeqK = null;
-        packedContextSlots = null;
         long[] pad = new long[numSeqs * maxQ];
         long[] unpad = new long[numTokens];
         long[] ctx = new long[numSeqs * maxS];
@@ -160,6 +191,18 @@ final class AttentionMetadata {
                 if (batch.positions()[starts[s] + i] != batch.seqLens()[s] - numNew + i) return false;
         }
         return true;
+    }
+
+    /**
+     * How many leading sequences add exactly one token, the last of their context (decodes, or a prompt's last
+     * token): the rows a mixed step's paged decode kernel takes.
+     */
+    static int decodePrefix(ForwardBatch batch) {
+        int[] starts = batch.queryStartLoc();
+        int s = 0;
+        while (s < batch.numSeqs() && starts[s + 1] - starts[s] == 1
+                && batch.positions()[starts[s]] == batch.seqLens()[s] - 1) s++;
+        return s;
     }
 
     /** True when every sequence adds exactly one token, the last of its context: a pure decode step. */

@@ -56,6 +56,8 @@ final class LlamaModel implements AutoCloseable {
     private boolean splitK = !"false".equals(System.getProperty("retina.splitK"));
     private boolean gemv = LlavaModel.GEMV_DEFAULT;
     private boolean directUnavailable;     // cuBLAS or rms_norm missing: stay on the DJL-op path
+    // Steps mixing decodes and prefill chunks: decodes through the paged kernel, only the chunks' contexts gathered
+    private boolean mixedAttention = !"false".equals(System.getProperty("retina.mixedAttention"));
 
     LlamaModel(LlavaConfig.TextConfig config, boolean tieWordEmbeddings, WeightSource weights, NDManager manager,
                DataType dtype, boolean nativeKernels) {
@@ -159,11 +161,12 @@ final class LlamaModel implements AutoCloseable {
         NDManager step = inputsEmbeds.getManager();
         AttentionMetadata.Layout layout;
         if (pagedDecode && AttentionMetadata.isPureDecode(batch)) layout = AttentionMetadata.Layout.PAGED;
-        else if (flashAttention && AttentionMetadata.newTokensTrail(batch)) layout = AttentionMetadata.Layout.PACKED;
+        else if (flashAttention && AttentionMetadata.newTokensTrail(batch))
+            layout = pagedDecode && mixedAttention ? AttentionMetadata.Layout.MIXED : AttentionMetadata.Layout.PACKED;
         else layout = AttentionMetadata.Layout.PADDED;
         AttentionMetadata meta = new AttentionMetadata(batch, cache.blockSize(), step, layout);
         NDArray[] cosSin;
-        if (layout == AttentionMetadata.Layout.PAGED) {
+        if (layout == AttentionMetadata.Layout.PAGED || layout == AttentionMetadata.Layout.MIXED) {
             rotaryEmb.ensureCapacity(meta.maxPosition); // the fused kernel reads the tables by position
             cosSin = null;
         } else {
@@ -177,9 +180,11 @@ final class LlamaModel implements AutoCloseable {
             // Each layer's temporaries die with its scope; only the residual stream survives to the next layer.
             try (NDManager scope = step.newSubManager()) {
                 hidden.tempAttach(scope);
-                NDArray out = meta.blockTables != null
-                        ? pagedDecoderLayer(layers[i], hidden, meta, cache.keyCache(i), cache.valueCache(i))
-                        : decoderLayer(layers[i], hidden, meta, cosSin, cache.keyCache(i), cache.valueCache(i));
+                NDArray out = switch (layout) {
+                    case PAGED -> pagedDecoderLayer(layers[i], hidden, meta, cache.keyCache(i), cache.valueCache(i));
+                    case MIXED -> mixedDecoderLayer(layers[i], hidden, meta, cache.keyCache(i), cache.valueCache(i));
+                    default -> decoderLayer(layers[i], hidden, meta, cosSin, cache.keyCache(i), cache.valueCache(i));
+                };
                 out.attach(step);
                 if (hidden != inputsEmbeds) hidden.attach(scope); // the previous layer's output: free it with the scope
                 hidden = out;
@@ -279,6 +284,45 @@ final class LlamaModel implements AutoCloseable {
         return mlp(w, h);
     }
 
+    /**
+     * A step with prefill chunks, after any decodes (CUDA float16, Retina's kernels): rotary + K/V cache write for
+     * every token in one launch, then the leading decode rows attend straight over the paged cache while the prefill
+     * rows run varlen flash attention over their own contexts only. Before, every decode's whole context was gathered
+     * too (at 256 sequences of ~650 tokens, ~1.4 GB of K and as much of V per layer, copied then read again), and
+     * rotary and the cache writes took about ten DJL ops per layer.
+     */
+    private NDArray mixedDecoderLayer(DecoderLayer w, NDArray hidden, AttentionMetadata meta, NDArray keyCache,
+                                      NDArray valueCache) {
+        long numTokens = hidden.getShape().get(0);
+        int numDecode = meta.numDecode;
+        int heads = config.numAttentionHeads();
+        int kvHeads = config.numKeyValueHeads();
+        int d = config.headDim();
+        long qkvDim = qDim + 2L * kvDim;
+        NDManager scope = hidden.getManager();
+        NDArray qkv = Linear.linear(rmsNorm(hidden, w.inputLayernormWeight()), w.qkvProjWeight(), w.qkvProjBias())
+                .singletonOrThrow(); // (T, qDim + 2 * kvDim)
+        kernels.ropeKvWrite(qkv, meta.positions, meta.slotMapping, rotaryEmb.cosTable(), rotaryEmb.sinTable(),
+                keyCache, valueCache, heads, kvHeads, d);
+        NDArray q = qkv.get(new NDIndex(numDecode + ":, 0:" + qDim)).reshape(numTokens - numDecode, heads, d);
+        NDArray attn = flashAttention(q, keyCache, valueCache, meta); // (T - numDecode, qDim)
+        if (numDecode > 0) {
+            NDArray decodeOut = scope.create(new Shape(numDecode, qDim), dtype); // rows 0..numDecode-1
+            kernels.pagedAttentionDecode(kernels.address(decodeOut), qDim, kernels.address(qkv), qkvDim,
+                    kernels.address(keyCache), kernels.address(valueCache), kernels.address(meta.blockTables),
+                    kernels.address(meta.contextLens), numDecode, (int) meta.blockTables.getShape().get(1),
+                    meta.blockSize, heads, kvHeads, d, (float) Math.pow(d, -0.5));
+            attn = NDArrays.concat(new NDList(decodeOut, attn), 0); // (T, qDim)
+        }
+        NDArray h = hidden.add(Linear.linear(attn, w.oProjWeight(), w.oProjBias()).singletonOrThrow());
+        return mlp(w, h);
+    }
+
+    /** Mixed decode/prefill attention ({@link #mixedDecoderLayer}) on or off (for comparisons). */
+    void setMixedAttention(boolean enabled) {
+        mixedAttention = enabled;
+    }
+
     /** h + down(silu(gate(norm(h))) * up(norm(h))). */
     private NDArray mlp(DecoderLayer w, NDArray h) {
         NDArray gateUp = Linear.linear(rmsNorm(h, w.postAttentionLayernormWeight()), w.gateUpProjWeight(),
@@ -310,9 +354,9 @@ final class LlamaModel implements AutoCloseable {
         NDArray keys = rows(meta.packedContextSlots, keyCache, scope).reshape(totalK, kvHeads, d);
         NDArray values = rows(meta.packedContextSlots, valueCache, scope).reshape(totalK, kvHeads, d);
         // Decode rows (one query each) see their whole context: no causal mask needed, whatever its alignment.
-        boolean causal = meta.maxQueryLen > 1;
-        NDArray out = shim.flashAttentionVarlen(q, keys, values, meta.cuSeqQ, meta.cuSeqK, meta.maxQueryLen,
-                meta.maxSeqLen, causal, Math.pow(d, -0.5)); // (T, heads, d)
+        boolean causal = meta.packedMaxQueryLen > 1;
+        NDArray out = shim.flashAttentionVarlen(q, keys, values, meta.cuSeqQ, meta.cuSeqK, meta.packedMaxQueryLen,
+                meta.packedMaxSeqLen, causal, Math.pow(d, -0.5)); // (T, heads, d)
         return out.reshape(numTokens, qDim);
     }
 

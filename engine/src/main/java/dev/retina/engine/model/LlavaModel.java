@@ -238,6 +238,15 @@ public final class LlavaModel implements AutoCloseable {
         languageModel.setDirectDecode(enabled);
     }
 
+    /**
+     * Steps mixing decodes and prefill chunks: decodes through the paged decode kernel and only the chunks' contexts
+     * gathered for flash attention (on by default with Retina's kernels; {@code -Dretina.mixedAttention=false} turns
+     * it off), or every context gathered (off; only to compare). Engine thread only.
+     */
+    public void setMixedAttention(boolean enabled) {
+        languageModel.setMixedAttention(enabled);
+    }
+
     /** Split-K decode attention on the direct path (on by default where the PTX has it); off only to compare. */
     public void setSplitKAttention(boolean enabled) {
         languageModel.setSplitK(enabled);
@@ -260,6 +269,17 @@ public final class LlavaModel implements AutoCloseable {
     /** With {@code -Dretina.directProfile=true}: the direct decode path's time per launch kind since the last call. */
     public String directDecodeProfile() {
         return languageModel.directProfile();
+    }
+
+    /**
+     * Waits until the device has run everything queued so far (a one-value copy back to the host, which the legacy
+     * default stream orders after all earlier work); for profiling. A no-op on the CPU.
+     */
+    public void synchronizeDevice() {
+        if (!manager.getDevice().isGpu()) return;
+        try (NDManager scratch = manager.newSubManager()) {
+            scratch.create(0f).toFloatArray();
+        }
     }
 
     /** A KV cache of {@code numBlocks} blocks shaped for this model. */

@@ -5,8 +5,10 @@ import ai.djl.ndarray.NDManager;
 import org.junit.jupiter.api.Test;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** The packed (varlen flash attention) layout: which batches may use it and what it tells the kernel. */
@@ -59,6 +61,50 @@ class AttentionMetadataTest {
             assertArrayEquals(new long[] {29, 6}, meta.slotMapping.toLongArray());
             assertNull(meta.packedContextSlots);
             assertNull(meta.mask);
+        }
+    }
+
+    @Test
+    void mixedLayoutPagesTheLeadingDecodesAndPacksOnlyThePrefillContexts() {
+        // two decodes (contexts 6 and 3), then a chunk of 2 tokens after 3 cached ones, then a fresh prompt of 2
+        ForwardBatch batch = ForwardBatch.concat(ForwardBatch.single(5, 1, new int[] {3, 7}, BLOCK),
+                ForwardBatch.single(2, 1, new int[] {1}, BLOCK), ForwardBatch.single(3, 2, new int[] {2, 5}, BLOCK),
+                ForwardBatch.single(0, 2, new int[] {6}, BLOCK));
+        assertEquals(2, AttentionMetadata.decodePrefix(batch));
+        try (NDManager m = NDManager.newBaseManager(Device.cpu())) {
+            AttentionMetadata meta = new AttentionMetadata(batch, BLOCK, m, AttentionMetadata.Layout.MIXED);
+            assertEquals(2, meta.numDecode);
+            assertArrayEquals(new int[] {3, 7, 1, 0}, meta.blockTables.toIntArray());
+            assertArrayEquals(new int[] {6, 3}, meta.contextLens.toIntArray());
+            // the packed part counts its query rows from the first prefill token (batch row 2)
+            assertArrayEquals(new int[] {0, 2, 4}, meta.cuSeqQ.toIntArray());
+            assertArrayEquals(new int[] {0, 5, 7}, meta.cuSeqK.toIntArray());
+            // chunk: positions 0..4 in blocks 2 (slots 8..11) and 5 (20); prompt: block 6 (24, 25). No decode slots.
+            assertArrayEquals(new long[] {8, 9, 10, 11, 20, 24, 25}, meta.packedContextSlots.toLongArray());
+            assertEquals(2, meta.packedMaxQueryLen);
+            assertEquals(5, meta.packedMaxSeqLen);
+            // every token's slot, decodes included (the fused rotary kernel writes them all)
+            assertArrayEquals(new long[] {29, 6, 11, 20, 24, 25}, meta.slotMapping.toLongArray());
+            assertNull(meta.mask);
+        }
+    }
+
+    @Test
+    void aMixedLayoutPacksWhatDoesNotLeadAndNeedsAPrefill() {
+        ForwardBatch prefillFirst = ForwardBatch.concat(ForwardBatch.single(0, 2, new int[] {1}, BLOCK),
+                ForwardBatch.single(5, 1, new int[] {3, 7}, BLOCK));
+        assertEquals(0, AttentionMetadata.decodePrefix(prefillFirst));
+        ForwardBatch decodesOnly = ForwardBatch.concat(ForwardBatch.single(5, 1, new int[] {3, 7}, BLOCK),
+                ForwardBatch.single(2, 1, new int[] {1}, BLOCK));
+        try (NDManager m = NDManager.newBaseManager(Device.cpu())) {
+            // a decode after the prefill is packed with it (flash attention serves one-token queries too)
+            AttentionMetadata meta = new AttentionMetadata(prefillFirst, BLOCK, m, AttentionMetadata.Layout.MIXED);
+            assertEquals(0, meta.numDecode);
+            assertNull(meta.blockTables);
+            assertArrayEquals(new int[] {0, 2, 3}, meta.cuSeqQ.toIntArray());
+            assertArrayEquals(new int[] {0, 2, 8}, meta.cuSeqK.toIntArray());
+            assertThrows(IllegalArgumentException.class,
+                    () -> new AttentionMetadata(decodesOnly, BLOCK, m, AttentionMetadata.Layout.MIXED));
         }
     }
 
