@@ -8,6 +8,9 @@ import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import dev.retina.engine.model.LlavaModel;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.FloatBuffer;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collections;
@@ -35,13 +38,15 @@ import java.util.stream.IntStream;
  */
 final class ImageFeatureStore implements AutoCloseable {
     /**
-     * Most LLaVA-1.5 images stacked into one vision-tower call ({@code -Dretina.visionBatch}, default 4); more are
+     * Most LLaVA-1.5 images stacked into one vision-tower call ({@code -Dretina.visionBatch}, default 16); more are
      * split. It bounds the encoder's activations, which the KV cache profile reserves. When {@code ClipVisionTower}
-     * kept every layer's temporaries until the call ended (about 1.4 GB per 336-pixel float16 image; on the H200 a
-     * batch of 64 reserved 88 GB), 4 was the compromise. The tower now frees each layer's temporaries, so larger
-     * batches should fit; that has not been measured on a GPU yet, hence the default stays 4.
+     * kept every layer's temporaries until the call ended (about 1.4 GB per 336-pixel float16 image), 4 was the
+     * compromise. The tower now frees each layer's temporaries and uses flash attention on CUDA, so on the H200 a
+     * batch of 16 reserves only ~1.3k tokens more of KV cache than 4 did, and one call serves a whole 8192-token
+     * prompt step (~13 images): the tower took 1.5 ms per image at 11 images against 15.8 ms for one
+     * (docs/BENCHMARKS.md).
      */
-    static final int MAX_IMAGES_PER_ENCODE = Integer.getInteger("retina.visionBatch", 4);
+    static final int MAX_IMAGES_PER_ENCODE = Integer.getInteger("retina.visionBatch", 16);
 
     /** A request's encoded images and where their tokens sit in the prompt. */
     private record RequestImages(NDManager manager, NDArray imageFeatures /* (numImagePositions, textHidden) */,
@@ -61,6 +66,8 @@ final class ImageFeatureStore implements AutoCloseable {
     // Written by the engine thread only; volatile so stats() reads them from any thread.
     private volatile long numEncoderPasses;
     private volatile long encoderNanos;
+    private volatile long pixelNanos; // of encoderNanos (batched path): stacking pixels on the host and their upload
+    private ByteBuffer staging;       // the batched path's pixel upload buffer, reused (engine thread only)
     private volatile long numCacheHits;
     private volatile long numCacheMisses;
     private volatile int numCachedImages;
@@ -219,15 +226,23 @@ final class ImageFeatureStore implements AutoCloseable {
 
     /** One vision-tower call over untiled images of one size: (n, 3, H, W) stacked on the host, one transfer. */
     private NDArray encodePixels(List<ImageInput> batch, NDManager enc) {
+        long t0 = System.nanoTime();
         ImageInput first = batch.getFirst();
         int perImage = 3 * first.height() * first.width();
-        float[] stacked = new float[batch.size() * perImage];
-        for (int k = 0; k < batch.size(); k++) {
-            float[] pixels = batch.get(k).pixelValues();
-            if (pixels.length != perImage) throw new IllegalArgumentException("image pixel sizes differ within a batch");
-            System.arraycopy(pixels, 0, stacked, k * perImage, perImage);
-        }
-        NDArray pixelValues = enc.create(stacked, new Shape(batch.size(), 3, first.height(), first.width()));
+        for (ImageInput image : batch)
+            if (image.pixelValues().length != perImage)
+                throw new IllegalArgumentException("image pixel sizes differ within a batch");
+        Shape shape = new Shape(batch.size(), 3, first.height(), first.width());
+        // Stacked straight into a reused direct buffer: one host copy per image and no fresh zeroed buffer per call
+        // (DJL's create(float[]) makes both). On a GPU libtorch copies it to the device before create returns; on the
+        // CPU the array aliases the buffer, which is safe because the tower has read it before the next call refills it.
+        long bytes = (long) batch.size() * perImage * Float.BYTES;
+        if (staging == null || staging.capacity() < bytes)
+            staging = ByteBuffer.allocateDirect(Math.toIntExact(bytes)).order(ByteOrder.nativeOrder());
+        FloatBuffer floats = staging.clear().asFloatBuffer();
+        for (ImageInput image : batch) floats.put(image.pixelValues());
+        NDArray pixelValues = enc.create(staging.limit(Math.toIntExact(bytes)), shape, DataType.FLOAT32);
+        pixelNanos += System.nanoTime() - t0;
         NDArray features = model.encodeImages(pixelValues); // (n, numImageTokens, textHidden)
         long hidden = model.config().textConfig().hiddenSize();
         return features.reshape(batch.size(), features.getShape().size() / hidden / batch.size(), hidden);
@@ -311,6 +326,11 @@ final class ImageFeatureStore implements AutoCloseable {
     EncoderCacheStats stats() {
         return new EncoderCacheStats(numEncoderPasses, numCacheHits, numCacheMisses, numCachedImages, numCachedTokens,
                 encoderNanos);
+    }
+
+    /** Nanoseconds the batched path spent stacking pixels and uploading them (part of the encoder time); profiling. */
+    long pixelNanos() {
+        return pixelNanos;
     }
 
     /** Releases a finished request's features (a no-op for a request that holds none). */

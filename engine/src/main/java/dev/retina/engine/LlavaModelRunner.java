@@ -104,9 +104,13 @@ public final class LlavaModelRunner implements ModelRunner {
 
         boolean prompt = numTokens > numSeqs;
         long t0 = profile != null ? profile.start() : 0;
+        long encoder0 = profile != null ? imageFeatures.stats().encoderNanos() : 0;
+        long pixels0 = profile != null ? imageFeatures.pixelNanos() : 0;
         try (NDManager step = model.manager().newSubManager()) {
             ImageFeatureStore.StepImageFeatures stepImages = imageFeatures.forStep(step, seqs, queryStartLoc);
             long t1 = profile != null ? profile.mark(model) : 0;
+            if (profile != null)
+                profile.encoder(imageFeatures.stats().encoderNanos() - encoder0, imageFeatures.pixelNanos() - pixels0);
             NDArray inputsEmbeds = model.embedTokens(step.create(inputIds)); // (T, textHidden)
             if (stepImages != null)
                 model.mergeImageFeatures(inputsEmbeds, stepImages.batchPositions(), stepImages.imageFeatures());
@@ -130,12 +134,21 @@ public final class LlavaModelRunner implements ModelRunner {
     /**
      * {@code -Dretina.stepProfile=true}: wall time of each step's phases (image encoding, forward, sampling), the
      * device synchronized after each so the times are the GPU's; split by steps with prompt tokens and decode-only
-     * steps, logged when the runner closes. Off by default: the synchronizations cost overlap.
+     * steps, logged (means and medians; warm-up steps included) when the runner closes. Off by default: the
+     * synchronizations cost overlap.
      */
     private static final class StepProfile {
-        private final long[][] nanos = new long[2][3];
-        private final long[] steps = new long[2];
-        private final long[] tokens = new long[2];
+        private final List<List<double[]>> steps = List.of(new ArrayList<>(), new ArrayList<>());
+        private double encoderMs;   // this step's vision-tower calls (pixels included), set before add
+        private double pixelMs;     // of which stacking and uploading pixels
+        private double totalEncoderMs;
+        private double totalPixelMs;
+        private long imageSteps;
+
+        void encoder(long encoderNanos, long pixelNanos) {
+            encoderMs = encoderNanos / 1e6;
+            pixelMs = pixelNanos / 1e6;
+        }
 
         long start() {
             return System.nanoTime();
@@ -147,30 +160,46 @@ public final class LlavaModelRunner implements ModelRunner {
         }
 
         void add(boolean prompt, long t0, long t1, long t2, long t3, int numTokens) {
-            int k = prompt ? 0 : 1;
-            nanos[k][0] += t1 - t0;
-            nanos[k][1] += t2 - t1;
-            nanos[k][2] += t3 - t2;
-            steps[k]++;
-            tokens[k] += numTokens;
+            steps.get(prompt ? 0 : 1).add(new double[] {(t1 - t0) / 1e6, (t2 - t1) / 1e6, (t3 - t2) / 1e6, numTokens});
+            if (encoderMs > 0) {
+                imageSteps++;
+                totalEncoderMs += encoderMs;
+                totalPixelMs += pixelMs;
+            }
+            encoderMs = 0;
+            pixelMs = 0;
         }
 
         boolean hasSteps() {
-            return steps[0] + steps[1] > 0;
+            return !steps.get(0).isEmpty() || !steps.get(1).isEmpty();
         }
 
         @Override
         public String toString() {
-            StringBuilder b = new StringBuilder("step profile (device synchronized per phase):");
+            StringBuilder b = new StringBuilder("step profile (device synchronized per phase; ms per step, mean / median):");
             String[] names = {"with prompt tokens", "decode-only"};
             for (int k = 0; k < 2; k++) {
-                if (steps[k] == 0) continue;
-                b.append(String.format(java.util.Locale.ROOT,
-                        " %s: %d steps, %.1f tokens each, ms per step: encode images %.2f, forward %.2f, sample %.2f;",
-                        names[k], steps[k], (double) tokens[k] / steps[k], nanos[k][0] / 1e6 / steps[k],
-                        nanos[k][1] / 1e6 / steps[k], nanos[k][2] / 1e6 / steps[k]));
+                List<double[]> list = steps.get(k);
+                if (list.isEmpty()) continue;
+                b.append(String.format(java.util.Locale.ROOT, " %s: %d steps, %.1f tokens each, encode images %s,"
+                        + " forward %s, sample %s;", names[k], list.size(), stat(list, 3)[0], fmt(stat(list, 0)),
+                        fmt(stat(list, 1)), fmt(stat(list, 2))));
             }
+            if (imageSteps > 0)
+                b.append(String.format(java.util.Locale.ROOT, " in the %d steps that encoded images, vision-tower calls"
+                        + " took %.2f ms per step, of which stacking and uploading pixels %.2f;", imageSteps,
+                        totalEncoderMs / imageSteps, totalPixelMs / imageSteps));
             return b.toString();
+        }
+
+        private static double[] stat(List<double[]> list, int column) {
+            double[] v = list.stream().mapToDouble(x -> x[column]).sorted().toArray();
+            double mean = java.util.Arrays.stream(v).average().orElse(0);
+            return new double[] {mean, v[v.length / 2]};
+        }
+
+        private static String fmt(double[] meanMedian) {
+            return String.format(java.util.Locale.ROOT, "%.2f / %.2f", meanMedian[0], meanMedian[1]);
         }
     }
 

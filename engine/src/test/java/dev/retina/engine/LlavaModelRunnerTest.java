@@ -329,7 +329,7 @@ class LlavaModelRunnerTest {
     void batchedVisionEncodingGivesTheFeaturesOfOneAtATimeAcrossASplit() {
         SplittableRandom rnd = new SplittableRandom(31);
         List<ImageInput> imgs = new ArrayList<>();
-        int n = 2 * LlavaModelRunner.MAX_IMAGES_PER_ENCODE + 2; // three vision-tower calls: 4 + 4 + 2
+        int n = 2 * LlavaModelRunner.MAX_IMAGES_PER_ENCODE + 2; // three vision-tower calls: full, full, 2
         for (int i = 0; i < n; i++) imgs.add(ImageInput.ofPixels(pixels(rnd), 28, 28, NUM_IMAGE_TOKENS));
         try (LlavaModelRunner runner = new LlavaModelRunner(model, 4, 4, 0);
              ai.djl.ndarray.NDManager m = model.manager().newSubManager()) {

@@ -45,6 +45,7 @@ public final class DecodeBench {
         String kernels = "both";
         boolean compare = false;
         int mixedPrefill = 0;
+        int[] encodeBatches = {};
         for (int i = 0; i < args.length; i += 2) {
             String v = args[i + 1];
             switch (args[i]) {
@@ -58,6 +59,7 @@ public final class DecodeBench {
                 case "--kernels" -> kernels = v;
                 case "--compare" -> compare = Boolean.parseBoolean(v);
                 case "--mixed" -> mixedPrefill = Integer.parseInt(v);
+                case "--encode" -> encodeBatches = Arrays.stream(v.split(",")).mapToInt(Integer::parseInt).toArray();
                 default -> throw new IllegalArgumentException("unknown option " + args[i]);
             }
         }
@@ -78,6 +80,7 @@ public final class DecodeBench {
             };
             if (compare) compare(model, batches, context);
             if (mixedPrefill > 0) mixed(model, batches, context, mixedPrefill, steps, warmup);
+            if (encodeBatches.length > 0) encode(model, encodeBatches, steps, warmup);
             for (String mode : modes) {
                 // Same weights, other kernels (reloading 7B would cost more than the runs).
                 mode(model, mode);
@@ -293,6 +296,39 @@ public final class DecodeBench {
                         b, context, numPrompts, context, ms[0], ms[1], maxDiff, maxAbs, agree, rows);
             }
             model.setMixedAttention(true);
+        }
+    }
+
+    /**
+     * The vision tower plus projector on {@code n} stacked images, for each n: the pixel upload (a float array to a
+     * device array, synchronized) and the encode (synchronized) timed apart.
+     */
+    private static void encode(LlavaModel model, int[] counts, int steps, int warmup) {
+        int side = model.config().visionConfig().imageSize();
+        Random random = new Random(3);
+        mode(model, "native");
+        for (int n : counts) {
+            float[] pixels = new float[n * 3 * side * side];
+            for (int i = 0; i < pixels.length; i++) pixels[i] = (float) random.nextGaussian();
+            Shape shape = new Shape(n, 3, side, side);
+            double uploadMs = median(warmup, steps, () -> {
+                try (NDManager step = model.manager().newSubManager()) {
+                    step.create(pixels, shape).get(0, 0, 0, 0).getFloat(); // sync
+                }
+            });
+            double encodeMs;
+            try (NDManager held = model.manager().newSubManager()) {
+                NDArray px = held.create(pixels, shape);
+                encodeMs = median(warmup, steps, () -> {
+                    try (NDManager step = model.manager().newSubManager()) {
+                        NDArray features = model.encodeImages(px);
+                        features.attach(step);
+                        features.get(0, 0, 0).toType(DataType.FLOAT32, false).getFloat(); // sync
+                    }
+                });
+            }
+            System.out.printf(Locale.ROOT, "[encode] %d images: upload %.2f ms, vision tower + projector %.2f ms (%.2f ms"
+                    + " per image)%n", n, uploadMs, encodeMs, encodeMs / n);
         }
     }
 
