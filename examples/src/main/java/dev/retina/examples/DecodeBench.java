@@ -200,25 +200,8 @@ public final class DecodeBench {
                     }
                 }
                 for (int p = 1; p < paths.length; p++) {
-                    double maxDiff = 0;
-                    double maxAbs = 0;
-                    int agree = 0;
-                    for (int s = 0; s < b; s++) {
-                        int a0 = 0;
-                        int a1 = 0;
-                        for (int v = 0; v < vocab; v++) {
-                            float x = out[0][s * vocab + v];
-                            float y = out[p][s * vocab + v];
-                            maxDiff = Math.max(maxDiff, Math.abs(x - y));
-                            maxAbs = Math.max(maxAbs, Math.abs(x));
-                            if (x > out[0][s * vocab + a0]) a0 = v;
-                            if (y > out[p][s * vocab + a1]) a1 = v;
-                        }
-                        if (a0 == a1) agree++;
-                    }
-                    System.out.printf(Locale.ROOT, "[compare] batch %d, context %d: %s vs native max |dlogit| %.3e "
-                            + "(max |logit| %.2f), greedy token equal %d/%d%n", b, context, paths[p], maxDiff, maxAbs,
-                            agree, b);
+                    System.out.printf(Locale.ROOT, "[compare] batch %d, context %d: %s vs native %s%n", b, context,
+                            paths[p], logitDiff(out[0], out[p], b, vocab));
                 }
             }
         }
@@ -275,25 +258,9 @@ public final class DecodeBench {
                         }
                     });
                 }
-                double maxDiff = 0;
-                double maxAbs = 0;
-                int agree = 0;
-                for (int s = 0; s < rows; s++) {
-                    int a0 = 0;
-                    int a1 = 0;
-                    for (int v = 0; v < vocab; v++) {
-                        float x = out[0][s * vocab + v];
-                        float y = out[1][s * vocab + v];
-                        maxDiff = Math.max(maxDiff, Math.abs(x - y));
-                        maxAbs = Math.max(maxAbs, Math.abs(x));
-                        if (x > out[0][s * vocab + a0]) a0 = v;
-                        if (y > out[1][s * vocab + a1]) a1 = v;
-                    }
-                    if (a0 == a1) agree++;
-                }
                 System.out.printf(Locale.ROOT, "[mixed] %d decodes at context %d + %d prompts of %d: gather-all %.2f ms,"
-                        + " mixed %.2f ms per step; max |dlogit| %.3e (max |logit| %.2f), greedy token equal %d/%d%n",
-                        b, context, numPrompts, context, ms[0], ms[1], maxDiff, maxAbs, agree, rows);
+                        + " mixed %.2f ms per step; %s%n", b, context, numPrompts, context, ms[0], ms[1],
+                        logitDiff(out[0], out[1], rows, vocab));
             }
             model.setMixedAttention(true);
         }
@@ -330,6 +297,28 @@ public final class DecodeBench {
             System.out.printf(Locale.ROOT, "[encode] %d images: upload %.2f ms, vision tower + projector %.2f ms (%.2f ms"
                     + " per image)%n", n, uploadMs, encodeMs, encodeMs / n);
         }
+    }
+
+    /** The largest logit difference of {@code rows} rows of two runs, and how many rows' greedy tokens agree. */
+    private static String logitDiff(float[] a, float[] b, int rows, int vocab) {
+        double maxDiff = 0;
+        double maxAbs = 0;
+        int agree = 0;
+        for (int s = 0; s < rows; s++) {
+            int a0 = 0;
+            int a1 = 0;
+            for (int v = 0; v < vocab; v++) {
+                float x = a[s * vocab + v];
+                float y = b[s * vocab + v];
+                maxDiff = Math.max(maxDiff, Math.abs(x - y));
+                maxAbs = Math.max(maxAbs, Math.abs(x));
+                if (x > a[s * vocab + a0]) a0 = v;
+                if (y > b[s * vocab + a1]) a1 = v;
+            }
+            if (a0 == a1) agree++;
+        }
+        return String.format(Locale.ROOT, "max |dlogit| %.3e (max |logit| %.2f), greedy token equal %d/%d", maxDiff,
+                maxAbs, agree, rows);
     }
 
     private static int[] blockTable(int seq, int blocksPerSeq) {
