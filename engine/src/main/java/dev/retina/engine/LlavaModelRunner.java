@@ -32,6 +32,7 @@ public final class LlavaModelRunner implements ModelRunner {
     private final int imageTokenId;
     private final Sampler sampler = new Sampler();
     private final ImageFeatureStore imageFeatures;
+    private final StepProfile profile = Boolean.getBoolean("retina.stepProfile") ? new StepProfile() : null;
 
     /** Default capacity of the encoder cache, in image tokens (about 28 LLaVA-1.5 images). */
     public static final int DEFAULT_ENCODER_CACHE_SIZE = 16384;
@@ -202,8 +203,6 @@ public final class LlavaModelRunner implements ModelRunner {
             return String.format(java.util.Locale.ROOT, "%.2f / %.2f", meanMedian[0], meanMedian[1]);
         }
     }
-
-    private final StepProfile profile = Boolean.getBoolean("retina.stepProfile") ? new StepProfile() : null;
 
     /**
      * The batch order: one-token sequences (decodes) first, then the rest, each group in the scheduler's order, so a
