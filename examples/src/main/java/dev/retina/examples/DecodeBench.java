@@ -268,7 +268,8 @@ public final class DecodeBench {
 
     /**
      * The vision tower plus projector on {@code n} stacked images, for each n: the pixel upload (a float array to a
-     * device array, synchronized) and the encode (synchronized) timed apart.
+     * device array, synchronized), then the encode (synchronized) through the direct tower and through the DJL-op
+     * layers, timed apart, and the largest difference between their image features.
      */
     private static void encode(LlavaModel model, int[] counts, int steps, int warmup) {
         int side = model.config().visionConfig().imageSize();
@@ -283,19 +284,37 @@ public final class DecodeBench {
                     step.create(pixels, shape).get(0, 0, 0, 0).getFloat(); // sync
                 }
             });
-            double encodeMs;
+            double[] encodeMs = new double[2];
+            float[][] features = new float[2][];
             try (NDManager held = model.manager().newSubManager()) {
                 NDArray px = held.create(pixels, shape);
-                encodeMs = median(warmup, steps, () -> {
+                for (int direct = 1; direct >= 0; direct--) {
+                    model.setDirectVision(direct == 1);
+                    encodeMs[direct] = median(warmup, steps, () -> {
+                        try (NDManager step = model.manager().newSubManager()) {
+                            NDArray f = model.encodeImages(px);
+                            f.attach(step);
+                            f.get(0, 0, 0).toType(DataType.FLOAT32, false).getFloat(); // sync
+                        }
+                    });
                     try (NDManager step = model.manager().newSubManager()) {
-                        NDArray features = model.encodeImages(px);
-                        features.attach(step);
-                        features.get(0, 0, 0).toType(DataType.FLOAT32, false).getFloat(); // sync
+                        NDArray f = model.encodeImages(px);
+                        f.attach(step);
+                        features[direct] = f.toType(DataType.FLOAT32, false).toFloatArray();
                     }
-                });
+                }
             }
-            System.out.printf(Locale.ROOT, "[encode] %d images: upload %.2f ms, vision tower + projector %.2f ms (%.2f ms"
-                    + " per image)%n", n, uploadMs, encodeMs, encodeMs / n);
+            model.setDirectVision(true);
+            double maxDiff = 0;
+            double maxAbs = 0;
+            for (int i = 0; i < features[0].length; i++) {
+                maxDiff = Math.max(maxDiff, Math.abs(features[0][i] - features[1][i]));
+                maxAbs = Math.max(maxAbs, Math.abs(features[0][i]));
+            }
+            System.out.printf(Locale.ROOT, "[encode] %d images: upload %.2f ms; vision tower + projector: direct %.2f ms"
+                    + " (%.2f per image), DJL-op layers %.2f ms (%.2f per image); max |dfeature| %.3e (max |feature|"
+                    + " %.2f)%n", n, uploadMs, encodeMs[1], encodeMs[1] / n, encodeMs[0], encodeMs[0] / n, maxDiff,
+                    maxAbs);
         }
     }
 

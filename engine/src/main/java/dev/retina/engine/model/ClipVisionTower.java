@@ -30,6 +30,7 @@ final class ClipVisionTower {
     }
 
     private final LlavaConfig.VisionConfig config;
+    private final NDManager weightsManager;     // the direct tower's buffers live here
     private final NDArray patchEmbeddingWeight; // (3*patch*patch, hidden): conv kernel flattened (c, y, x), transposed
     private final NDArray classEmbedding;       // (1, 1, hidden)
     private final NDArray positionEmbedding;    // (numPatches + 1, hidden)
@@ -39,10 +40,16 @@ final class ClipVisionTower {
     private final NDArray quickGeluAlpha;       // () 1.702, model dtype
     private final NDArray attentionScale;       // () headDim^-0.5, model dtype
     private TorchShim flash;                    // non-null: attention through libtorch's flash kernel (CUDA float16)
+    private CudaKernels kernels;                // non-null: Retina's kernels are on (CUDA float16)
+    private java.util.function.Supplier<Cublas> cublas;
+    private boolean directEnabled = DIRECT;
+    private DirectVision direct;                // made on the first call that can take it
+    private boolean directUnavailable;          // cuBLAS, the kernels or the activation missing: DJL ops
 
     ClipVisionTower(LlavaConfig.VisionConfig config, int numLayersToRun, WeightSource weights, NDManager manager,
                     DataType dtype) {
         this.config = config;
+        this.weightsManager = manager;
         long h = config.hiddenSize();
         long inter = config.intermediateSize();
         long p = config.patchSize();
@@ -111,6 +118,8 @@ final class ClipVisionTower {
             for (int i = 1; i <= b; i++) starts[i] = (int) (i * (g * g + 1));
             cuSeq = step.create(starts).toDevice(pixelValues.getDevice(), false);
         }
+        DirectVision d = direct();
+        if (d != null) return d.hiddenStates(hidden, cuSeq, indices);
         NDArray[] out = new NDArray[indices.length];
         for (int layer = 0; ; layer++) {
             boolean kept = false;
@@ -147,6 +156,48 @@ final class ClipVisionTower {
 
     /** Flash attention in the vision tower where it applies; {@code -Dretina.visionFlash=false} turns it off. */
     static final boolean FLASH = !"false".equals(System.getProperty("retina.visionFlash"));
+
+    /** The direct tower ({@link DirectVision}) where it applies; {@code -Dretina.directVision=false} turns it off. */
+    static final boolean DIRECT = !"false".equals(System.getProperty("retina.directVision"));
+
+    /**
+     * Retina's kernels and cuBLAS for the direct tower (CUDA float16, with flash attention on); null kernels turn it
+     * off. The direct tower is made on the first call.
+     */
+    void setDirect(CudaKernels kernels, java.util.function.Supplier<Cublas> cublas) {
+        this.kernels = kernels;
+        this.cublas = cublas;
+    }
+
+    /** The direct tower on or off where it applies (for comparisons against the DJL-op layers). */
+    void setDirectEnabled(boolean enabled) {
+        directEnabled = enabled;
+    }
+
+    private DirectVision direct() {
+        if (!directEnabled || directUnavailable || flash == null || kernels == null) return null;
+        if (direct != null) return direct;
+        int activation = DirectVision.activation(config.hiddenAct());
+        Cublas c = kernels.hasVisionKernels() && activation >= 0 ? cublas.get() : null;
+        if (c == null) {
+            directUnavailable = true;
+            return null;
+        }
+        long[][] w = new long[layers.length][];
+        for (int i = 0; i < layers.length; i++) {
+            EncoderLayer l = layers[i];
+            NDArray[] arrays = {l.layerNorm1Weight(), l.layerNorm1Bias(), l.qkvProjWeight(), l.qkvProjBias(),
+                    l.outProjWeight(), l.outProjBias(), l.layerNorm2Weight(), l.layerNorm2Bias(), l.fc1Weight(),
+                    l.fc1Bias(), l.fc2Weight(), l.fc2Bias()};
+            w[i] = new long[arrays.length];
+            for (int j = 0; j < arrays.length; j++) {
+                if (!kernels.isContiguous(arrays[j])) throw new IllegalStateException("vision weight not contiguous");
+                w[i][j] = kernels.address(arrays[j]);
+            }
+        }
+        direct = new DirectVision(config, kernels, c, flash, weightsManager, w, activation);
+        return direct;
+    }
 
     private NDArray encoderLayer(EncoderLayer w, NDArray x, NDArray cuSeq) {
         Shape shape = x.getShape(); // (B, S, hidden)

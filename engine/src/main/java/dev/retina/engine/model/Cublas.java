@@ -13,9 +13,10 @@ import java.lang.invoke.MethodHandle;
 import java.util.Optional;
 
 /**
- * cuBLAS through Java's FFM: the float16 GEMMs of the direct decode path, called on raw device addresses with no
- * DJL array per call. Uses the libcublas that libtorch itself loaded (looked up by soname after DJL's engine has
- * started) and its own handle on the legacy default stream, so GEMMs order with DJL's ops and Retina's kernels.
+ * cuBLAS through Java's FFM: the float16 GEMMs of the direct decode path and the direct vision tower, called on raw
+ * device addresses with no DJL array per call. Uses the libcublas that libtorch itself loaded (looked up by soname
+ * after DJL's engine has started) and its own handle on the legacy default stream, so GEMMs order with DJL's ops and
+ * Retina's kernels.
  * fp16 inputs and output, fp32 accumulation (CUBLAS_COMPUTE_32F), as torch's fp16 matmul.
  *
  * <p>Not thread-safe (one scalar buffer); used from the engine thread only.
@@ -62,16 +63,16 @@ final class Cublas {
             try {
                 SymbolLookup lib = SymbolLookup.libraryLookup(name, Arena.global());
                 Cublas c = new Cublas(linker, lib);
-                log.info("cuBLAS {} loaded for the direct decode path", name);
+                log.info("cuBLAS {} loaded for the direct paths (decode steps, vision tower)", name);
                 return Optional.of(c);
             } catch (IllegalArgumentException e) {
                 // not found under this name; try the next
             } catch (Throwable t) {
-                log.info("cuBLAS {} unusable ({}); the direct decode path stays off", name, t.toString());
+                log.info("cuBLAS {} unusable ({}); the direct paths stay off", name, t.toString());
                 return Optional.empty();
             }
         }
-        log.info("no libcublas found; the direct decode path stays off");
+        log.info("no libcublas found; the direct paths stay off");
         return Optional.empty();
     }
 

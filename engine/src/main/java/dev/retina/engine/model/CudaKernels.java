@@ -67,6 +67,8 @@ final class CudaKernels {
     private final MemorySegment rmsNorm;  // null in a PTX built before rms_norm existed
     private final MemorySegment[] splitByHeadDim = new MemorySegment[HEAD_DIMS.length]; // null entries: no split-K
     private final MemorySegment attentionReduce;
+    private final MemorySegment addLayerNorm; // null in a PTX built before the direct vision tower
+    private final MemorySegment actFill;      // likewise
     private final MemorySegment[][] gemv = new MemorySegment[GEMV_MAX_ROWS][GEMV_VARIANTS.length]; // null: not in PTX
     private final int multiprocessors;
     private final MethodHandle cuEventCreate;      // (CUevent*, flags) -> CUresult
@@ -128,6 +130,8 @@ final class CudaKernels {
             for (int i = 0; i < HEAD_DIMS.length; i++)
                 splitByHeadDim[i] = optionalFunction(getFunction, module, "paged_attention_split_d" + HEAD_DIMS[i]);
             attentionReduce = optionalFunction(getFunction, module, "paged_attention_reduce");
+            addLayerNorm = optionalFunction(getFunction, module, "add_layer_norm");
+            actFill = optionalFunction(getFunction, module, "act_fill");
             MethodHandle setAttribute = handle(linker, cuda, "cuFuncSetAttribute", FunctionDescriptor.of(I32, PTR, I32, I32));
             for (int m = 0; m < GEMV_MAX_ROWS; m++)
                 for (int v = 0; v < GEMV_VARIANTS.length; v++) {
@@ -470,6 +474,76 @@ final class CudaKernels {
         values.set(F32, 8L * i++, eps);
         int threads = Math.min(1024, Math.max(32, (hidden / 4 + 31) / 32 * 32));
         launch(rmsNorm, rows, 1, threads, "rms_norm");
+    }
+
+    /** Whether this PTX has the direct vision tower's kernels ({@code add_layer_norm}, {@code act_fill}). */
+    boolean hasVisionKernels() {
+        return addLayerNorm != null && actFill != null;
+    }
+
+    /**
+     * Per row: {@code resid = x (+ y)} (fp16, as torch's add; resid may alias x, y may be 0), then with
+     * {@code normOut != 0} CLIP's LayerNorm of it into normOut; {@code fillA}/{@code fillB} (non-0) get the row's copy
+     * of {@code biasA} ({@code nA} values) / {@code biasB}. Device addresses the caller has checked: fp16, contiguous
+     * rows.
+     */
+    void addLayerNorm(long resid, long x, long y, long normOut, long weight, long bias, long fillA, long biasA, int nA,
+                      long fillB, long biasB, int nB, int rows, int hidden, float eps) {
+        if (addLayerNorm == null) throw new IllegalStateException("this PTX has no add_layer_norm");
+        if (rows == 0) return;
+        int i = 0;
+        values.set(I64, 8L * i++, resid);
+        values.set(I64, 8L * i++, x);
+        values.set(I64, 8L * i++, y);
+        values.set(I64, 8L * i++, normOut);
+        values.set(I64, 8L * i++, weight);
+        values.set(I64, 8L * i++, bias);
+        values.set(I64, 8L * i++, fillA);
+        values.set(I64, 8L * i++, biasA);
+        values.set(I32, 8L * i++, nA);
+        values.set(I64, 8L * i++, fillB);
+        values.set(I64, 8L * i++, biasB);
+        values.set(I32, 8L * i++, nB);
+        values.set(I32, 8L * i++, hidden);
+        values.set(F32, 8L * i++, eps);
+        int threads = Math.min(1024, Math.max(32, (hidden / 4 + 31) / 32 * 32));
+        launch(addLayerNorm, rows, 1, threads, "add_layer_norm");
+    }
+
+    /** {@link #actFill}'s activations: HF quick_gelu and exact GELU. */
+    static final int ACT_QUICK_GELU = 0;
+    static final int ACT_GELU = 1;
+
+    /**
+     * The MLP activation ({@link #ACT_QUICK_GELU} or {@link #ACT_GELU}) in place over {@code total} fp16 values at x,
+     * then {@code fillTotal} values at fill set to bias (nFill values, repeated). Addresses the caller has checked.
+     */
+    void actFill(long x, long total, int activation, long fill, long bias, int nFill, long fillTotal) {
+        if (actFill == null) throw new IllegalStateException("this PTX has no act_fill");
+        int i = 0;
+        values.set(I64, 8L * i++, x);
+        values.set(I64, 8L * i++, total);
+        values.set(I32, 8L * i++, activation);
+        values.set(I64, 8L * i++, fill);
+        values.set(I64, 8L * i++, bias);
+        values.set(I32, 8L * i++, nFill);
+        values.set(I64, 8L * i++, fillTotal);
+        int threads = 256;
+        long most = Math.max(total, fillTotal);
+        int blocks = (int) Math.max(1, Math.min((most + threads - 1) / threads, (long) multiprocessors * 16));
+        launch(actFill, blocks, 1, threads, "act_fill");
+    }
+
+    /** Whether a GPU array is contiguous row-major (every stride the product of the sizes after it). */
+    boolean isContiguous(NDArray array) {
+        long[] sizes = sizes(array);
+        long[] strides = strides(array, sizes.length);
+        long expected = 1;
+        for (int d = sizes.length - 1; d >= 0; d--) {
+            if (sizes[d] != 1 && strides[d] != expected) return false;
+            expected *= sizes[d];
+        }
+        return true;
     }
 
     /** Makes the primary context current on the calling thread (before a cuBLAS call on a new thread). */

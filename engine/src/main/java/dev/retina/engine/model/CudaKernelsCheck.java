@@ -45,6 +45,16 @@ public final class CudaKernelsCheck {
             rope(kernels, m, 4, 1, 16);
             silu(kernels, m, 11008, 7);
             silu(kernels, m, 64, 3);
+            if (kernels.hasVisionKernels()) {
+                layerNorm(kernels, m, 1024, 577 * 2, true);  // CLIP-L: residual add + layer_norm, two images
+                layerNorm(kernels, m, 1024, 3, false);        // layer 0: the embeddings alone
+                layerNorm(kernels, m, 40, 5, true);            // tiny
+                act(kernels, m, CudaKernels.ACT_QUICK_GELU, 4096, 577, 1024);
+                act(kernels, m, CudaKernels.ACT_GELU, 4096, 577, 1024);
+                act(kernels, m, CudaKernels.ACT_QUICK_GELU, 37, 3, 16);
+            } else {
+                System.out.println("this PTX has no vision kernels");
+            }
             if (kernels.hasGemv()) {
                 for (int rows = 1; rows <= CudaKernels.GEMV_MAX_ROWS; rows++) {
                     gemv(kernels, m, CudaKernels.GEMV_NORM, rows, 12288, 4096, false);  // the 7B's qkv
@@ -185,6 +195,65 @@ public final class CudaKernelsCheck {
             NDList gu = gateUp.toType(DataType.FLOAT32, false).split(2, 1);
             NDArray g = gu.get(0);
             report("silu_mul inter " + inter, out, g.mul(g.getNDArrayInternal().sigmoid()).mul(gu.get(1)));
+        }
+    }
+
+    /** add_layer_norm: the residual (x + y rounded), its LayerNorm, and the two bias fills. */
+    private static void layerNorm(CudaKernels kernels, NDManager root, int hidden, int rows, boolean add) {
+        try (NDManager m = root.newSubManager()) {
+            float eps = 1e-5f;
+            NDArray x = m.randomNormal(new Shape(rows, hidden)).mul(3).add(0.5).toType(DataType.FLOAT16, false);
+            NDArray y = m.randomNormal(new Shape(rows, hidden)).toType(DataType.FLOAT16, false);
+            NDArray w = m.randomNormal(new Shape(hidden)).mul(0.2).add(1).toType(DataType.FLOAT16, false);
+            NDArray b = m.randomNormal(new Shape(hidden)).mul(0.1).toType(DataType.FLOAT16, false);
+            NDArray biasA = m.randomNormal(new Shape(3L * hidden)).toType(DataType.FLOAT16, false);
+            NDArray biasB = m.randomNormal(new Shape(hidden)).toType(DataType.FLOAT16, false);
+            NDArray resid = m.full(new Shape(rows, hidden), Float.NaN, DataType.FLOAT16);
+            NDArray out = m.full(new Shape(rows, hidden), Float.NaN, DataType.FLOAT16);
+            NDArray fillA = m.full(new Shape(rows, 3L * hidden), Float.NaN, DataType.FLOAT16);
+            NDArray fillB = m.full(new Shape(rows, hidden), Float.NaN, DataType.FLOAT16);
+            kernels.addLayerNorm(kernels.address(resid), kernels.address(x), add ? kernels.address(y) : 0L,
+                    kernels.address(out), kernels.address(w), kernels.address(b), kernels.address(fillA),
+                    kernels.address(biasA), 3 * hidden, kernels.address(fillB), kernels.address(biasB), hidden, rows,
+                    hidden, eps);
+            NDArray r = add ? x.toType(DataType.FLOAT32, false).add(y.toType(DataType.FLOAT32, false))
+                    .toType(DataType.FLOAT16, false) : x;
+            NDArray r32 = r.toType(DataType.FLOAT32, false);
+            NDArray mean = r32.mean(new int[] {1}, true);
+            NDArray centered = r32.sub(mean);
+            NDArray var = centered.square().mean(new int[] {1}, true);
+            NDArray ref = centered.div(var.add(eps).sqrt()).mul(w.toType(DataType.FLOAT32, false))
+                    .add(b.toType(DataType.FLOAT32, false));
+            String label = "add_layer_norm hidden " + hidden + " rows " + rows + (add ? " x + y" : " x");
+            report(label + ": residual", resid, r32);
+            report(label + ": layer norm", out, ref);
+            boolean filled = fillA.toType(DataType.FLOAT32, false).sub(biasA.toType(DataType.FLOAT32, false))
+                    .abs().max().getFloat() == 0 && fillB.toType(DataType.FLOAT32, false)
+                    .sub(biasB.toType(DataType.FLOAT32, false)).abs().max().getFloat() == 0;
+            if (!filled) failed = true;
+            System.out.printf(Locale.ROOT, "%-70s %s%n", label + ": bias rows", filled ? "exact ok" : "FAIL");
+        }
+    }
+
+    /** act_fill: quick_gelu / GELU in place against float32, and the fc2 bias rows. */
+    private static void act(CudaKernels kernels, NDManager root, int activation, int inter, int rows, int hidden) {
+        try (NDManager m = root.newSubManager()) {
+            NDArray x = m.randomNormal(new Shape(rows, inter)).mul(3).toType(DataType.FLOAT16, false);
+            NDArray x32 = x.toType(DataType.FLOAT32, false);
+            NDArray bias = m.randomNormal(new Shape(hidden)).toType(DataType.FLOAT16, false);
+            NDArray fill = m.full(new Shape(rows, hidden), Float.NaN, DataType.FLOAT16);
+            NDArray ref = activation == CudaKernels.ACT_QUICK_GELU
+                    ? x32.mul(x32.mul(1.702f).getNDArrayInternal().sigmoid())
+                    : ai.djl.nn.Activation.gelu(x32);
+            kernels.actFill(kernels.address(x), (long) rows * inter, activation, kernels.address(fill),
+                    kernels.address(bias), hidden, (long) rows * hidden);
+            String label = String.format(Locale.ROOT, "act_fill %s %d x %d",
+                    activation == CudaKernels.ACT_QUICK_GELU ? "quick_gelu" : "gelu", rows, inter);
+            report(label, x, ref);
+            boolean filled = fill.toType(DataType.FLOAT32, false).sub(bias.toType(DataType.FLOAT32, false))
+                    .abs().max().getFloat() == 0;
+            if (!filled) failed = true;
+            System.out.printf(Locale.ROOT, "%-70s %s%n", label + ": bias rows", filled ? "exact ok" : "FAIL");
         }
     }
 

@@ -56,6 +56,8 @@ final class LlamaModel implements AutoCloseable {
     private boolean splitK = !"false".equals(System.getProperty("retina.splitK"));
     private boolean gemv = LlavaModel.GEMV_DEFAULT;
     private boolean directUnavailable;     // cuBLAS or rms_norm missing: stay on the DJL-op path
+    private Cublas cublas;                 // loaded on first use by a direct path (decode, vision tower)
+    private boolean cublasUnavailable;
     // Steps mixing decodes and prefill chunks: decodes through the paged kernel, only the chunks' contexts gathered
     private boolean mixedAttention = !"false".equals(System.getProperty("retina.mixedAttention"));
 
@@ -120,6 +122,24 @@ final class LlamaModel implements AutoCloseable {
     /** libtorch's C shim when native kernels are on (the vision tower's flash attention uses it too), else null. */
     TorchShim nativeShim() {
         return nativeKernels ? shim : null;
+    }
+
+    /** Retina's CUDA kernels when they are on (native and Retina kernels, CUDA float16), else null. */
+    CudaKernels retinaKernels() {
+        return pagedDecode ? kernels : null;
+    }
+
+    /**
+     * cuBLAS for the direct paths (decode steps, the vision tower): one handle, loaded on first use with the CUDA
+     * context current; null where Retina's kernels are off or no libcublas loads.
+     */
+    Cublas cublas() {
+        if (cublas == null && !cublasUnavailable && kernels != null) {
+            kernels.ensureContext();
+            cublas = Cublas.load().orElse(null);
+            cublasUnavailable = cublas == null;
+        }
+        return cublas;
     }
 
     /** The direct decode path (cuBLAS + Retina's kernels, no DJL op per layer) on or off within the native path. */
@@ -218,9 +238,8 @@ final class LlamaModel implements AutoCloseable {
         int[] logits = batch.logitsIndices();
         for (int s = 0; s < logits.length; s++) if (logits[s] != s) return false; // one row per sequence, in order
         if (direct == null) {
-            kernels.ensureContext();
-            java.util.Optional<Cublas> cublas = kernels.hasRmsNorm() ? Cublas.load() : java.util.Optional.empty();
-            if (cublas.isEmpty()) {
+            Cublas cublas = kernels.hasRmsNorm() ? cublas() : null;
+            if (cublas == null) {
                 directUnavailable = true;
                 return false;
             }
@@ -231,7 +250,7 @@ final class LlamaModel implements AutoCloseable {
                         kernels.address(l.oProjWeight()), kernels.address(l.postAttentionLayernormWeight()),
                         kernels.address(l.gateUpProjWeight()), kernels.address(l.downProjWeight())};
             }
-            direct = new DirectDecode(config, dtype, kernels, cublas.get(), weightsManager, w, norm, lmHead);
+            direct = new DirectDecode(config, dtype, kernels, cublas, weightsManager, w, norm, lmHead);
             direct.setSplitK(splitK);
             direct.setGemv(gemv);
         }

@@ -50,6 +50,7 @@ public final class LlavaModel implements AutoCloseable {
         this.visionFeatureIndices = config.visionFeatureLayers().stream().mapToInt(config::resolveVisionLayer).toArray();
         this.imageNewline = config.isNext() ? weights.get("image_newline", config.textConfig().hiddenSize()) : null;
         visionTower.setFlashAttention(languageModel.nativeShim());
+        visionTower.setDirect(languageModel.retinaKernels(), languageModel::cublas);
     }
 
     /** Loads {@code config.json} and the weights from a HF checkpoint directory onto the configured device. */
@@ -218,6 +219,7 @@ public final class LlavaModel implements AutoCloseable {
     public void setNativeKernels(boolean enabled) {
         languageModel.setNativeKernels(enabled);
         visionTower.setFlashAttention(languageModel.nativeShim());
+        visionTower.setDirect(languageModel.retinaKernels(), languageModel::cublas);
     }
 
     /**
@@ -227,6 +229,16 @@ public final class LlavaModel implements AutoCloseable {
      */
     public void setRetinaKernels(boolean enabled) {
         languageModel.setRetinaKernels(enabled);
+        visionTower.setDirect(languageModel.retinaKernels(), languageModel::cublas);
+    }
+
+    /**
+     * With Retina's kernels on, whether the vision tower's encoder layers take the direct path (cuBLAS, flash attention
+     * and Retina's kernels on raw device addresses, no DJL op per layer; see DirectVision). On by default where it can
+     * load ({@code -Dretina.directVision=false} turns it off); off only to compare. Engine thread only.
+     */
+    public void setDirectVision(boolean enabled) {
+        visionTower.setDirectEnabled(enabled);
     }
 
     /**

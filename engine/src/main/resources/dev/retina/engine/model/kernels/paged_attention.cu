@@ -583,3 +583,83 @@ RETINA_GEMV_ALL(1)
 RETINA_GEMV_ALL(2)
 RETINA_GEMV_ALL(3)
 RETINA_GEMV_ALL(4)
+
+// ---- The direct vision tower (DirectVision.java): CLIP's pre-norm encoder layers around cuBLAS GEMMs. ----
+// Biases enter a GEMM by starting its output at the bias and accumulating with beta = 1 (fp32 sum, one rounding,
+// as torch's addmm); the kernels below write those starting rows next to their own work.
+
+namespace {
+
+// Sum of v over the block (blockDim.x a multiple of 32, at most 1024); every thread gets the total. `partial` is 32
+// floats of shared memory; the call ends with a barrier, so the same buffer serves the next reduction.
+__device__ __forceinline__ float block_sum(float v, float* partial) {
+    v = warp_sum(v);
+    const int lane = threadIdx.x & 31;
+    const int warp = threadIdx.x >> 5;
+    if (lane == 0) partial[warp] = v;
+    __syncthreads();
+    float t = lane < (int)(blockDim.x >> 5) ? partial[lane] : 0.f;
+    t = warp_sum(t);
+    __syncthreads();
+    return t;
+}
+
+}  // namespace
+
+// One row per block: r = x (+ y), rounded to fp16 as torch's add, written to resid (may alias x; y may be null);
+// with norm_out non-null, LayerNorm(r) = (r - mean) * rstd * w + b in fp32 (two passes over the row for mean and
+// variance, biased, as torch's layer_norm) rounded once into norm_out. fill_a / fill_b (non-null) get this row's
+// copy of bias_a (n_a values) / bias_b (n_b values): the start of the next GEMMs' outputs.
+//   x, y, resid, norm_out: (rows, hidden) fp16 contiguous; w, b: (hidden) fp16
+extern "C" __global__ void add_layer_norm(__half* resid, const __half* x, const __half* y, __half* norm_out,
+                                          const __half* w, const __half* b, __half* fill_a, const __half* bias_a,
+                                          int n_a, __half* fill_b, const __half* bias_b, int n_b, int hidden,
+                                          float eps) {
+    __shared__ float partial[32];
+    const long long row = blockIdx.x;
+    const __half* xr = x + row * hidden;
+    __half* rr = resid + row * hidden;
+    float sum = 0.f;
+    for (int i = threadIdx.x; i < hidden; i += blockDim.x) {
+        const __half r = y != nullptr ? __float2half_rn(__half2float(xr[i]) + __half2float(y[row * hidden + i])) : xr[i];
+        rr[i] = r;  // read back below by this same thread only
+        sum += __half2float(r);
+    }
+    if (fill_a != nullptr)
+        for (int i = threadIdx.x; i < n_a; i += blockDim.x) fill_a[row * n_a + i] = bias_a[i];
+    if (fill_b != nullptr)
+        for (int i = threadIdx.x; i < n_b; i += blockDim.x) fill_b[row * n_b + i] = bias_b[i];
+    if (norm_out == nullptr) return;
+    const float mean = block_sum(sum, partial) / (float)hidden;
+    float sq = 0.f;
+    for (int i = threadIdx.x; i < hidden; i += blockDim.x) {
+        const float c = __half2float(rr[i]) - mean;
+        sq += c * c;
+    }
+    const float rstd = rsqrtf(block_sum(sq, partial) / (float)hidden + eps);
+    __half* out = norm_out + row * hidden;
+    for (int i = threadIdx.x; i < hidden; i += blockDim.x)
+        out[i] = __float2half_rn(__half2float(w[i]) * (rstd * (__half2float(rr[i]) - mean)) + __half2float(b[i]));
+}
+
+// The MLP activation in place over x (total values), then fill (fill_total values) with bias repeated every n_fill
+// (the start of the fc2 GEMM's output). act 0: HF quick_gelu, x * sigmoid(1.702 x) rounded after each op as torch's
+// fp16 ops round; act 1: exact (erf) GELU in fp32, rounded once.
+extern "C" __global__ void act_fill(__half* x, long long total, int act, __half* fill, const __half* bias, int n_fill,
+                                    long long fill_total) {
+    const long long stride = (long long)gridDim.x * blockDim.x;
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total; i += stride) {
+        const float v = __half2float(x[i]);
+        float r;
+        if (act == 0) {
+            const float a = __half2float(__float2half_rn(v * 1.702f));
+            const float s = __half2float(__float2half_rn(1.f / (1.f + expf(-a))));
+            r = v * s;
+        } else {
+            r = v * 0.5f * (1.f + erff(v * 0.70710678118654752f));
+        }
+        x[i] = __float2half_rn(r);
+    }
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < fill_total; i += stride)
+        fill[i] = bias[i % n_fill];
+}
