@@ -75,21 +75,30 @@ public final class KvCacheSizer {
             images = List.of(largestImage);
         }
         long start = System.nanoTime();
+        boolean directPrefill = model.directPrefill();
         try (LlavaModelRunner runner = new LlavaModelRunner(model, numBlocks, blockSize)) {
-            List<ScheduledSequence> seqs = new ArrayList<>();
-            int nextBlock = 0;
-            for (int s = 0; s < prompts.size(); s++) {
-                int[] prompt = prompts.get(s);
-                int[] blockTable = new int[(prompt.length + blockSize - 1) / blockSize];
-                for (int b = 0; b < blockTable.length; b++) blockTable[b] = nextBlock++;
-                seqs.add(new ScheduledSequence(s, "profile-" + s, 0, prompt, 0, blockTable, true, prompt, new int[0],
-                        0.5, SamplingParams.greedy(1), List.of(), s == 0 ? images : List.of()));
-            }
             // A step stacks up to MAX_IMAGES_PER_ENCODE new requests' images into one vision-tower call: profile
             // that batch too (its activations peak before the language model runs, so the two peaks do not add).
             if (!images.isEmpty() && !largestImage.isTiled() && largestImage.imageFeatures() == null)
                 runner.profileEncoder(largestImage, LlavaModelRunner.MAX_IMAGES_PER_ENCODE);
-            runner.execute(new SchedulerOutput(seqs, numTokens, List.of(), Set.of()));
+            // On the GPU, fresh prompts go through the direct path, whose buffers persist, while later chunks of a
+            // prompt take the DJL-op layers: the step runs both ways so that both are in the memory it leaves used.
+            for (int pass = 0; pass < (directPrefill && model.device().isGpu() ? 2 : 1); pass++) {
+                model.setDirectPrefill(pass == 0 && directPrefill);
+                List<ScheduledSequence> seqs = new ArrayList<>();
+                int nextBlock = 0;
+                for (int s = 0; s < prompts.size(); s++) {
+                    int[] prompt = prompts.get(s);
+                    int[] blockTable = new int[(prompt.length + blockSize - 1) / blockSize];
+                    for (int b = 0; b < blockTable.length; b++) blockTable[b] = nextBlock++;
+                    seqs.add(new ScheduledSequence((long) pass * prompts.size() + s, "profile-" + pass + "-" + s, 0,
+                            prompt, 0, blockTable, true, prompt, new int[0], 0.5, SamplingParams.greedy(1), List.of(),
+                            s == 0 ? images : List.of()));
+                }
+                runner.execute(new SchedulerOutput(seqs, numTokens, List.of(), Set.of()));
+            }
+        } finally {
+            model.setDirectPrefill(directPrefill);
         }
         log.info("profiling step: {} sequences, {} tokens{} in {} ms", prompts.size(), numTokens,
                 images.isEmpty() ? "" : ", one image of " + largestImage.numTiles() + " tile(s), "

@@ -101,9 +101,13 @@ public final class DecodeBench {
             // Vision encode of one image.
             float[] pixels = new float[3 * side * side];
             for (int i = 0; i < pixels.length; i++) pixels[i] = (float) random.nextGaussian();
+            List<Double> encodeHost = new ArrayList<>(); // until encodeImages returns: every launch queued
             double encodeMs = median(warmup, steps, () -> {
                 try (NDManager step = model.manager().newSubManager()) {
-                    NDArray features = model.encodeImages(step.create(pixels, new Shape(1, 3, side, side)));
+                    NDArray px = step.create(pixels, new Shape(1, 3, side, side));
+                    long t = System.nanoTime();
+                    NDArray features = model.encodeImages(px);
+                    encodeHost.add((System.nanoTime() - t) / 1e6);
                     features.get(0, 0, 0).toType(DataType.FLOAT32, false).getFloat(); // sync
                 }
             });
@@ -112,14 +116,37 @@ public final class DecodeBench {
             for (int i = 0; i < context; i++) prompt[i] = random.nextInt(Math.min(vocab, 32000));
             int[] table0 = blockTable(0, blocksPerSeq);
             ForwardBatch prefill = ForwardBatch.single(0, context, table0, BLOCK_SIZE);
+            List<Double> prefillHost = new ArrayList<>();
             double prefillMs = median(Math.min(warmup, 3), Math.min(steps, 10), () -> {
                 try (NDManager step = model.manager().newSubManager()) {
-                    NDArray logits = model.forward(model.embedTokens(step.create(prompt)), prefill, cache);
+                    NDArray embeds = model.embedTokens(step.create(prompt));
+                    long t = System.nanoTime();
+                    NDArray logits = model.forward(embeds, prefill, cache);
+                    prefillHost.add((System.nanoTime() - t) / 1e6);
                     logits.argMax(1).toLongArray(); // sync, as greedy sampling would
                 }
             });
-            System.out.printf(Locale.ROOT, "[%s] encode 1 image: %.2f ms   prefill %d tokens: %.2f ms%n", label,
-                    encodeMs, context, prefillMs);
+            System.out.printf(Locale.ROOT, "[%s] encode 1 image: %.2f ms (host %.2f)   prefill %d tokens: %.2f ms (host"
+                    + " %.2f)%n", label, encodeMs, medianOf(encodeHost, warmup), context, prefillMs,
+                    medianOf(prefillHost, Math.min(warmup, 3)));
+            if (label.startsWith("direct") && model.directPrefill()) {
+                // The same prompt through the DJL-op layers: time and logits against the direct prefill's.
+                float[][] logits = new float[2][];
+                for (int on = 1; on >= 0; on--) {
+                    model.setDirectPrefill(on == 1);
+                    try (NDManager step = model.manager().newSubManager()) {
+                        logits[on] = model.forward(model.embedTokens(step.create(prompt)), prefill, cache).toFloatArray();
+                    }
+                }
+                double offMs = median(Math.min(warmup, 3), Math.min(steps, 10), () -> {
+                    try (NDManager step = model.manager().newSubManager()) {
+                        model.forward(model.embedTokens(step.create(prompt)), prefill, cache).argMax(1).toLongArray();
+                    }
+                });
+                model.setDirectPrefill(true);
+                System.out.printf(Locale.ROOT, "[%s] prefill %d tokens through the DJL-op layers: %.2f ms; direct against"
+                        + " it: %s%n", label, context, offMs, logitDiff(logits[1], logits[0], 1, vocab));
+            }
             System.out.printf(Locale.ROOT, "[%s] %6s %10s %12s %14s%n", label, "batch", "ms/step", "out tok/s",
                     "host ms/step");
             for (int b : batches) {
@@ -144,10 +171,8 @@ public final class DecodeBench {
                         logits.argMax(1).toLongArray(); // sync: greedy tokens to the host
                     }
                 });
-                double[] host = hostMs.subList(warmup, hostMs.size()).stream().mapToDouble(Double::doubleValue).sorted()
-                        .toArray();
                 System.out.printf(Locale.ROOT, "[%s] %6d %10.2f %12.0f %14.2f%n", label, b, ms, b * 1000.0 / ms,
-                        host[host.length / 2]);
+                        medianOf(hostMs.subList(warmup, hostMs.size()), 0));
                 if (Boolean.getBoolean("retina.directProfile") && label.startsWith("direct"))
                     System.out.println(model.directDecodeProfile());
             }
@@ -344,6 +369,13 @@ public final class DecodeBench {
         int[] table = new int[blocksPerSeq];
         for (int i = 0; i < blocksPerSeq; i++) table[i] = seq * blocksPerSeq + i;
         return table;
+    }
+
+    /** Median of the values from index {@code from} on (the timed runs after warm-up). */
+    private static double medianOf(List<Double> values, int from) {
+        double[] v = values.subList(Math.min(from, values.size()), values.size()).stream()
+                .mapToDouble(Double::doubleValue).sorted().toArray();
+        return v.length == 0 ? Double.NaN : v[v.length / 2];
     }
 
     private static double median(int warmup, int steps, Runnable body) {

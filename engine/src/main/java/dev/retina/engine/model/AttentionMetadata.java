@@ -205,6 +205,20 @@ final class AttentionMetadata {
         return s;
     }
 
+    /**
+     * True when every sequence from {@code from} on has no cached context: its new tokens are its whole context
+     * (positions 0 .. n - 1), so attention can run over the step's own K/V rows.
+     */
+    static boolean freshPrefills(ForwardBatch batch, int from) {
+        int[] starts = batch.queryStartLoc();
+        for (int s = from; s < batch.numSeqs(); s++) {
+            int numNew = starts[s + 1] - starts[s];
+            if (batch.seqLens()[s] != numNew) return false;
+            for (int i = 0; i < numNew; i++) if (batch.positions()[starts[s] + i] != i) return false;
+        }
+        return true;
+    }
+
     /** True when every sequence adds exactly one token, the last of its context: a pure decode step. */
     static boolean isPureDecode(ForwardBatch batch) {
         return batch.numTokens() == batch.numSeqs() && newTokensTrail(batch);

@@ -266,6 +266,17 @@ final class CudaKernels {
      *  addresses the caller has checked. */
     void ropeKvWrite(long qkv, long positions, long slots, long cos, long sin, long keyCache, long valueCache,
                      int numTokens, int numHeads, int numKvHeads, int headDim) {
+        ropeKvWrite(qkv, positions, slots, cos, sin, keyCache, valueCache, numTokens, numHeads, numKvHeads, headDim,
+                false);
+    }
+
+    /**
+     * As {@link #ropeKvWrite(long, long, long, long, long, long, long, int, int, int, int)}; with {@code kBack} the
+     * rotated k heads are also written back into qkv (flash attention over the qkv rows of prefills that have no
+     * cached context).
+     */
+    void ropeKvWrite(long qkv, long positions, long slots, long cos, long sin, long keyCache, long valueCache,
+                     int numTokens, int numHeads, int numKvHeads, int headDim, boolean kBack) {
         int i = 0;
         values.set(I64, 8L * i++, qkv);
         values.set(I64, 8L * i++, positions);
@@ -277,6 +288,7 @@ final class CudaKernels {
         values.set(I32, 8L * i++, numHeads);
         values.set(I32, 8L * i++, numKvHeads);
         values.set(I32, 8L * i++, headDim);
+        values.set(I32, 8L * i++, kBack ? 1 : 0);
         // one block per (token, q/k/v head); a thread per rotated pair (two elements of a v head)
         int threads = Math.min(1024, Math.max(32, (headDim / 2 + 31) / 32 * 32));
         launch(ropeKvWrite, numTokens, numHeads + 2 * numKvHeads, threads, "rope_kv_write");

@@ -166,6 +166,7 @@ public final class CudaKernelsCheck {
             long kvDim = (long) kvHeads * d;
             NDArray qkv = m.randomNormal(new Shape(numTokens, (long) (heads + 2 * kvHeads) * d)).toType(DataType.FLOAT16, false);
             NDArray qkv32 = qkv.toType(DataType.FLOAT32, false); // before the in-place rotation
+            NDArray qkvBack = qkv.duplicate(); // for the k_back run below
             NDArray keyCache = m.full(new Shape(numSlots, kvDim), Float.NaN, DataType.FLOAT16);
             NDArray valueCache = m.full(new Shape(numSlots, kvDim), Float.NaN, DataType.FLOAT16);
             NDArray pos = m.create(positions);
@@ -184,6 +185,14 @@ public final class CudaKernelsCheck {
                     qk.get(0).reshape(numTokens, (long) heads * d));
             report(label + ": k at slots", LlamaModel.rows(slot, keyCache, m), qk.get(1).reshape(numTokens, kvDim));
             report(label + ": v at slots", LlamaModel.rows(slot, valueCache, m), split.get(1));
+            NDArray keyCache2 = m.full(new Shape(numSlots, kvDim), Float.NaN, DataType.FLOAT16);
+            NDArray valueCache2 = m.full(new Shape(numSlots, kvDim), Float.NaN, DataType.FLOAT16);
+            kernels.ropeKvWrite(kernels.address(qkvBack), kernels.address(pos), kernels.address(slot),
+                    kernels.address(cosT), kernels.address(sinT), kernels.address(keyCache2),
+                    kernels.address(valueCache2), numTokens, heads, kvHeads, d, true);
+            report(label + ": k written back (k_back)", qkvBack.get(new NDIndex(":, {}:{}", (long) heads * d,
+                    (long) (heads + kvHeads) * d)), qk.get(1).reshape(numTokens, kvDim));
+            report(label + ": k at slots (k_back)", LlamaModel.rows(slot, keyCache2, m), qk.get(1).reshape(numTokens, kvDim));
         }
     }
 

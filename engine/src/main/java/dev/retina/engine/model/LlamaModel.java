@@ -52,6 +52,9 @@ final class LlamaModel implements AutoCloseable {
     private final NDManager weightsManager;
     private final boolean noBiases;
     private boolean directDecode = !"false".equals(System.getProperty("retina.directDecode"));
+    // Steps whose prefills have no cached context, through the direct path too (-Dretina.directPrefill=true: on;
+    // off by default until it has run on a GPU)
+    private boolean directPrefill = Boolean.getBoolean("retina.directPrefill");
     private DirectDecode direct;           // created at the first eligible decode step; null until then
     private boolean splitK = !"false".equals(System.getProperty("retina.splitK"));
     private boolean gemv = LlavaModel.GEMV_DEFAULT;
@@ -147,6 +150,15 @@ final class LlamaModel implements AutoCloseable {
         directDecode = enabled;
     }
 
+    /** Direct steps for prefills with no cached context ({@link DirectDecode#forwardFreshPrefill}) on or off. */
+    void setDirectPrefill(boolean enabled) {
+        directPrefill = enabled;
+    }
+
+    boolean directPrefill() {
+        return directPrefill;
+    }
+
     /** Retina's own CUDA kernels on or off within the native path (for comparisons). Engine thread only. */
     void setRetinaKernels(boolean enabled) {
         retinaKernels = enabled;
@@ -195,6 +207,10 @@ final class LlamaModel implements AutoCloseable {
         if (layout == AttentionMetadata.Layout.PAGED && useDirect(batch)) {
             return direct.forward(inputsEmbeds, meta, cache, rotaryEmb.cosTable(), rotaryEmb.sinTable());
         }
+        if (layout == AttentionMetadata.Layout.MIXED && directPrefill && AttentionMetadata.freshPrefills(batch,
+                meta.numDecode) && directReady() && direct.takesPrefills() && kernels.isContiguous(inputsEmbeds)) {
+            return direct.forwardFreshPrefill(inputsEmbeds, meta, cache, rotaryEmb.cosTable(), rotaryEmb.sinTable());
+        }
         NDArray hidden = inputsEmbeds;
         for (int i = 0; i < layers.length; i++) {
             // Each layer's temporaries die with its scope; only the residual stream survives to the next layer.
@@ -234,9 +250,15 @@ final class LlamaModel implements AutoCloseable {
 
     /** Whether this pure-decode step goes the direct way (creating it on first use). */
     private boolean useDirect(ForwardBatch batch) {
-        if (!directDecode || directUnavailable || !pagedDecode || !fusedSiluMul || !noBiases) return false;
+        if (!directDecode) return false;
         int[] logits = batch.logitsIndices();
         for (int s = 0; s < logits.length; s++) if (logits[s] != s) return false; // one row per sequence, in order
+        return directReady();
+    }
+
+    /** Whether the direct path can run on this model (creating it on first use). */
+    private boolean directReady() {
+        if (directUnavailable || !pagedDecode || !fusedSiluMul || !noBiases) return false;
         if (direct == null) {
             Cublas cublas = kernels.hasRmsNorm() ? cublas() : null;
             if (cublas == null) {
@@ -250,7 +272,8 @@ final class LlamaModel implements AutoCloseable {
                         kernels.address(l.oProjWeight()), kernels.address(l.postAttentionLayernormWeight()),
                         kernels.address(l.gateUpProjWeight()), kernels.address(l.downProjWeight())};
             }
-            direct = new DirectDecode(config, dtype, kernels, cublas, weightsManager, w, norm, lmHead);
+            direct = new DirectDecode(config, dtype, kernels, cublas, shim, weightsManager, w,
+                    norm, lmHead);
             direct.setSplitK(splitK);
             direct.setGemv(gemv);
         }

@@ -233,6 +233,20 @@ public final class LlavaModel implements AutoCloseable {
     }
 
     /**
+     * With Retina's kernels on, whether steps whose prefills have no cached context (a new prompt's first chunk, after
+     * any decodes) take the direct path too: cuBLAS, Retina's kernels and flash attention over the step's own K/V rows,
+     * no DJL op per layer. Off by default until it has run on a GPU ({@code -Dretina.directPrefill=true} turns it on).
+     */
+    public void setDirectPrefill(boolean enabled) {
+        languageModel.setDirectPrefill(enabled);
+    }
+
+    /** See {@link #setDirectPrefill}. */
+    public boolean directPrefill() {
+        return languageModel.directPrefill();
+    }
+
+    /**
      * With Retina's kernels on, whether the vision tower's encoder layers take the direct path (cuBLAS, flash attention
      * and Retina's kernels on raw device addresses, no DJL op per layer; see DirectVision). On by default where it can
      * load ({@code -Dretina.directVision=false} turns it off); off only to compare. Engine thread only.

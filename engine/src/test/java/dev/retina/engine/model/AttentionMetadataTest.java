@@ -114,4 +114,21 @@ class AttentionMetadataTest {
                 ForwardBatch.single(0, 2, new int[] {1}, BLOCK));
         assertFalse(AttentionMetadata.isPureDecode(chunk));
     }
+
+    @Test
+    void freshPrefillsAreThoseWithNoCachedContextAfterTheDecodes() {
+        ForwardBatch decode = ForwardBatch.single(5, 1, new int[] {3, 7}, BLOCK);
+        ForwardBatch fresh = ForwardBatch.single(0, 5, new int[] {1, 2}, BLOCK);
+        ForwardBatch freshToo = ForwardBatch.single(0, 2, new int[] {6}, BLOCK);
+        ForwardBatch secondChunk = ForwardBatch.single(4, 3, new int[] {0, 2}, BLOCK); // positions 4..6: cached 0..3
+        ForwardBatch mixed = ForwardBatch.concat(decode, fresh, freshToo);
+        int decodes = AttentionMetadata.decodePrefix(mixed);
+        assertEquals(1, decodes);
+        assertTrue(AttentionMetadata.freshPrefills(mixed, decodes));
+        assertFalse(AttentionMetadata.freshPrefills(mixed, 0), "the decode has 5 cached tokens");
+        ForwardBatch withChunk = ForwardBatch.concat(decode, fresh, secondChunk);
+        assertFalse(AttentionMetadata.freshPrefills(withChunk, AttentionMetadata.decodePrefix(withChunk)));
+        assertTrue(AttentionMetadata.freshPrefills(fresh, 0));
+        assertFalse(AttentionMetadata.freshPrefills(secondChunk, 0));
+    }
 }
