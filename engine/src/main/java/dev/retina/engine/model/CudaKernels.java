@@ -63,6 +63,7 @@ final class CudaKernels {
     private final MemorySegment context;
     private final MemorySegment[] attentionByHeadDim = new MemorySegment[HEAD_DIMS.length];
     private final MemorySegment ropeKvWrite;
+    private final MemorySegment ropeKvWriteKBack; // null in a PTX built before the direct prefill
     private final MemorySegment siluMul;
     private final MemorySegment rmsNorm;  // null in a PTX built before rms_norm existed
     private final MemorySegment[] splitByHeadDim = new MemorySegment[HEAD_DIMS.length]; // null entries: no split-K
@@ -125,6 +126,7 @@ final class CudaKernels {
             for (int i = 0; i < HEAD_DIMS.length; i++)
                 attentionByHeadDim[i] = function(getFunction, module, "paged_attention_decode_d" + HEAD_DIMS[i]);
             ropeKvWrite = function(getFunction, module, "rope_kv_write");
+            ropeKvWriteKBack = optionalFunction(getFunction, module, "rope_kv_write_kback");
             siluMul = function(getFunction, module, "silu_mul");
             rmsNorm = optionalFunction(getFunction, module, "rms_norm");
             for (int i = 0; i < HEAD_DIMS.length; i++)
@@ -288,10 +290,11 @@ final class CudaKernels {
         values.set(I32, 8L * i++, numHeads);
         values.set(I32, 8L * i++, numKvHeads);
         values.set(I32, 8L * i++, headDim);
-        values.set(I32, 8L * i++, kBack ? 1 : 0);
         // one block per (token, q/k/v head); a thread per rotated pair (two elements of a v head)
         int threads = Math.min(1024, Math.max(32, (headDim / 2 + 31) / 32 * 32));
-        launch(ropeKvWrite, numTokens, numHeads + 2 * numKvHeads, threads, "rope_kv_write");
+        if (kBack && ropeKvWriteKBack == null) throw new IllegalStateException("this PTX has no rope_kv_write_kback");
+        launch(kBack ? ropeKvWriteKBack : ropeKvWrite, numTokens, numHeads + 2 * numKvHeads, threads,
+                kBack ? "rope_kv_write_kback" : "rope_kv_write");
     }
 
     /**

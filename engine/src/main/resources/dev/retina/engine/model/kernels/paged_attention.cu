@@ -280,16 +280,16 @@ RETINA_PAGED_DECODE(256)
 // written into the cache at each token's slot. One block per (token, head) over the q, k and v heads (grid
 // (numTokens, numHeads + 2 * numKvHeads)): a decode step's few tokens still spread over many SMs.
 //   qkv:       (numTokens, (numHeads + 2 * numKvHeads) * D) fp16, contiguous: q heads, k heads, v heads; q is
-//              rotated in place; k's rotated values go to the cache, and with k_back != 0 back into qkv too (for
+//              rotated in place; k's rotated values go to the cache (rope_kv_write_kback: back into qkv too, for
 //              flash attention over the qkv rows themselves: prefills with no cached context)
 //   positions: (numTokens) int64; slots: (numTokens) int64
 //   cos, sin:  (numPositions, D) fp16, the two halves of a row equal (emb = cat(freqs, freqs))
 //   k_cache, v_cache: (numSlots, numKvHeads * D) fp16
 // out[i] = x[i] cos[i] - x[i + D/2] sin[i],  out[i + D/2] = x[i + D/2] cos[i + D/2] + x[i] sin[i + D/2]  (i < D/2)
-extern "C" __global__ void rope_kv_write(__half* qkv, const long long* positions, const long long* slots,
+template <bool KBack>
+__device__ __forceinline__ void rope_kv_write_impl(__half* qkv, const long long* positions, const long long* slots,
                                          const __half* __restrict__ cos, const __half* __restrict__ sin,
-                                         __half* k_cache, __half* v_cache, int num_heads, int num_kv_heads, int D,
-                                         int k_back) {
+                                         __half* k_cache, __half* v_cache, int num_heads, int num_kv_heads, int D) {
     const int token = blockIdx.x;
     const int h = blockIdx.y;
     const int half_d = D / 2;
@@ -320,12 +320,26 @@ extern "C" __global__ void rope_kv_write(__half* qkv, const long long* positions
         } else {
             k[i] = o1;
             k[i + half_d] = o2;
-            if (k_back) {
+            if constexpr (KBack) {
                 x[i] = o1;
                 x[i + half_d] = o2;
             }
         }
     }
+}
+
+extern "C" __global__ void rope_kv_write(__half* qkv, const long long* positions, const long long* slots,
+                                         const __half* __restrict__ cos, const __half* __restrict__ sin,
+                                         __half* k_cache, __half* v_cache, int num_heads, int num_kv_heads, int D) {
+    rope_kv_write_impl<false>(qkv, positions, slots, cos, sin, k_cache, v_cache, num_heads, num_kv_heads, D);
+}
+
+// rope_kv_write that also writes the rotated k heads back into qkv (prefills attended over their own qkv rows).
+extern "C" __global__ void rope_kv_write_kback(__half* qkv, const long long* positions, const long long* slots,
+                                               const __half* __restrict__ cos, const __half* __restrict__ sin,
+                                               __half* k_cache, __half* v_cache, int num_heads, int num_kv_heads,
+                                               int D) {
+    rope_kv_write_impl<true>(qkv, positions, slots, cos, sin, k_cache, v_cache, num_heads, num_kv_heads, D);
 }
 
 // SwiGLU: out = silu(gate) * up, gate and up side by side in one row (the fused gate_up projection's output).
