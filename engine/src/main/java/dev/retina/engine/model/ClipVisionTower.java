@@ -191,7 +191,10 @@ final class ClipVisionTower {
                     l.fc1Bias(), l.fc2Weight(), l.fc2Bias()};
             w[i] = new long[arrays.length];
             for (int j = 0; j < arrays.length; j++) {
-                if (!kernels.isContiguous(arrays[j])) throw new IllegalStateException("vision weight not contiguous");
+                if (!kernels.isContiguous(arrays[j])) { // raw addresses need dense rows: keep the DJL-op layers
+                    directUnavailable = true;
+                    return null;
+                }
                 w[i][j] = kernels.address(arrays[j]);
             }
         }
