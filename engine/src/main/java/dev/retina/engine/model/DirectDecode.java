@@ -194,7 +194,8 @@ final class DirectDecode {
      * the rotated k back into the qkv rows, the prefill rows attend through libtorch's varlen flash attention (causal)
      * straight over those rows (no gather from the cache), the decode rows through the paged kernel, and the o
      * projection runs as two GEMMs with the residual add (decode rows from the paged kernel's output, prefill rows
-     * from flash attention's). About 100 µs of host time per layer against ~450 µs for the DJL-op mixed layer.
+     * from flash attention's). The DJL-op mixed layer measured ~450 µs of host time per layer on the H200, which
+     * left a 606-token prefill host-bound; this path's own time has not been measured yet (off by default).
      *
      * @param inputsEmbeds (T, hidden) model dtype, contiguous: the residual stream, overwritten
      * @return (numSeqs, vocab) float32 logits at the batch's logits indices, in inputsEmbeds' manager

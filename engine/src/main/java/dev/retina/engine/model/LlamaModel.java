@@ -272,8 +272,7 @@ final class LlamaModel implements AutoCloseable {
                         kernels.address(l.oProjWeight()), kernels.address(l.postAttentionLayernormWeight()),
                         kernels.address(l.gateUpProjWeight()), kernels.address(l.downProjWeight())};
             }
-            direct = new DirectDecode(config, dtype, kernels, cublas, shim, weightsManager, w,
-                    norm, lmHead);
+            direct = new DirectDecode(config, dtype, kernels, cublas, shim, weightsManager, w, norm, lmHead);
             direct.setSplitK(splitK);
             direct.setGemv(gemv);
         }

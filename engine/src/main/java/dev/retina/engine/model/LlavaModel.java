@@ -49,8 +49,7 @@ public final class LlavaModel implements AutoCloseable {
                 nativeKernels);
         this.visionFeatureIndices = config.visionFeatureLayers().stream().mapToInt(config::resolveVisionLayer).toArray();
         this.imageNewline = config.isNext() ? weights.get("image_newline", config.textConfig().hiddenSize()) : null;
-        visionTower.setFlashAttention(languageModel.nativeShim());
-        visionTower.setDirect(languageModel.retinaKernels(), languageModel::cublas);
+        configureVisionTower();
     }
 
     /** Loads {@code config.json} and the weights from a HF checkpoint directory onto the configured device. */
@@ -218,8 +217,7 @@ public final class LlavaModel implements AutoCloseable {
      */
     public void setNativeKernels(boolean enabled) {
         languageModel.setNativeKernels(enabled);
-        visionTower.setFlashAttention(languageModel.nativeShim());
-        visionTower.setDirect(languageModel.retinaKernels(), languageModel::cublas);
+        configureVisionTower();
     }
 
     /**
@@ -229,6 +227,12 @@ public final class LlavaModel implements AutoCloseable {
      */
     public void setRetinaKernels(boolean enabled) {
         languageModel.setRetinaKernels(enabled);
+        configureVisionTower();
+    }
+
+    /** The vision tower follows the language model's kernel settings: flash attention and the direct layers. */
+    private void configureVisionTower() {
+        visionTower.setFlashAttention(languageModel.nativeShim());
         visionTower.setDirect(languageModel.retinaKernels(), languageModel::cublas);
     }
 
