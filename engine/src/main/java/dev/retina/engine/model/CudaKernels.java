@@ -125,12 +125,28 @@ final class CudaKernels {
             MemorySegment module = out.get(PTR, 0);
             for (int i = 0; i < HEAD_DIMS.length; i++)
                 attentionByHeadDim[i] = function(getFunction, module, "paged_attention_decode_d" + HEAD_DIMS[i]);
+            // Decode attention: the lane-group kernels (paged_attention_*_g_d<D>) where the PTX has them for that head
+            // size (D a power of two, 8..256), else the one-token-per-warp kernels; -Dretina.attnKernel=v1 keeps
+            // those everywhere (for comparisons), =g8 picks the 8-slot lane-group entry (head_dim 128 only).
+            String variant = System.getProperty("retina.attnKernel", "g");
             ropeKvWrite = function(getFunction, module, "rope_kv_write");
             ropeKvWriteKBack = optionalFunction(getFunction, module, "rope_kv_write_kback");
             siluMul = function(getFunction, module, "silu_mul");
             rmsNorm = optionalFunction(getFunction, module, "rms_norm");
             for (int i = 0; i < HEAD_DIMS.length; i++)
                 splitByHeadDim[i] = optionalFunction(getFunction, module, "paged_attention_split_d" + HEAD_DIMS[i]);
+            if (!variant.isEmpty() && !variant.equals("v1")) {
+                for (int i = 0; i < HEAD_DIMS.length; i++) {
+                    MemorySegment d = optionalFunction(getFunction, module,
+                            "paged_attention_decode_" + variant + "_d" + HEAD_DIMS[i]);
+                    MemorySegment sp = optionalFunction(getFunction, module,
+                            "paged_attention_split_" + variant + "_d" + HEAD_DIMS[i]);
+                    if (d != null && sp != null) {
+                        attentionByHeadDim[i] = d;
+                        splitByHeadDim[i] = sp;
+                    }
+                }
+            }
             attentionReduce = optionalFunction(getFunction, module, "paged_attention_reduce");
             addLayerNorm = optionalFunction(getFunction, module, "add_layer_norm");
             actFill = optionalFunction(getFunction, module, "act_fill");

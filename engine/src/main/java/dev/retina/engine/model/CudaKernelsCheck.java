@@ -116,6 +116,25 @@ public final class CudaKernelsCheck {
             NDArray ref = ai.djl.ndarray.NDArrays.concat(refs, 0); // (numSeqs, heads * d) float32
             report(String.format(Locale.ROOT, "paged decode attention heads %d kv %d d %d block %d", heads, kvHeads, d,
                     blockSize), out, ref);
+            if (kernels.hasSplitAttention(d)) {
+                // split-K: partitions of 64 tokens (the model's smallest), partial states merged by the reduce kernel
+                int maxCtx = 0;
+                for (int c : contexts) maxCtx = Math.max(maxCtx, c);
+                int partition = 64;
+                int parts = (maxCtx + partition - 1) / partition;
+                long states = (long) numSeqs * heads * parts;
+                NDArray partM = m.zeros(new Shape(states), DataType.FLOAT32);
+                NDArray partL = m.zeros(new Shape(states), DataType.FLOAT32);
+                NDArray partAcc = m.zeros(new Shape(states, d), DataType.FLOAT32);
+                NDArray splitOut = m.full(new Shape(numSeqs, (long) heads * d), Float.NaN, DataType.FLOAT16);
+                kernels.pagedAttentionDecodeSplit(kernels.address(splitOut), (long) heads * d, kernels.address(qkv),
+                        rowLen, kernels.address(keyCache), kernels.address(valueCache),
+                        kernels.address(m.create(flat, new Shape(numSeqs, maxBlocks))),
+                        kernels.address(m.create(contexts.clone())), numSeqs, maxBlocks, blockSize, heads, kvHeads, d,
+                        scale, partition, parts, kernels.address(partM), kernels.address(partL),
+                        kernels.address(partAcc));
+                report(String.format(Locale.ROOT, "  split-K, %d partitions of %d", parts, partition), splitOut, ref);
+            }
             if (shim != null && shim.hasFlashAttention() && d % 8 == 0) {
                 long[] slots = packed.stream().mapToLong(Long::longValue).toArray();
                 int[] cuK = new int[numSeqs + 1];

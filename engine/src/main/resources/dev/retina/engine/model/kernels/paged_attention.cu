@@ -276,6 +276,204 @@ RETINA_PAGED_DECODE(96)
 RETINA_PAGED_DECODE(128)
 RETINA_PAGED_DECODE(256)
 
+// The same decode attention with lane groups (entries paged_attention_{decode,split}_g_d<D>, D a power of two >= 8;
+// selected by -Dretina.attnKernel=g): a token's row is read by G = D / 8 lanes with one 16-byte load each for K and
+// for V, so a warp has 32 / G tokens per load slot and U slots in flight. Against the one-token-per-warp kernel:
+// half the load instructions (16- not 8-byte), scores reduced over G lanes (log2 G shuffles, for 32 / G tokens at
+// once) instead of 32, and the softmax's exp per token on G lanes instead of 32. Each lane group keeps its own
+// online-softmax state; groups merge through shuffles, warps through shared memory as above. Same arguments,
+// outputs and split-K partial states as paged_attention_decode.
+template <int D, int U>
+__device__ void paged_attention_grouped(__half* __restrict__ out, long long out_stride, const __half* q,
+                                        long long q_stride, const __half* __restrict__ k_cache,
+                                        const __half* __restrict__ v_cache, const int* __restrict__ block_tables,
+                                        const int* __restrict__ context_lens, int max_blocks_per_seq, int block_size,
+                                        int num_heads, int num_kv_heads, float scale, int partition_size,
+                                        float* __restrict__ part_m, float* __restrict__ part_l,
+                                        float* __restrict__ part_acc) {
+    static_assert(D >= 8 && D <= 256 && (D & (D - 1)) == 0, "D: a power of two in [8, 256]");
+    constexpr int G = D / 8;          // lanes per token
+    constexpr int NG = 32 / G;        // tokens per warp per load slot
+    constexpr int STEP = kWarps * NG; // tokens per load slot per block
+    __shared__ float sm_m[kWarps];
+    __shared__ float sm_l[kWarps];
+    __shared__ float sm_acc[kWarps][D];
+
+    const int head = blockIdx.x;
+    const int seq = blockIdx.y;
+    const int lane = threadIdx.x & 31;
+    const int warp = threadIdx.x >> 5;
+    const int group = lane / G;       // token slot of this lane within the warp
+    const int part = lane % G;        // elements [part * 8, part * 8 + 8) of the row
+    const int kv_head = head / (num_heads / num_kv_heads);
+    const int split = gridDim.z > 1;
+    const int t_begin = split ? blockIdx.z * partition_size : 0;
+    const int ctx = split ? min(context_lens[seq], t_begin + partition_size) : context_lens[seq];
+    const int* table = block_tables + (long long)seq * max_blocks_per_seq;
+    const long long row_stride = (long long)num_kv_heads * D;
+    const __half* kbase = k_cache + (long long)kv_head * D + part * 8;
+    const __half* vbase = v_cache + (long long)kv_head * D + part * 8;
+
+    float qv[8];
+    {
+        const uint4 raw = *reinterpret_cast<const uint4*>(q + seq * q_stride + (long long)head * D + part * 8);
+        const __half2* h2 = reinterpret_cast<const __half2*>(&raw);
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            const float2 f = __half22float2(h2[j]);
+            qv[2 * j] = f.x * scale;
+            qv[2 * j + 1] = f.y * scale;
+        }
+    }
+    float m = -CUDART_INF_F;
+    float l = 0.f;
+    float acc[8];
+#pragma unroll
+    for (int i = 0; i < 8; i++) acc[i] = 0.f;
+
+    // The loop bound is warp-uniform (the shuffles need every lane); a group's tokens past ctx are masked.
+    for (int t0 = t_begin + warp * NG; t0 < ctx; t0 += STEP * U) {
+        int rows[U];
+        uint4 kr[U];
+        uint4 vr[U];
+#pragma unroll
+        for (int u = 0; u < U; u++) {
+            const int t = t0 + group + u * STEP;
+            rows[u] = t < ctx ? table[t / block_size] * block_size + t % block_size : -1;
+        }
+#pragma unroll
+        for (int u = 0; u < U; u++) {
+            if (rows[u] >= 0) {
+                kr[u] = *reinterpret_cast<const uint4*>(kbase + rows[u] * row_stride);
+                vr[u] = *reinterpret_cast<const uint4*>(vbase + rows[u] * row_stride);
+            } else {
+                kr[u] = make_uint4(0u, 0u, 0u, 0u);
+                vr[u] = make_uint4(0u, 0u, 0u, 0u);
+            }
+        }
+        float s[U];
+#pragma unroll
+        for (int u = 0; u < U; u++) {
+            const __half2* k2 = reinterpret_cast<const __half2*>(&kr[u]);
+            float partial = 0.f;
+#pragma unroll
+            for (int j = 0; j < 4; j++) {
+                const float2 f = __half22float2(k2[j]);
+                partial = fmaf(qv[2 * j], f.x, partial);
+                partial = fmaf(qv[2 * j + 1], f.y, partial);
+            }
+#pragma unroll
+            for (int o = G / 2; o > 0; o >>= 1) partial += __shfl_xor_sync(0xffffffffu, partial, o);
+            s[u] = partial;
+        }
+        float m_new = m;
+#pragma unroll
+        for (int u = 0; u < U; u++)
+            if (rows[u] >= 0) m_new = fmaxf(m_new, s[u]);
+        // m_new = -inf only while this group has seen no token (l and acc still 0); first token: m = -inf, corr = 0
+        const float corr = m_new == -CUDART_INF_F ? 1.f : __expf(m - m_new);
+        l *= corr;
+#pragma unroll
+        for (int i = 0; i < 8; i++) acc[i] *= corr;
+#pragma unroll
+        for (int u = 0; u < U; u++) {
+            if (rows[u] < 0) continue;
+            const float p = __expf(s[u] - m_new);
+            l += p;
+            const __half2* v2 = reinterpret_cast<const __half2*>(&vr[u]);
+#pragma unroll
+            for (int j = 0; j < 4; j++) {
+                const float2 f = __half22float2(v2[j]);
+                acc[2 * j] = fmaf(p, f.x, acc[2 * j]);
+                acc[2 * j + 1] = fmaf(p, f.y, acc[2 * j + 1]);
+            }
+        }
+        m = m_new;
+    }
+    // Groups of the warp merge: lanes with the same part, across groups (xor over the group bits).
+#pragma unroll
+    for (int o = G; o < 32; o <<= 1) {
+        const float m2 = __shfl_xor_sync(0xffffffffu, m, o);
+        const float l2 = __shfl_xor_sync(0xffffffffu, l, o);
+        const float mm = fmaxf(m, m2);
+        const float c1 = m == -CUDART_INF_F ? 0.f : __expf(m - mm);
+        const float c2 = m2 == -CUDART_INF_F ? 0.f : __expf(m2 - mm);
+        l = l * c1 + l2 * c2;
+#pragma unroll
+        for (int i = 0; i < 8; i++) {
+            const float a2 = __shfl_xor_sync(0xffffffffu, acc[i], o);
+            acc[i] = acc[i] * c1 + a2 * c2;
+        }
+        m = mm;
+    }
+    if (lane == 0) { sm_m[warp] = m; sm_l[warp] = l; }
+    if (group == 0) {
+#pragma unroll
+        for (int i = 0; i < 8; i++) sm_acc[warp][part * 8 + i] = acc[i];
+    }
+    __syncthreads();
+
+    float gm = -CUDART_INF_F;
+#pragma unroll
+    for (int w = 0; w < kWarps; w++) gm = fmaxf(gm, sm_m[w]);
+    float weights[kWarps];
+    float gl = 0.f;
+#pragma unroll
+    for (int w = 0; w < kWarps; w++) {
+        weights[w] = sm_m[w] == -CUDART_INF_F ? 0.f : __expf(sm_m[w] - gm); // warps that saw no token weigh 0
+        gl += sm_l[w] * weights[w];
+    }
+    if (split) {
+        const long long idx = ((long long)seq * num_heads + head) * gridDim.z + blockIdx.z;
+        if (threadIdx.x == 0) { part_m[idx] = gm; part_l[idx] = gl; }
+        for (int e = threadIdx.x; e < D; e += blockDim.x) {
+            float v = 0.f;
+#pragma unroll
+            for (int w = 0; w < kWarps; w++) v = fmaf(sm_acc[w][e], weights[w], v);
+            part_acc[idx * D + e] = v;
+        }
+        return;
+    }
+    const float inv = gl > 0.f ? 1.f / gl : 0.f; // empty context: zeros rather than NaN
+    __half* o = out + seq * out_stride + (long long)head * D;
+    for (int e = threadIdx.x; e < D; e += blockDim.x) {
+        float v = 0.f;
+#pragma unroll
+        for (int w = 0; w < kWarps; w++) v = fmaf(sm_acc[w][e], weights[w], v);
+        o[e] = __float2half_rn(v * inv);
+    }
+}
+
+#ifndef RETINA_ATTN_G_UNROLL
+#define RETINA_ATTN_G_UNROLL 4
+#endif
+
+#define RETINA_PAGED_GROUPED(D, U, B, NAME)                                                                             \
+    extern "C" __global__ void __launch_bounds__(kWarps * 32, B) paged_attention_decode_##NAME##_d##D(                \
+        __half* out, long long out_stride, const __half* q, long long q_stride, const __half* k_cache,               \
+        const __half* v_cache, const int* block_tables, const int* context_lens, int max_blocks_per_seq,             \
+        int block_size, int num_heads, int num_kv_heads, float scale) {                                               \
+        paged_attention_grouped<D, U>(out, out_stride, q, q_stride, k_cache, v_cache, block_tables, context_lens,    \
+                                      max_blocks_per_seq, block_size, num_heads, num_kv_heads, scale, 0, nullptr,   \
+                                      nullptr, nullptr);                                                             \
+    }                                                                                                                 \
+    extern "C" __global__ void __launch_bounds__(kWarps * 32, B) paged_attention_split_##NAME##_d##D(                 \
+        const __half* q, long long q_stride, const __half* k_cache, const __half* v_cache, const int* block_tables,  \
+        const int* context_lens, int max_blocks_per_seq, int block_size, int num_heads, int num_kv_heads,            \
+        float scale, int partition_size, float* part_m, float* part_l, float* part_acc) {                            \
+        paged_attention_grouped<D, U>(nullptr, 0, q, q_stride, k_cache, v_cache, block_tables, context_lens,         \
+                                      max_blocks_per_seq, block_size, num_heads, num_kv_heads, scale,               \
+                                      partition_size, part_m, part_l, part_acc);                                     \
+    }
+
+RETINA_PAGED_GROUPED(8, RETINA_ATTN_G_UNROLL, 3, g)
+RETINA_PAGED_GROUPED(16, RETINA_ATTN_G_UNROLL, 3, g)
+RETINA_PAGED_GROUPED(32, RETINA_ATTN_G_UNROLL, 3, g)
+RETINA_PAGED_GROUPED(64, RETINA_ATTN_G_UNROLL, 3, g)
+RETINA_PAGED_GROUPED(128, RETINA_ATTN_G_UNROLL, 3, g)
+RETINA_PAGED_GROUPED(256, RETINA_ATTN_G_UNROLL, 3, g)
+RETINA_PAGED_GROUPED(128, 8, 2, g8) // more loads in flight, 2 blocks per SM (a comparison entry)
+
 // Rotary embedding (HF rotate_half convention) on q and k in place of the fused qkv projection output, and K/V
 // written into the cache at each token's slot. One block per (token, head) over the q, k and v heads (grid
 // (numTokens, numHeads + 2 * numKvHeads)): a decode step's few tokens still spread over many SMs.
