@@ -52,15 +52,17 @@ final class LlamaModel implements AutoCloseable {
     private final NDManager weightsManager;
     private final boolean noBiases;
     private boolean directDecode = !"false".equals(System.getProperty("retina.directDecode"));
-    // Steps whose prefills have no cached context, through the direct path too (-Dretina.directPrefill=true: on;
-    // off by default until it has run on a GPU)
-    private boolean directPrefill = Boolean.getBoolean("retina.directPrefill");
+    // Steps whose prefills have no cached context, through the direct path too (-Dretina.directPrefill=false: off)
+    private boolean directPrefill = !"false".equals(System.getProperty("retina.directPrefill"));
     private DirectDecode direct;           // created at the first eligible decode step; null until then
     private boolean splitK = !"false".equals(System.getProperty("retina.splitK"));
     private boolean gemv = LlavaModel.GEMV_DEFAULT;
     private boolean directUnavailable;     // cuBLAS or rms_norm missing: stay on the DJL-op path
     private Cublas cublas;                 // loaded on first use by a direct path (decode, vision tower)
     private boolean cublasUnavailable;
+    /** -Dretina.cublasWorkspaceMiB: a workspace of that size for the direct paths' cuBLAS handle (0: cuBLAS's own). */
+    private static final long CUBLAS_WORKSPACE_MIB = Long.getLong("retina.cublasWorkspaceMiB", 0L);
+    private NDArray cublasWorkspace;       // held for the handle's lifetime
     // Steps mixing decodes and prefill chunks: decodes through the paged kernel, only the chunks' contexts gathered
     private boolean mixedAttention = !"false".equals(System.getProperty("retina.mixedAttention"));
 
@@ -141,6 +143,14 @@ final class LlamaModel implements AutoCloseable {
             kernels.ensureContext();
             cublas = Cublas.load().orElse(null);
             cublasUnavailable = cublas == null;
+            if (cublas != null && CUBLAS_WORKSPACE_MIB > 0) {
+                long bytes = CUBLAS_WORKSPACE_MIB << 20;
+                cublasWorkspace = weightsManager.create(new Shape(bytes), DataType.INT8);
+                if (!cublas.setWorkspace(kernels.address(cublasWorkspace), bytes)) {
+                    cublasWorkspace.close();
+                    cublasWorkspace = null;
+                }
+            }
         }
         return cublas;
     }

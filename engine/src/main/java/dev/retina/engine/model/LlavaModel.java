@@ -239,7 +239,8 @@ public final class LlavaModel implements AutoCloseable {
     /**
      * With Retina's kernels on, whether steps whose prefills have no cached context (a new prompt's first chunk, after
      * any decodes) take the direct path too: cuBLAS, Retina's kernels and flash attention over the step's own K/V rows,
-     * no DJL op per layer. Off by default until it has run on a GPU ({@code -Dretina.directPrefill=true} turns it on).
+     * no DJL op per layer. On by default ({@code -Dretina.directPrefill=false} turns it off); it needs flash attention
+     * and the direct decode path's conditions (CUDA float16, no biases, dense weights).
      */
     public void setDirectPrefill(boolean enabled) {
         languageModel.setDirectPrefill(enabled);
@@ -294,6 +295,11 @@ public final class LlavaModel implements AutoCloseable {
      */
     public void setGemv(boolean enabled) {
         languageModel.setGemv(enabled);
+    }
+
+    /** The direct vision tower's host time per phase (profiling runs, -Dretina.directProfile=true), then resets. */
+    public String visionHostProfile() {
+        return visionTower.hostProfile();
     }
 
     /** With {@code -Dretina.directProfile=true}: the direct decode path's time per launch kind since the last call. */
