@@ -129,6 +129,10 @@ public final class DecodeBench {
             System.out.printf(Locale.ROOT, "[%s] encode 1 image: %.2f ms (host %.2f)   prefill %d tokens: %.2f ms (host"
                     + " %.2f)%n", label, encodeMs, medianOf(encodeHost, warmup), context, prefillMs,
                     medianOf(prefillHost, Math.min(warmup, 3)));
+            if (Boolean.getBoolean("retina.directProfile") && label.startsWith("direct"))
+                System.out.println("[" + label + "] " + model.visionHostProfile());
+            if (Boolean.getBoolean("retina.directProfile") && label.startsWith("direct") && model.directPrefill())
+                System.out.println("[" + label + "] prefill:\n" + model.directDecodeProfile());
             if (label.startsWith("direct") && model.directPrefill()) {
                 // The same prompt through the DJL-op layers: time and logits against the direct prefill's.
                 float[][] logits = new float[2][];

@@ -105,12 +105,14 @@ final class ClipVisionTower {
         long c = config.numChannels();
         long h = config.hiddenSize();
         // (B, C, g, p, g, p) -> (B, g, g, C, p, p) -> (B, g*g, C*p*p): patches in row-major order, as the conv.
+        long t0 = PROFILE ? System.nanoTime() : 0L;
         NDArray patches = pixelValues.reshape(b, c, g, p, g, p).transpose(0, 2, 4, 1, 3, 5).reshape(b, g * g, c * p * p);
         NDArray patchEmbeds = patches.matMul(patchEmbeddingWeight); // (B, g*g, hidden)
         NDArray cls = classEmbedding.broadcast(new Shape(b, 1, h));
         cls.attach(pixelValues.getManager());
         NDArray embeddings = cls.concat(patchEmbeds, 1).add(positionEmbedding); // (B, g*g + 1, hidden)
         NDArray hidden = layerNorm(embeddings, preLayrnormWeight, preLayrnormBias);
+        long t1 = PROFILE ? System.nanoTime() : 0L;
         NDManager step = pixelValues.getManager();
         NDArray cuSeq = null; // flash attention's cumulative sequence starts, one sequence per image: made once per call
         if (flash != null) {
@@ -119,7 +121,18 @@ final class ClipVisionTower {
             cuSeq = step.create(starts).toDevice(pixelValues.getDevice(), false);
         }
         DirectVision d = direct();
-        if (d != null) return d.hiddenStates(hidden, cuSeq, indices);
+        if (d != null) {
+            long t2 = PROFILE ? System.nanoTime() : 0L;
+            NDArray[] states = d.hiddenStates(hidden, cuSeq, indices);
+            if (PROFILE) {
+                long t3 = System.nanoTime();
+                hostNs[0] += t1 - t0;
+                hostNs[1] += t2 - t1;
+                hostNs[2] += t3 - t2;
+                hostCalls++;
+            }
+            return states;
+        }
         NDArray[] out = new NDArray[indices.length];
         for (int layer = 0; ; layer++) {
             boolean kept = false;
@@ -156,6 +169,25 @@ final class ClipVisionTower {
 
     /** Flash attention in the vision tower where it applies; {@code -Dretina.visionFlash=false} turns it off. */
     static final boolean FLASH = !"false".equals(System.getProperty("retina.visionFlash"));
+
+    /** -Dretina.directProfile=true: host time of the direct tower's phases (see {@link #hostProfile}). */
+    private static final boolean PROFILE = Boolean.getBoolean("retina.directProfile");
+    private final long[] hostNs = new long[3];
+    private int hostCalls;
+
+    /**
+     * Mean host time per direct-tower call since the last call (with -Dretina.directProfile=true): the embeddings and
+     * pre_layrnorm (DJL ops), flash attention's sequence starts (a host-to-device copy), and the layers' launches.
+     */
+    String hostProfile() {
+        if (hostCalls == 0) return "no profiled direct-tower calls (run with -Dretina.directProfile=true)";
+        String r = String.format(java.util.Locale.ROOT, "vision tower host ms per call: embeddings + pre_layrnorm %.3f,"
+                + " cu_seqlens upload %.3f, %d layers' launches %.3f (%d calls)", hostNs[0] / 1e6 / hostCalls,
+                hostNs[1] / 1e6 / hostCalls, layers.length, hostNs[2] / 1e6 / hostCalls, hostCalls);
+        java.util.Arrays.fill(hostNs, 0);
+        hostCalls = 0;
+        return r;
+    }
 
     /** The direct tower ({@link DirectVision}) where it applies; {@code -Dretina.directVision=false} turns it off. */
     static final boolean DIRECT = !"false".equals(System.getProperty("retina.directVision"));

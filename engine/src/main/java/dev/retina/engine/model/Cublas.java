@@ -31,6 +31,7 @@ final class Cublas {
     private static final int GEMM_DEFAULT = -1;
 
     private final MethodHandle gemmEx;
+    private final MethodHandle setWorkspace; // cublasSetWorkspace_v2, or null (older libcublas)
     private final MemorySegment handle;
     private final MemorySegment one;   // float 1
     private final MemorySegment zero;  // float 0
@@ -43,6 +44,8 @@ final class Cublas {
         ValueLayout addr = ValueLayout.ADDRESS;
         gemmEx = linker.downcallHandle(lib.find("cublasGemmEx").orElseThrow(), FunctionDescriptor.of(i32,
                 addr, i32, i32, i32, i32, i32, addr, addr, i32, i32, addr, i32, i32, addr, addr, i32, i32, i32, i32));
+        setWorkspace = lib.find("cublasSetWorkspace_v2").map(f -> linker.downcallHandle(f,
+                FunctionDescriptor.of(i32, addr, addr, ValueLayout.JAVA_LONG))).orElse(null);
         MemorySegment out = arena.allocate(ValueLayout.ADDRESS);
         int err = (int) create.invokeExact(out);
         if (err != 0) throw new IllegalStateException("cublasCreate_v2 returned " + err);
@@ -74,6 +77,22 @@ final class Cublas {
         }
         log.info("no libcublas found; the direct paths stay off");
         return Optional.empty();
+    }
+
+    /**
+     * Gives the handle a workspace of {@code bytes} at device address {@code ptr} (kept alive by the caller), which
+     * cuBLAS's split-K and stream-K kernels use; NVIDIA recommends 32 MiB on Hopper. Returns false where this
+     * libcublas has no cublasSetWorkspace_v2 or it fails (the handle keeps cuBLAS's own workspace pool).
+     */
+    boolean setWorkspace(long ptr, long bytes) {
+        if (setWorkspace == null) return false;
+        try {
+            int err = (int) setWorkspace.invokeExact(handle, MemorySegment.ofAddress(ptr), bytes);
+            if (err != 0) log.info("cublasSetWorkspace_v2 returned {}; keeping cuBLAS's own workspace", err);
+            return err == 0;
+        } catch (Throwable t) {
+            throw new IllegalStateException("cublasSetWorkspace_v2 failed", t);
+        }
     }
 
     /**

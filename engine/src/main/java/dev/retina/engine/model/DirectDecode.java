@@ -50,7 +50,7 @@ final class DirectDecode {
      */
     private static final boolean PROFILE = Boolean.getBoolean("retina.directProfile");
     private static final String[] KINDS = {"rms_norm", "qkv gemm", "rope+kv write", "paged attention", "o gemm",
-            "gate_up gemm", "silu_mul", "down gemm", "final norm + lm_head"};
+            "gate_up gemm", "silu_mul", "down gemm", "final norm + lm_head", "flash attention"};
     private final double[] profileMs = new double[KINDS.length];
     private int profileSteps;
     private int[] eventKinds = new int[0];
@@ -195,7 +195,7 @@ final class DirectDecode {
      * straight over those rows (no gather from the cache), the decode rows through the paged kernel, and the o
      * projection runs as two GEMMs with the residual add (decode rows from the paged kernel's output, prefill rows
      * from flash attention's). The DJL-op mixed layer measured ~450 µs of host time per layer on the H200, which
-     * left a 606-token prefill host-bound; this path's own time has not been measured yet (off by default).
+     * left a 606-token prefill host-bound.
      *
      * @param inputsEmbeds (T, hidden) model dtype, contiguous: the residual stream, overwritten
      * @return (numSeqs, vocab) float32 logits at the batch's logits indices, in inputsEmbeds' manager
@@ -232,31 +232,48 @@ final class DirectDecode {
             NDArray k = split.get(new NDIndex(":, " + heads + ":" + (heads + kvHeads)));
             NDArray v = split.get(new NDIndex(":, " + (heads + kvHeads) + ":"));
             for (NDArray a : new NDArray[] {q, k, v}) a.attach(views);
+            if (PROFILE) start();
             for (int i = 0; i < layerWeights.length; i++) {
                 long[] w = layerWeights[i];
                 kernels.rmsNorm(normedPtr, h, w[0], rows, hidden, eps);
+                if (PROFILE) lap(0);
                 cublas.linear(qkvPtr, normedPtr, w[1], rows, qkvDim, hidden, false);
+                if (PROFILE) lap(1);
                 kernels.ropeKvWrite(qkvPtr, positions, slots, cosPtr, sinPtr, keyPtr[i], valuePtr[i], rows, heads,
                         kvHeads, d, true);
+                if (PROFILE) lap(2);
                 if (numDecode > 0) {
                     kernels.pagedAttentionDecode(attnPtr, qDim, qkvPtr, qkvDim, keyPtr[i], valuePtr[i], blockTables,
                             contextLens, numDecode, maxBlocks, meta.blockSize, heads, kvHeads, d, scale);
+                    if (PROFILE) lap(3);
                     cublas.linear(h, attnPtr, w[2], numDecode, hidden, qDim, true);
+                    if (PROFILE) lap(4);
                 }
                 try (NDArray out = shim.flashAttentionVarlen(q, k, v, meta.cuSeqQ, meta.cuSeqK, meta.packedMaxQueryLen,
                         meta.packedMaxSeqLen, causal, flashScale)) {
+                    if (PROFILE) lap(9);
                     if (i == 0 && !kernels.isContiguous(out))
                         throw new IllegalStateException("flash attention returned a non-contiguous output");
                     cublas.linear(hPrefill, kernels.address(out), w[2], numPrefill, hidden, qDim, true);
+                    if (PROFILE) lap(4);
                 } // freed into torch's caching allocator; the GEMM reading it is ahead in the same stream
                 kernels.rmsNorm(normedPtr, h, w[3], rows, hidden, eps);
+                if (PROFILE) lap(0);
                 cublas.linear(gateUpPtr, normedPtr, w[4], rows, 2 * inter, hidden, false);
+                if (PROFILE) lap(5);
                 kernels.siluMul(actPtr, gateUpPtr, rows, inter);
+                if (PROFILE) lap(6);
                 cublas.linear(h, actPtr, w[5], rows, hidden, inter, true);
+                if (PROFILE) lap(7);
             }
         }
         NDArray last = LlamaModel.rows(meta.logitsIndices, inputsEmbeds, step); // (numSeqs, hidden), contiguous
-        return logits(kernels.address(last), meta.numSeqs, step);
+        NDArray result = logits(kernels.address(last), meta.numSeqs, step);
+        if (PROFILE) {
+            lap(8);
+            finish();
+        }
+        return result;
     }
 
     /**
