@@ -124,13 +124,7 @@ final class ClipVisionTower {
         if (d != null) {
             long t2 = PROFILE ? System.nanoTime() : 0L;
             NDArray[] states = d.hiddenStates(hidden, cuSeq, indices);
-            if (PROFILE) {
-                long t3 = System.nanoTime();
-                hostNs[0] += t1 - t0;
-                hostNs[1] += t2 - t1;
-                hostNs[2] += t3 - t2;
-                hostCalls++;
-            }
+            if (PROFILE) hostNs.add(new long[] {t1 - t0, t2 - t1, System.nanoTime() - t2});
             return states;
         }
         NDArray[] out = new NDArray[indices.length];
@@ -172,20 +166,25 @@ final class ClipVisionTower {
 
     /** -Dretina.directProfile=true: host time of the direct tower's phases (see {@link #hostProfile}). */
     private static final boolean PROFILE = Boolean.getBoolean("retina.directProfile");
-    private final long[] hostNs = new long[3];
-    private int hostCalls;
+    private final java.util.List<long[]> hostNs = new java.util.ArrayList<>(); // per call: the three phases
 
     /**
-     * Mean host time per direct-tower call since the last call (with -Dretina.directProfile=true): the embeddings and
-     * pre_layrnorm (DJL ops), flash attention's sequence starts (a host-to-device copy), and the layers' launches.
+     * Median host time per direct-tower call since the last call (with -Dretina.directProfile=true): the embeddings
+     * and pre_layrnorm (DJL ops), flash attention's sequence starts (a host-to-device copy), and the layers' launches.
+     * Medians, so that a first call's one-time setup (cuBLAS, the kernels' buffers) does not count.
      */
     String hostProfile() {
-        if (hostCalls == 0) return "no profiled direct-tower calls (run with -Dretina.directProfile=true)";
-        String r = String.format(java.util.Locale.ROOT, "vision tower host ms per call: embeddings + pre_layrnorm %.3f,"
-                + " cu_seqlens upload %.3f, %d layers' launches %.3f (%d calls)", hostNs[0] / 1e6 / hostCalls,
-                hostNs[1] / 1e6 / hostCalls, layers.length, hostNs[2] / 1e6 / hostCalls, hostCalls);
-        java.util.Arrays.fill(hostNs, 0);
-        hostCalls = 0;
+        if (hostNs.isEmpty()) return "no profiled direct-tower calls (run with -Dretina.directProfile=true)";
+        double[] median = new double[3];
+        for (int k = 0; k < 3; k++) {
+            int phase = k;
+            long[] v = hostNs.stream().mapToLong(a -> a[phase]).sorted().toArray();
+            median[k] = v[v.length / 2] / 1e6;
+        }
+        String r = String.format(java.util.Locale.ROOT, "vision tower host ms per call (median of %d): embeddings +"
+                + " pre_layrnorm %.3f, cu_seqlens upload %.3f, %d layers' launches %.3f", hostNs.size(), median[0],
+                median[1], layers.length, median[2]);
+        hostNs.clear();
         return r;
     }
 
