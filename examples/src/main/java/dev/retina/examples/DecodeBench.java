@@ -155,6 +155,7 @@ public final class DecodeBench {
                     }
                 });
                 model.setDirectPrefill(true);
+                if (Boolean.getBoolean("retina.directProfile")) model.directDecodeProfile(); // not a decode step's
                 System.out.printf(Locale.ROOT, "[%s] prefill %d tokens through the DJL-op layers: %.2f ms; direct against"
                         + " it: %s%n", label, context, offMs, logitDiff(logits[1], logits[0], 1, vocab));
             }
