@@ -306,11 +306,14 @@ final class CudaKernels {
         values.set(I32, 8L * i++, numHeads);
         values.set(I32, 8L * i++, numKvHeads);
         values.set(I32, 8L * i++, headDim);
-        // one block per (token, q/k/v head); a thread per rotated pair (two elements of a v head)
+        // a block per (token, group of q/k/v heads); a thread per rotated pair (two elements of a v head); from 16
+        // tokens on, ~256 threads' worth of heads per block instead of one (a 606-token prefill: 58,000 blocks of 64)
         int threads = Math.min(1024, Math.max(32, (headDim / 2 + 31) / 32 * 32));
+        int heads = numHeads + 2 * numKvHeads;
+        int headsPerBlock = numTokens >= 16 ? Math.max(1, Math.min(heads, 256 / threads)) : 1;
         if (kBack && ropeKvWriteKBack == null) throw new IllegalStateException("this PTX has no rope_kv_write_kback");
-        launch(kBack ? ropeKvWriteKBack : ropeKvWrite, numTokens, numHeads + 2 * numKvHeads, threads,
-                kBack ? "rope_kv_write_kback" : "rope_kv_write");
+        launch(kBack ? ropeKvWriteKBack : ropeKvWrite, numTokens, (heads + headsPerBlock - 1) / headsPerBlock, 1,
+                threads, headsPerBlock, 0, kBack ? "rope_kv_write_kback" : "rope_kv_write");
     }
 
     /**
@@ -328,15 +331,14 @@ final class CudaKernels {
 
     /** {@link #siluMul(NDArray, NDArray, int)} on device addresses the caller has checked. */
     void siluMul(long out, long gateUp, long numTokens, int inter) {
-        long total = numTokens * inter;
         int i = 0;
         values.set(I64, 8L * i++, out);
         values.set(I64, 8L * i++, gateUp);
         values.set(I64, 8L * i++, numTokens);
         values.set(I32, 8L * i++, inter);
         int threads = 256;
-        int blocks = (int) Math.min((total + threads - 1) / threads, 132L * 16); // grid-stride beyond ~16 blocks/SM
-        launch(siluMul, blocks, 1, threads, "silu_mul");
+        // x over the row (one value per thread), y over tokens (grid-strided beyond the 65,535 limit)
+        launch(siluMul, (inter + threads - 1) / threads, (int) Math.min(numTokens, 65535L), threads, "silu_mul");
     }
 
     /** Streaming multiprocessors of the device (to size split-K grids). */
@@ -615,9 +617,14 @@ final class CudaKernels {
 
     private void launch(MemorySegment function, int gridX, int gridY, int gridZ, int blockX, int sharedBytes,
                         String name) {
+        launch(function, gridX, gridY, gridZ, blockX, 1, sharedBytes, name);
+    }
+
+    private void launch(MemorySegment function, int gridX, int gridY, int gridZ, int blockX, int blockY,
+                        int sharedBytes, String name) {
         try {
             makeCurrent();
-            int err = (int) cuLaunchKernel.invokeExact(function, gridX, gridY, gridZ, blockX, 1, 1, sharedBytes,
+            int err = (int) cuLaunchKernel.invokeExact(function, gridX, gridY, gridZ, blockX, blockY, 1, sharedBytes,
                     MemorySegment.NULL, params, MemorySegment.NULL);
             check(err, "cuLaunchKernel(" + name + ")");
         } catch (RuntimeException e) {

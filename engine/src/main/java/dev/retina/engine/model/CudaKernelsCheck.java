@@ -40,9 +40,11 @@ public final class CudaKernelsCheck {
             int[][] shapes = {{32, 32, 128, 16}, {32, 8, 128, 16}, {8, 2, 8, 4}, {4, 1, 8, 16}, {4, 4, 16, 16},
                     {8, 8, 64, 32}, {8, 2, 80, 16}, {12, 4, 96, 16}, {8, 1, 256, 16}};
             for (int[] s : shapes) attention(kernels, shim, m, s[0], s[1], s[2], s[3], contexts, new Random(s[0] * 31L + s[2]));
-            rope(kernels, m, 32, 32, 128);
-            rope(kernels, m, 8, 2, 8);
-            rope(kernels, m, 4, 1, 16);
+            for (int tokens : new int[] {9, 40}) { // 40: several heads per block (a prefill's launch shape)
+                rope(kernels, m, 32, 32, 128, tokens);
+                rope(kernels, m, 8, 2, 8, tokens);
+                rope(kernels, m, 4, 1, 16, tokens);
+            }
             silu(kernels, m, 11008, 7);
             silu(kernels, m, 64, 3);
             if (kernels.hasVisionKernels()) {
@@ -157,9 +159,8 @@ public final class CudaKernelsCheck {
         }
     }
 
-    private static void rope(CudaKernels kernels, NDManager root, int heads, int kvHeads, int d) {
+    private static void rope(CudaKernels kernels, NDManager root, int heads, int kvHeads, int d, int numTokens) {
         try (NDManager m = root.newSubManager()) {
-            int numTokens = 9;
             int numPositions = 4096;
             int numSlots = 64;
             Random random = new Random(heads * 7L + d);
@@ -199,7 +200,8 @@ public final class CudaKernelsCheck {
             NDList halves = x.split(2, 2);
             NDArray rotated = x.mul(c).add(halves.get(1).neg().concat(halves.get(0), -1).mul(s));
             NDList qk = rotated.split(new long[] {heads}, 1);
-            String label = String.format(Locale.ROOT, "rope_kv_write heads %d kv %d d %d", heads, kvHeads, d);
+            String label = String.format(Locale.ROOT, "rope_kv_write heads %d kv %d d %d, %d tokens", heads, kvHeads, d,
+                    numTokens);
             report(label + ": q in place", qkv.get(new NDIndex(":, :{}", (long) heads * d)),
                     qk.get(0).reshape(numTokens, (long) heads * d));
             report(label + ": k at slots", LlamaModel.rows(slot, keyCache, m), qk.get(1).reshape(numTokens, kvDim));

@@ -92,6 +92,64 @@ __device__ __forceinline__ float raw_at(const RawRow<D>& r, int i) {
     return i % 2 == 0 ? __low2float(r.v[i / 2]) : __high2float(r.v[i / 2]);
 }
 
+// The context tokens this block attends to: all of sequence seq's, or split-K partition blockIdx.z's share.
+struct DecodeSpan {
+    int split;         // 1: split-K (gridDim.z > 1 partitions)
+    int t_begin;       // first token
+    int ctx;           // one past the last token
+    const int* table;  // the sequence's block table
+};
+
+__device__ __forceinline__ DecodeSpan decode_span(const int* __restrict__ context_lens,
+                                                  const int* __restrict__ block_tables, int max_blocks_per_seq,
+                                                  int partition_size, int seq) {
+    DecodeSpan span;
+    span.split = gridDim.z > 1;
+    span.t_begin = span.split ? blockIdx.z * partition_size : 0;
+    span.ctx = span.split ? min(context_lens[seq], span.t_begin + partition_size) : context_lens[seq];
+    span.table = block_tables + (long long)seq * max_blocks_per_seq;
+    return span;
+}
+
+// The end of both decode attention layouts, after the barrier: merge the kWarps warps' softmax states (sm_m, sm_l,
+// sm_acc rows of acc_stride floats) into the block's output row, or, split-K, into its partial state.
+template <int D>
+__device__ __forceinline__ void attention_epilogue(const float* sm_m, const float* sm_l, const float* sm_acc,
+                                                   int acc_stride, __half* __restrict__ out, long long out_stride,
+                                                   int seq, int head, int num_heads, int split,
+                                                   float* __restrict__ part_m, float* __restrict__ part_l,
+                                                   float* __restrict__ part_acc) {
+    float gm = -CUDART_INF_F;
+#pragma unroll
+    for (int w = 0; w < kWarps; w++) gm = fmaxf(gm, sm_m[w]);
+    float weights[kWarps];
+    float gl = 0.f;
+#pragma unroll
+    for (int w = 0; w < kWarps; w++) {
+        weights[w] = sm_m[w] == -CUDART_INF_F ? 0.f : __expf(sm_m[w] - gm); // warps that saw no token weigh 0
+        gl += sm_l[w] * weights[w];
+    }
+    if (split) {
+        const long long idx = ((long long)seq * num_heads + head) * gridDim.z + blockIdx.z;
+        if (threadIdx.x == 0) { part_m[idx] = gm; part_l[idx] = gl; }
+        for (int e = threadIdx.x; e < D; e += blockDim.x) {
+            float v = 0.f;
+#pragma unroll
+            for (int w = 0; w < kWarps; w++) v = fmaf(sm_acc[w * acc_stride + e], weights[w], v);
+            part_acc[idx * D + e] = v;
+        }
+        return;
+    }
+    const float inv = gl > 0.f ? 1.f / gl : 0.f; // empty context: zeros rather than NaN
+    __half* o = out + seq * out_stride + (long long)head * D;
+    for (int e = threadIdx.x; e < D; e += blockDim.x) {
+        float v = 0.f;
+#pragma unroll
+        for (int w = 0; w < kWarps; w++) v = fmaf(sm_acc[w * acc_stride + e], weights[w], v);
+        o[e] = __float2half_rn(v * inv);
+    }
+}
+
 // Decode attention over the paged cache: one query token per sequence. One block per (query head, sequence); its
 // warps take interleaved context tokens, each keeping an online softmax (running max m, sum l, weighted V sum acc),
 // merged across warps at the end. GQA: query head h reads KV head h / (numHeads / numKvHeads).
@@ -123,10 +181,7 @@ __device__ void paged_attention_decode(__half* __restrict__ out, long long out_s
     const int lane = threadIdx.x & 31;
     const int warp = threadIdx.x >> 5;
     const int kv_head = head / (num_heads / num_kv_heads);
-    const int split = gridDim.z > 1;
-    const int t_begin = split ? blockIdx.z * partition_size : 0;
-    const int ctx = split ? min(context_lens[seq], t_begin + partition_size) : context_lens[seq];
-    const int* table = block_tables + (long long)seq * max_blocks_per_seq;
+    const DecodeSpan span = decode_span(context_lens, block_tables, max_blocks_per_seq, partition_size, seq);
     const long long row_stride = (long long)num_kv_heads * D;
     const __half* kbase = k_cache + (long long)kv_head * D;
     const __half* vbase = v_cache + (long long)kv_head * D;
@@ -142,13 +197,13 @@ __device__ void paged_attention_decode(__half* __restrict__ out, long long out_s
 #pragma unroll
     for (int i = 0; i < PER; i++) acc[i] = 0.f;
 
-    for (int t0 = t_begin + warp; t0 < ctx; t0 += kWarps * kUnroll) {
+    for (int t0 = span.t_begin + warp; t0 < span.ctx; t0 += kWarps * kUnroll) {
         int rows[kUnroll]; // cache slot of each token in flight, -1 past the context (slots < 2^31)
         float s[kUnroll];
 #pragma unroll
         for (int u = 0; u < kUnroll; u++) {
             int t = t0 + u * kWarps;
-            rows[u] = t < ctx ? table[t / block_size] * block_size + t % block_size : -1;
+            rows[u] = t < span.ctx ? span.table[t / block_size] * block_size + t % block_size : -1;
         }
 #if RETINA_ATTN_COLOAD
         RawRow<D> kr[kUnroll];
@@ -188,7 +243,7 @@ __device__ void paged_attention_decode(__half* __restrict__ out, long long out_s
             s[u] = warp_sum(s[u]);
             if (rows[u] >= 0) m_new = fmaxf(m_new, s[u]);
         }
-        // t0 < ctx, so u = 0 is valid and m_new is finite; on the first pass m = -inf gives corr = 0.
+        // t0 < span.ctx, so u = 0 is valid and m_new is finite; on the first pass m = -inf gives corr = 0.
         const float corr = __expf(m - m_new);
         l *= corr;
 #pragma unroll
@@ -216,35 +271,8 @@ __device__ void paged_attention_decode(__half* __restrict__ out, long long out_s
     for (int i = 0; i < PER; i++) sm_acc[warp][lane * PER + i] = acc[i];
     __syncthreads();
 
-    float gm = -CUDART_INF_F;
-#pragma unroll
-    for (int w = 0; w < kWarps; w++) gm = fmaxf(gm, sm_m[w]);
-    float weights[kWarps];
-    float gl = 0.f;
-#pragma unroll
-    for (int w = 0; w < kWarps; w++) {
-        weights[w] = sm_m[w] == -CUDART_INF_F ? 0.f : __expf(sm_m[w] - gm); // warps that saw no token weigh 0
-        gl += sm_l[w] * weights[w];
-    }
-    if (split) {
-        const long long idx = ((long long)seq * num_heads + head) * gridDim.z + blockIdx.z;
-        if (threadIdx.x == 0) { part_m[idx] = gm; part_l[idx] = gl; }
-        for (int e = threadIdx.x; e < D; e += blockDim.x) {
-            float v = 0.f;
-#pragma unroll
-            for (int w = 0; w < kWarps; w++) v = fmaf(sm_acc[w][e], weights[w], v);
-            part_acc[idx * D + e] = v;
-        }
-        return;
-    }
-    const float inv = gl > 0.f ? 1.f / gl : 0.f; // empty context: zeros rather than NaN
-    __half* o = out + seq * out_stride + (long long)head * D;
-    for (int e = threadIdx.x; e < D; e += blockDim.x) {
-        float v = 0.f;
-#pragma unroll
-        for (int w = 0; w < kWarps; w++) v = fmaf(sm_acc[w][e], weights[w], v);
-        o[e] = __float2half_rn(v * inv);
-    }
+    attention_epilogue<D>(sm_m, sm_l, &sm_acc[0][0], sizeof(sm_acc[0]) / sizeof(float), out, out_stride, seq, head,
+                          num_heads, span.split, part_m, part_l, part_acc);
 }
 
 }  // namespace
@@ -306,10 +334,7 @@ __device__ void paged_attention_grouped(__half* __restrict__ out, long long out_
     const int group = lane / G;       // token slot of this lane within the warp
     const int part = lane % G;        // elements [part * 8, part * 8 + 8) of the row
     const int kv_head = head / (num_heads / num_kv_heads);
-    const int split = gridDim.z > 1;
-    const int t_begin = split ? blockIdx.z * partition_size : 0;
-    const int ctx = split ? min(context_lens[seq], t_begin + partition_size) : context_lens[seq];
-    const int* table = block_tables + (long long)seq * max_blocks_per_seq;
+    const DecodeSpan span = decode_span(context_lens, block_tables, max_blocks_per_seq, partition_size, seq);
     const long long row_stride = (long long)num_kv_heads * D;
     const __half* kbase = k_cache + (long long)kv_head * D + part * 8;
     const __half* vbase = v_cache + (long long)kv_head * D + part * 8;
@@ -331,15 +356,15 @@ __device__ void paged_attention_grouped(__half* __restrict__ out, long long out_
 #pragma unroll
     for (int i = 0; i < 8; i++) acc[i] = 0.f;
 
-    // The loop bound is warp-uniform (the shuffles need every lane); a group's tokens past ctx are masked.
-    for (int t0 = t_begin + warp * NG; t0 < ctx; t0 += STEP * U) {
+    // The loop bound is warp-uniform (the shuffles need every lane); a group's tokens past span.ctx are masked.
+    for (int t0 = span.t_begin + warp * NG; t0 < span.ctx; t0 += STEP * U) {
         int rows[U];
         uint4 kr[U];
         uint4 vr[U];
 #pragma unroll
         for (int u = 0; u < U; u++) {
             const int t = t0 + group + u * STEP;
-            rows[u] = t < ctx ? table[t / block_size] * block_size + t % block_size : -1;
+            rows[u] = t < span.ctx ? span.table[t / block_size] * block_size + t % block_size : -1;
         }
 #pragma unroll
         for (int u = 0; u < U; u++) {
@@ -413,35 +438,8 @@ __device__ void paged_attention_grouped(__half* __restrict__ out, long long out_
     }
     __syncthreads();
 
-    float gm = -CUDART_INF_F;
-#pragma unroll
-    for (int w = 0; w < kWarps; w++) gm = fmaxf(gm, sm_m[w]);
-    float weights[kWarps];
-    float gl = 0.f;
-#pragma unroll
-    for (int w = 0; w < kWarps; w++) {
-        weights[w] = sm_m[w] == -CUDART_INF_F ? 0.f : __expf(sm_m[w] - gm); // warps that saw no token weigh 0
-        gl += sm_l[w] * weights[w];
-    }
-    if (split) {
-        const long long idx = ((long long)seq * num_heads + head) * gridDim.z + blockIdx.z;
-        if (threadIdx.x == 0) { part_m[idx] = gm; part_l[idx] = gl; }
-        for (int e = threadIdx.x; e < D; e += blockDim.x) {
-            float v = 0.f;
-#pragma unroll
-            for (int w = 0; w < kWarps; w++) v = fmaf(sm_acc[w][e], weights[w], v);
-            part_acc[idx * D + e] = v;
-        }
-        return;
-    }
-    const float inv = gl > 0.f ? 1.f / gl : 0.f; // empty context: zeros rather than NaN
-    __half* o = out + seq * out_stride + (long long)head * D;
-    for (int e = threadIdx.x; e < D; e += blockDim.x) {
-        float v = 0.f;
-#pragma unroll
-        for (int w = 0; w < kWarps; w++) v = fmaf(sm_acc[w][e], weights[w], v);
-        o[e] = __float2half_rn(v * inv);
-    }
+    attention_epilogue<D>(sm_m, sm_l, &sm_acc[0][0], sizeof(sm_acc[0]) / sizeof(float), out, out_stride, seq, head,
+                          num_heads, span.split, part_m, part_l, part_acc);
 }
 
 #ifndef RETINA_ATTN_G_UNROLL
@@ -475,8 +473,9 @@ RETINA_PAGED_GROUPED(256, RETINA_ATTN_G_UNROLL, 3, g)
 RETINA_PAGED_GROUPED(128, 8, 2, g8) // more loads in flight, 2 blocks per SM (a comparison entry)
 
 // Rotary embedding (HF rotate_half convention) on q and k in place of the fused qkv projection output, and K/V
-// written into the cache at each token's slot. One block per (token, head) over the q, k and v heads (grid
-// (numTokens, numHeads + 2 * numKvHeads)): a decode step's few tokens still spread over many SMs.
+// written into the cache at each token's slot. Block (token, group of blockDim.y heads) over the q, k and v heads
+// (grid (numTokens, ceil((numHeads + 2 * numKvHeads) / blockDim.y))): one head per block for a decode step's few
+// tokens, so they still spread over many SMs; several for a prefill's many tokens (fewer, fuller blocks).
 //   qkv:       (numTokens, (numHeads + 2 * numKvHeads) * D) fp16, contiguous: q heads, k heads, v heads; q is
 //              rotated in place; k's rotated values go to the cache (rope_kv_write_kback: back into qkv too, for
 //              flash attention over the qkv rows themselves: prefills with no cached context)
@@ -489,7 +488,8 @@ __device__ __forceinline__ void rope_kv_write_impl(__half* qkv, const long long*
                                          const __half* __restrict__ cos, const __half* __restrict__ sin,
                                          __half* k_cache, __half* v_cache, int num_heads, int num_kv_heads, int D) {
     const int token = blockIdx.x;
-    const int h = blockIdx.y;
+    const int h = blockIdx.y * blockDim.y + threadIdx.y; // blockDim.y heads per block (many tokens: fewer blocks)
+    if (h >= num_heads + 2 * num_kv_heads) return;
     const int half_d = D / 2;
     const long long row_len = (long long)(num_heads + 2 * num_kv_heads) * D;
     __half* row = qkv + token * row_len;
@@ -544,14 +544,14 @@ extern "C" __global__ void rope_kv_write_kback(__half* qkv, const long long* pos
 //   gate_up: (numTokens, 2 * inter) fp16 contiguous; out: (numTokens, inter) fp16 contiguous
 extern "C" __global__ void silu_mul(__half* __restrict__ out, const __half* __restrict__ gate_up, long long num_tokens,
                                     int inter) {
-    const long long total = num_tokens * inter;
-    for (long long idx = blockIdx.x * (long long)blockDim.x + threadIdx.x; idx < total;
-         idx += (long long)gridDim.x * blockDim.x) {
-        const long long t = idx / inter;
-        const int j = (int)(idx - t * inter);
-        const float g = __half2float(gate_up[t * 2 * inter + j]);
-        const float u = __half2float(gate_up[t * 2 * inter + inter + j]);
-        out[idx] = __float2half_rn(g / (1.f + __expf(-g)) * u);
+    // x over a row's inter values, y over tokens (both grid-strided): no 64-bit division per element
+    for (long long t = blockIdx.y; t < num_tokens; t += gridDim.y) {
+        const __half* row = gate_up + t * 2 * inter;
+        for (int j = blockIdx.x * blockDim.x + threadIdx.x; j < inter; j += gridDim.x * blockDim.x) {
+            const float g = __half2float(row[j]);
+            const float u = __half2float(row[inter + j]);
+            out[t * inter + j] = __float2half_rn(g / (1.f + __expf(-g)) * u);
+        }
     }
 }
 
