@@ -158,14 +158,7 @@ final class DirectDecode {
             if (PROFILE) lap(3);
             cublas.linear(h, attnPtr, w[2], rows, hidden, qDim, true);
             if (PROFILE) lap(4);
-            kernels.rmsNorm(normedPtr, h, w[3], rows, hidden, eps);
-            if (PROFILE) lap(0);
-            cublas.linear(gateUpPtr, normedPtr, w[4], rows, 2 * inter, hidden, false);
-            if (PROFILE) lap(5);
-            kernels.siluMul(actPtr, gateUpPtr, rows, inter);
-            if (PROFILE) lap(6);
-            cublas.linear(h, actPtr, w[5], rows, hidden, inter, true);
-            if (PROFILE) lap(7);
+            mlp(w, h, rows);
         }
         NDArray result = logits(h, rows, inputsEmbeds.getManager());
         if (PROFILE) {
@@ -173,6 +166,18 @@ final class DirectDecode {
             finish();
         }
         return result;
+    }
+
+    /** A layer's MLP on {@code rows} rows of the residual stream at h: RMSNorm, gate_up, SiLU·up, down + residual. */
+    private void mlp(long[] w, long h, int rows) {
+        kernels.rmsNorm(normedPtr, h, w[3], rows, hidden, eps);
+        if (PROFILE) lap(0);
+        cublas.linear(gateUpPtr, normedPtr, w[4], rows, 2 * inter, hidden, false);
+        if (PROFILE) lap(5);
+        kernels.siluMul(actPtr, gateUpPtr, rows, inter);
+        if (PROFILE) lap(6);
+        cublas.linear(h, actPtr, w[5], rows, hidden, inter, true);
+        if (PROFILE) lap(7);
     }
 
     /** The final RMSNorm and lm_head over {@code rows} contiguous rows at device address x: (rows, vocab) float32. */
@@ -257,14 +262,7 @@ final class DirectDecode {
                     cublas.linear(hPrefill, kernels.address(out), w[2], numPrefill, hidden, qDim, true);
                     if (PROFILE) lap(4);
                 } // freed into torch's caching allocator; the GEMM reading it is ahead in the same stream
-                kernels.rmsNorm(normedPtr, h, w[3], rows, hidden, eps);
-                if (PROFILE) lap(0);
-                cublas.linear(gateUpPtr, normedPtr, w[4], rows, 2 * inter, hidden, false);
-                if (PROFILE) lap(5);
-                kernels.siluMul(actPtr, gateUpPtr, rows, inter);
-                if (PROFILE) lap(6);
-                cublas.linear(h, actPtr, w[5], rows, hidden, inter, true);
-                if (PROFILE) lap(7);
+                mlp(w, h, rows);
             }
         }
         NDArray last = LlamaModel.rows(meta.logitsIndices, inputsEmbeds, step); // (numSeqs, hidden), contiguous
