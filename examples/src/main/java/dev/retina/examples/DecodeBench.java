@@ -70,12 +70,16 @@ public final class DecodeBench {
             // djl: DJL ops only; libtorch: + libtorch's flash attention / fused RMSNorm; native: + Retina's kernels
             // direct: native + the direct decode path (cuBLAS + Retina's kernels on raw addresses, no DJL op per layer),
             // as the engine runs it (split-K attention; the GEMV kernels as -Dretina.gemv says); direct-cublas: GEMMs in
-            // cuBLAS; direct-gemv: up to 4 sequences, the GEMV kernels; direct-nosplit: cuBLAS and no split-K
+            // cuBLAS; direct-gemv: up to 4 sequences, the GEMV kernels; direct-nosplit: cuBLAS and no split-K;
+            // direct-cublas and direct-nosplit replay decode steps as CUDA graphs (as -Dretina.cudaGraph says),
+            // direct-eager launches them from the host (graphs off); graph: direct-eager then direct-cublas
             List<String> modes = switch (kernels) {
-                case "djl", "libtorch", "native", "direct", "direct-nosplit", "direct-cublas", "direct-gemv" ->
+                case "djl", "libtorch", "native", "direct", "direct-nosplit", "direct-cublas", "direct-gemv",
+                     "direct-eager" ->
                         List.of(kernels);
                 case "all" -> List.of("djl", "libtorch", "native", "direct-nosplit", "direct-cublas", "direct-gemv");
                 case "new" -> List.of("native", "direct-cublas", "direct-gemv");
+                case "graph" -> List.of("direct-eager", "direct-cublas");
                 default -> List.of("djl", "native");
             };
             if (compare) compare(model, batches, context);
@@ -189,6 +193,7 @@ public final class DecodeBench {
                     System.out.println(model.directDecodeProfile());
             }
         }
+        if (label.startsWith("direct")) System.out.println("[" + label + "] " + model.cudaGraphStats());
         System.out.printf(Locale.ROOT, "[%s] device %s, dtype %s, context %d, median of %d after %d warm-up%n", label,
                 device, dtype, context, steps, warmup);
     }
@@ -199,6 +204,7 @@ public final class DecodeBench {
         model.setDirectDecode(mode.startsWith("direct"));
         model.setSplitKAttention(!mode.equals("direct-nosplit"));
         model.setGemv(mode.equals("direct-gemv") || (mode.equals("direct") && LlavaModel.GEMV_DEFAULT));
+        model.setCudaGraph(!mode.equals("direct-eager") && !"false".equals(System.getProperty("retina.cudaGraph")));
     }
 
     /**
@@ -228,18 +234,25 @@ public final class DecodeBench {
                 for (int s = 0; s < b; s++) seqs.add(ForwardBatch.single(context, 1, blockTable(s, blocksPerSeq), BLOCK_SIZE));
                 ForwardBatch batch = ForwardBatch.concat(seqs.toArray(ForwardBatch[]::new));
                 int[] ids = Arrays.copyOf(next, b);
-                String[] paths = {"native", "direct-cublas", "direct-gemv"};
+                String[] paths = {"native", "direct-eager", "direct-cublas", "direct-gemv"};
                 float[][] out = new float[paths.length][];
                 for (int p = 0; p < paths.length; p++) {
                     mode(model, paths[p]);
-                    try (NDManager step = model.manager().newSubManager()) {
-                        out[p] = model.forward(model.embedTokens(step.create(ids)), batch, cache).toFloatArray();
+                    // direct-cublas: a batch shape's first step runs eagerly and is captured; the second replays the
+                    // graph (the step's K/V writes are the same values at the same slots both times)
+                    int runs = paths[p].equals("direct-cublas") ? 2 : 1;
+                    for (int r = 0; r < runs; r++) {
+                        try (NDManager step = model.manager().newSubManager()) {
+                            out[p] = model.forward(model.embedTokens(step.create(ids)), batch, cache).toFloatArray();
+                        }
                     }
                 }
                 for (int p = 1; p < paths.length; p++) {
                     System.out.printf(Locale.ROOT, "[compare] batch %d, context %d: %s vs native %s%n", b, context,
                             paths[p], logitDiff(out[0], out[p], b, vocab));
                 }
+                System.out.printf(Locale.ROOT, "[compare] batch %d, context %d: graph replay vs eager direct %s%n", b,
+                        context, logitDiff(out[1], out[2], b, vocab));
             }
         }
     }

@@ -32,6 +32,7 @@ final class Cublas {
 
     private final MethodHandle gemmEx;
     private final MethodHandle setWorkspace; // cublasSetWorkspace_v2, or null (older libcublas)
+    private final MethodHandle setStream;    // cublasSetStream_v2
     private final MemorySegment handle;
     private final MemorySegment one;   // float 1
     private final MemorySegment zero;  // float 0
@@ -46,6 +47,8 @@ final class Cublas {
                 addr, i32, i32, i32, i32, i32, addr, addr, i32, i32, addr, i32, i32, addr, addr, i32, i32, i32, i32));
         setWorkspace = lib.find("cublasSetWorkspace_v2").map(f -> linker.downcallHandle(f,
                 FunctionDescriptor.of(i32, addr, addr, ValueLayout.JAVA_LONG))).orElse(null);
+        setStream = linker.downcallHandle(lib.find("cublasSetStream_v2").orElseThrow(),
+                FunctionDescriptor.of(i32, addr, addr));
         MemorySegment out = arena.allocate(ValueLayout.ADDRESS);
         int err = (int) create.invokeExact(out);
         if (err != 0) throw new IllegalStateException("cublasCreate_v2 returned " + err);
@@ -92,6 +95,21 @@ final class Cublas {
             return err == 0;
         } catch (Throwable t) {
             throw new IllegalStateException("cublasSetWorkspace_v2 failed", t);
+        }
+    }
+
+    /**
+     * Puts the handle's GEMMs on {@code stream} (a CUstream; NULL: the legacy default stream). cuBLAS resets a
+     * workspace set with {@link #setWorkspace} when the stream changes, so set the stream first.
+     */
+    void setStream(MemorySegment stream) {
+        try {
+            int err = (int) setStream.invokeExact(handle, stream);
+            if (err != 0) throw new IllegalStateException("cublasSetStream_v2 returned " + err);
+        } catch (RuntimeException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException("cublasSetStream_v2 failed", t);
         }
     }
 

@@ -83,6 +83,7 @@ final class CudaKernels {
     private final MemorySegment params;   // void*[]: pointers into values
     private final MemorySegment out;      // out-parameters of the shim and driver calls
     private Thread currentThread;         // the thread the context was last made current on
+    private MemorySegment stream = MemorySegment.NULL; // launches go here: the legacy stream unless a capture set it
 
     private CudaKernels(Linker linker, SymbolLookup cuda, SymbolLookup torch, int deviceOrdinal, byte[] ptx) {
         Arena arena = Arena.global();
@@ -590,6 +591,14 @@ final class CudaKernels {
         }
     }
 
+    /**
+     * The stream later launches go to: a CUDA graph's capture stream ({@link CudaGraphs#stream}), or
+     * {@code MemorySegment.NULL} for the legacy default stream (in order with DJL's ops), the default.
+     */
+    void setStream(MemorySegment stream) {
+        this.stream = stream == null ? MemorySegment.NULL : stream;
+    }
+
     /** Waits for all work queued on the device (profiling only). */
     void synchronize() {
         try {
@@ -625,7 +634,7 @@ final class CudaKernels {
         try {
             makeCurrent();
             int err = (int) cuLaunchKernel.invokeExact(function, gridX, gridY, gridZ, blockX, blockY, 1, sharedBytes,
-                    MemorySegment.NULL, params, MemorySegment.NULL);
+                    stream, params, MemorySegment.NULL);
             check(err, "cuLaunchKernel(" + name + ")");
         } catch (RuntimeException e) {
             throw e;

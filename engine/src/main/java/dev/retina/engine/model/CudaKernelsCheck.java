@@ -9,6 +9,7 @@ import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Collections;
 import java.util.List;
 import java.util.Locale;
@@ -214,6 +215,26 @@ public final class CudaKernelsCheck {
             report(label + ": k written back (k_back)", qkvBack.get(new NDIndex(":, {}:{}", (long) heads * d,
                     (long) (heads + kvHeads) * d)), qk.get(1).reshape(numTokens, kvDim));
             report(label + ": k at slots (k_back)", LlamaModel.rows(slot, keyCache2, m), qk.get(1).reshape(numTokens, kvDim));
+            // A CUDA graph's padding row (slot -1) writes nothing; the other tokens are written as before.
+            long[] padded = slots.clone();
+            padded[numTokens - 1] = -1;
+            NDArray keyCache3 = m.full(new Shape(numSlots, kvDim), Float.NaN, DataType.FLOAT16);
+            NDArray valueCache3 = m.full(new Shape(numSlots, kvDim), Float.NaN, DataType.FLOAT16);
+            NDArray slotPad = m.create(padded);
+            kernels.ropeKvWrite(qkv32.toType(DataType.FLOAT16, false), pos, slotPad, cosT, sinT, keyCache3,
+                    valueCache3, heads, kvHeads, d);
+            long written = keyCache3.isNaN().logicalNot().sum().toType(DataType.INT64, false).getLong()
+                    + valueCache3.isNaN().logicalNot().sum().toType(DataType.INT64, false).getLong();
+            long expected = 2L * (numTokens - 1) * kvDim;
+            boolean padOk = written == expected;
+            if (!padOk) failed = true;
+            System.out.printf(Locale.ROOT, "%-70s %d values written, %d expected %s%n", label + ": slot -1 skipped",
+                    written, expected, padOk ? "ok" : "FAIL");
+            if (numTokens > 1) {
+                NDArray real = m.create(Arrays.copyOf(slots, numTokens - 1));
+                report(label + ": k at slots (padded run)", LlamaModel.rows(real, keyCache3, m),
+                        qk.get(1).reshape(numTokens, kvDim).get(new NDIndex("0:{}", numTokens - 1)));
+            }
         }
     }
 

@@ -68,6 +68,12 @@ final class DirectDecode {
     private NDArray partL;
     private NDArray partAcc;
     private KvCache cacheOf;              // the cache whose per-layer addresses are below
+    /** Bumped whenever a buffer or cache address a captured graph may hold changes (graphs are then recaptured). */
+    private int generation;
+    /** Pure decode steps replayed as CUDA graphs ({@link DecodeGraphs}; -Dretina.cudaGraph=false: eager launches). */
+    private boolean graphsOn = !"false".equals(System.getProperty("retina.cudaGraph"));
+    private boolean graphsFailed;         // a capture failed once: eager launches from then on
+    private DecodeGraphs graphs;          // created at the first graph step
     private long[] keyPtr;
     private long[] valuePtr;
 
@@ -108,58 +114,21 @@ final class DirectDecode {
         int maxBlocks = (int) meta.blockTables.getShape().get(1);
         long cosPtr = kernels.address(cos);
         long sinPtr = kernels.address(sin);
-        int heads = config.numAttentionHeads();
-        int kvHeads = config.numKeyValueHeads();
-        int d = config.headDim();
-        // Split-K when (heads x sequences) blocks would leave SMs idle: partitions of at least MIN_PARTITION tokens,
-        // enough for about two blocks per SM.
-        int parts = 1;
-        int partitionSize = 0;
-        long partMPtr = 0;
-        long partLPtr = 0;
-        long partAccPtr = 0;
-        int blocks = heads * rows;
-        int target = 2 * kernels.multiprocessors();
-        if (splitK && blocks < target && kernels.hasSplitAttention(d)) {
-            int byContext = (meta.maxSeqLen + MIN_PARTITION - 1) / MIN_PARTITION;
-            int byOccupancy = (target + blocks - 1) / blocks;
-            parts = Math.min(Math.min(byContext, byOccupancy), MAX_PARTIALS / blocks);
-            if (parts > 1) {
-                partitionSize = ((meta.maxSeqLen + parts - 1) / parts + MIN_PARTITION - 1) / MIN_PARTITION * MIN_PARTITION;
-                parts = (meta.maxSeqLen + partitionSize - 1) / partitionSize;
-            }
-            if (parts > 1) {
-                ensurePartials();
-                partMPtr = kernels.address(partM);
-                partLPtr = kernels.address(partL);
-                partAccPtr = kernels.address(partAcc);
-            }
-        }
-        if (PROFILE) start();
         boolean small = gemv && rows <= GEMV_MAX_ROWS && kernels.hasGemv() && CudaKernels.gemvFits(rows, hidden)
                 && CudaKernels.gemvFits(rows, qDim) && CudaKernels.gemvFits(rows, inter);
+        if (!small && graphsOn && !PROFILE && DecodeGraphs.fits(rows) && !graphsFailed)
+            return graphs().step(inputsEmbeds, meta, cache, rows, cosPtr, sinPtr);
+        int[] split = split(meta.maxSeqLen, rows);
+        int parts = split[0];
+        int partitionSize = split[1];
+        long partMPtr = parts > 1 ? kernels.address(partM) : 0L;
+        long partLPtr = parts > 1 ? kernels.address(partL) : 0L;
+        long partAccPtr = parts > 1 ? kernels.address(partAcc) : 0L;
+        if (PROFILE) start();
         if (small) return forwardSmall(inputsEmbeds, h, rows, positions, slots, blockTables, contextLens, maxBlocks,
                 cosPtr, sinPtr, meta.blockSize, parts, partitionSize, partMPtr, partLPtr, partAccPtr);
-        for (int i = 0; i < layerWeights.length; i++) {
-            long[] w = layerWeights[i];
-            kernels.rmsNorm(normedPtr, h, w[0], rows, hidden, eps);
-            if (PROFILE) lap(0);
-            cublas.linear(qkvPtr, normedPtr, w[1], rows, qkvDim, hidden, false);
-            if (PROFILE) lap(1);
-            kernels.ropeKvWrite(qkvPtr, positions, slots, cosPtr, sinPtr, keyPtr[i], valuePtr[i], rows, heads, kvHeads, d);
-            if (PROFILE) lap(2);
-            if (parts > 1)
-                kernels.pagedAttentionDecodeSplit(attnPtr, qDim, qkvPtr, qkvDim, keyPtr[i], valuePtr[i], blockTables,
-                        contextLens, rows, maxBlocks, meta.blockSize, heads, kvHeads, d, scale, partitionSize, parts,
-                        partMPtr, partLPtr, partAccPtr);
-            else
-                kernels.pagedAttentionDecode(attnPtr, qDim, qkvPtr, qkvDim, keyPtr[i], valuePtr[i], blockTables,
-                        contextLens, rows, maxBlocks, meta.blockSize, heads, kvHeads, d, scale);
-            if (PROFILE) lap(3);
-            cublas.linear(h, attnPtr, w[2], rows, hidden, qDim, true);
-            if (PROFILE) lap(4);
-            mlp(w, h, rows);
-        }
+        layers(cublas, h, rows, positions, slots, blockTables, contextLens, maxBlocks, meta.blockSize, cosPtr, sinPtr,
+                parts, partitionSize);
         NDArray result = logits(h, rows, inputsEmbeds.getManager());
         if (PROFILE) {
             lap(8);
@@ -168,15 +137,80 @@ final class DirectDecode {
         return result;
     }
 
+    /**
+     * Split-K for a decode step of {@code rows} sequences, the longest {@code maxSeqLen} tokens: {parts, partition
+     * size}, {1, 0} for one pass. Split when (heads x sequences) blocks would leave SMs idle: partitions of at least
+     * MIN_PARTITION tokens, enough for about two blocks per SM. Allocates the partial-state buffers on first use.
+     */
+    int[] split(int maxSeqLen, int rows) {
+        int heads = config.numAttentionHeads();
+        int blocks = heads * rows;
+        int target = 2 * kernels.multiprocessors();
+        if (!splitK || blocks >= target || !kernels.hasSplitAttention(config.headDim())) return new int[] {1, 0};
+        int byContext = (maxSeqLen + MIN_PARTITION - 1) / MIN_PARTITION;
+        int byOccupancy = (target + blocks - 1) / blocks;
+        int parts = Math.min(Math.min(byContext, byOccupancy), MAX_PARTIALS / blocks);
+        if (parts <= 1) return new int[] {1, 0};
+        int partitionSize = ((maxSeqLen + parts - 1) / parts + MIN_PARTITION - 1) / MIN_PARTITION * MIN_PARTITION;
+        parts = (maxSeqLen + partitionSize - 1) / partitionSize;
+        if (parts <= 1) return new int[] {1, 0};
+        ensurePartials();
+        return new int[] {parts, partitionSize};
+    }
+
+    /**
+     * Every layer of a decode step over {@code rows} rows of the residual stream at h (updated in place), its GEMMs
+     * on {@code blas}'s stream and the kernels on {@link CudaKernels}' current stream: the eager step and the one a
+     * CUDA graph captures ({@link DecodeGraphs}) make the same launches.
+     */
+    void layers(Cublas blas, long h, int rows, long positions, long slots, long blockTables, long contextLens,
+                int maxBlocks, int blockSize, long cosPtr, long sinPtr, int parts, int partitionSize) {
+        int heads = config.numAttentionHeads();
+        int kvHeads = config.numKeyValueHeads();
+        int d = config.headDim();
+        long partMPtr = parts > 1 ? kernels.address(partM) : 0L;
+        long partLPtr = parts > 1 ? kernels.address(partL) : 0L;
+        long partAccPtr = parts > 1 ? kernels.address(partAcc) : 0L;
+        for (int i = 0; i < layerWeights.length; i++) {
+            long[] w = layerWeights[i];
+            kernels.rmsNorm(normedPtr, h, w[0], rows, hidden, eps);
+            if (PROFILE) lap(0);
+            blas.linear(qkvPtr, normedPtr, w[1], rows, qkvDim, hidden, false);
+            if (PROFILE) lap(1);
+            kernels.ropeKvWrite(qkvPtr, positions, slots, cosPtr, sinPtr, keyPtr[i], valuePtr[i], rows, heads, kvHeads, d);
+            if (PROFILE) lap(2);
+            if (parts > 1)
+                kernels.pagedAttentionDecodeSplit(attnPtr, qDim, qkvPtr, qkvDim, keyPtr[i], valuePtr[i], blockTables,
+                        contextLens, rows, maxBlocks, blockSize, heads, kvHeads, d, scale, partitionSize, parts,
+                        partMPtr, partLPtr, partAccPtr);
+            else
+                kernels.pagedAttentionDecode(attnPtr, qDim, qkvPtr, qkvDim, keyPtr[i], valuePtr[i], blockTables,
+                        contextLens, rows, maxBlocks, blockSize, heads, kvHeads, d, scale);
+            if (PROFILE) lap(3);
+            blas.linear(h, attnPtr, w[2], rows, hidden, qDim, true);
+            if (PROFILE) lap(4);
+            mlp(blas, w, h, rows);
+        }
+    }
+
+    /**
+     * The final RMSNorm of {@code rows} rows at h into {@code last} and lm_head into fp16 {@code logits} (rows, vocab):
+     * the end of a captured step, on the current streams (the eager step's {@link #logits} uses DJL's linear).
+     */
+    void head(Cublas blas, long h, int rows, long last, long logits) {
+        kernels.rmsNorm(last, h, kernels.address(norm), rows, hidden, eps);
+        blas.linear(logits, last, kernels.address(lmHead), rows, (int) lmHead.getShape().get(0), hidden, false);
+    }
+
     /** A layer's MLP on {@code rows} rows of the residual stream at h: RMSNorm, gate_up, SiLU·up, down + residual. */
-    private void mlp(long[] w, long h, int rows) {
+    private void mlp(Cublas blas, long[] w, long h, int rows) {
         kernels.rmsNorm(normedPtr, h, w[3], rows, hidden, eps);
         if (PROFILE) lap(0);
-        cublas.linear(gateUpPtr, normedPtr, w[4], rows, 2 * inter, hidden, false);
+        blas.linear(gateUpPtr, normedPtr, w[4], rows, 2 * inter, hidden, false);
         if (PROFILE) lap(5);
         kernels.siluMul(actPtr, gateUpPtr, rows, inter);
         if (PROFILE) lap(6);
-        cublas.linear(h, actPtr, w[5], rows, hidden, inter, true);
+        blas.linear(h, actPtr, w[5], rows, hidden, inter, true);
         if (PROFILE) lap(7);
     }
 
@@ -262,7 +296,7 @@ final class DirectDecode {
                     cublas.linear(hPrefill, kernels.address(out), w[2], numPrefill, hidden, qDim, true);
                     if (PROFILE) lap(4);
                 } // freed into torch's caching allocator; the GEMM reading it is ahead in the same stream
-                mlp(w, h, rows);
+                mlp(cublas, w, h, rows);
             }
         }
         NDArray last = LlamaModel.rows(meta.logitsIndices, inputsEmbeds, step); // (numSeqs, hidden), contiguous
@@ -364,8 +398,40 @@ final class DirectDecode {
         splitK = enabled;
     }
 
+    /** CUDA graphs of the decode step on or off (for comparisons; on by default, -Dretina.cudaGraph=false off). */
+    void setCudaGraph(boolean enabled) {
+        graphsOn = enabled;
+    }
+
+    /** The graphs' counts, or a note that no step used them. */
+    String graphStats() {
+        return graphs == null ? "no decode step replayed as a CUDA graph" : graphs.stats();
+    }
+
+    private DecodeGraphs graphs() {
+        if (graphs == null) graphs = new DecodeGraphs(this, config, kernels, manager, (int) lmHead.getShape().get(0));
+        return graphs;
+    }
+
+    /** A capture failed: the step it was for ran eagerly; later steps stay eager. */
+    void graphsFailed() {
+        graphsFailed = true;
+    }
+
+    /** Changes whenever an address a captured step holds may have changed (intermediates, partials, the cache). */
+    int generation() {
+        return generation;
+    }
+
+    /** Makes the intermediates hold {@code rows} rows and the cache addresses current (before a graph step). */
+    void prepare(int rows, KvCache cache) {
+        ensureCapacity(rows);
+        ensureCache(cache);
+    }
+
     private void ensurePartials() {
         if (partM != null) return;
+        generation++;
         partM = manager.create(new Shape(MAX_PARTIALS), DataType.FLOAT32);
         partL = manager.create(new Shape(MAX_PARTIALS), DataType.FLOAT32);
         partAcc = manager.create(new Shape(MAX_PARTIALS, config.headDim()), DataType.FLOAT32);
@@ -373,6 +439,7 @@ final class DirectDecode {
 
     private void ensureCapacity(int rows) {
         if (rows <= capacity) return;
+        generation++;
         // powers of two for decode batches; prefill steps (up to the token budget) in steps of 512 rows
         int cap = rows <= 1024 ? Math.max(16, Integer.highestOneBit(rows - 1) << 1) : (rows + 511) / 512 * 512;
         if (normed != null) {
@@ -397,6 +464,7 @@ final class DirectDecode {
 
     private void ensureCache(KvCache cache) {
         if (cache == cacheOf) return;
+        generation++;
         keyPtr = new long[layerWeights.length];
         valuePtr = new long[layerWeights.length];
         for (int i = 0; i < layerWeights.length; i++) {

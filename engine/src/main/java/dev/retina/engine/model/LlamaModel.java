@@ -57,6 +57,7 @@ final class LlamaModel implements AutoCloseable {
     private DirectDecode direct;           // created at the first eligible decode step; null until then
     private boolean splitK = !"false".equals(System.getProperty("retina.splitK"));
     private boolean gemv = LlavaModel.GEMV_DEFAULT;
+    private boolean cudaGraph = !"false".equals(System.getProperty("retina.cudaGraph"));
     private boolean directUnavailable;     // cuBLAS or rms_norm missing: stay on the DJL-op path
     private Cublas cublas;                 // loaded on first use by a direct path (decode, vision tower)
     private boolean cublasUnavailable;
@@ -253,6 +254,16 @@ final class LlamaModel implements AutoCloseable {
         if (direct != null) direct.setGemv(enabled);
     }
 
+    /** CUDA graphs of the direct decode step on or off (for comparisons). */
+    void setCudaGraph(boolean enabled) {
+        cudaGraph = enabled;
+        if (direct != null) direct.setCudaGraph(enabled);
+    }
+
+    String cudaGraphStats() {
+        return direct == null ? "direct decode path not used" : direct.graphStats();
+    }
+
     /** The direct path's per-kind launch times (profiling runs), or a note that none ran. */
     String directProfile() {
         return direct == null ? "direct decode path not used" : direct.profile();
@@ -285,6 +296,7 @@ final class LlamaModel implements AutoCloseable {
             direct = new DirectDecode(config, dtype, kernels, cublas, shim, weightsManager, w, norm, lmHead);
             direct.setSplitK(splitK);
             direct.setGemv(gemv);
+            direct.setCudaGraph(cudaGraph);
         }
         return true;
     }

@@ -297,6 +297,19 @@ public final class LlavaModel implements AutoCloseable {
         languageModel.setGemv(enabled);
     }
 
+    /**
+     * Pure decode steps replayed as CUDA graphs on or off (on by default; {@code -Dretina.cudaGraph=false} off); off,
+     * the direct path launches every kernel and GEMM of the step from the host.
+     */
+    public void setCudaGraph(boolean enabled) {
+        languageModel.setCudaGraph(enabled);
+    }
+
+    /** How many decode-step graphs were captured and replayed (benchmarks, logs). */
+    public String cudaGraphStats() {
+        return languageModel.cudaGraphStats();
+    }
+
     /** The direct vision tower's host time per phase (profiling runs, -Dretina.directProfile=true), then resets. */
     public String visionHostProfile() {
         return visionTower.hostProfile();

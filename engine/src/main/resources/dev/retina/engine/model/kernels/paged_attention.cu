@@ -479,7 +479,7 @@ RETINA_PAGED_GROUPED(128, 8, 2, g8) // more loads in flight, 2 blocks per SM (a 
 //   qkv:       (numTokens, (numHeads + 2 * numKvHeads) * D) fp16, contiguous: q heads, k heads, v heads; q is
 //              rotated in place; k's rotated values go to the cache (rope_kv_write_kback: back into qkv too, for
 //              flash attention over the qkv rows themselves: prefills with no cached context)
-//   positions: (numTokens) int64; slots: (numTokens) int64
+//   positions: (numTokens) int64; slots: (numTokens) int64, -1: a padding row (skipped)
 //   cos, sin:  (numPositions, D) fp16, the two halves of a row equal (emb = cat(freqs, freqs))
 //   k_cache, v_cache: (numSlots, numKvHeads * D) fp16
 // out[i] = x[i] cos[i] - x[i + D/2] sin[i],  out[i + D/2] = x[i + D/2] cos[i + D/2] + x[i] sin[i + D/2]  (i < D/2)
@@ -494,6 +494,7 @@ __device__ __forceinline__ void rope_kv_write_impl(__half* qkv, const long long*
     const long long row_len = (long long)(num_heads + 2 * num_kv_heads) * D;
     __half* row = qkv + token * row_len;
     const long long slot = slots[token];
+    if (slot < 0) return; // a padding row of a captured decode step (CUDA graph bucket): no token, nothing written
     const long long kv_dim = (long long)num_kv_heads * D;
     if (h >= num_heads + num_kv_heads) { // a v head: copied to the cache
         const int vh = h - num_heads - num_kv_heads;
