@@ -72,14 +72,16 @@ public final class DecodeBench {
             // as the engine runs it (split-K attention; the GEMV kernels as -Dretina.gemv says); direct-cublas: GEMMs in
             // cuBLAS; direct-gemv: up to 4 sequences, the GEMV kernels; direct-nosplit: cuBLAS and no split-K;
             // direct-cublas and direct-nosplit replay decode steps as CUDA graphs (as -Dretina.cudaGraph says),
-            // direct-eager launches them from the host (graphs off); graph: direct-eager then direct-cublas
+            // direct-eager launches them from the host (graphs off); graph: direct-eager then direct-cublas;
+            // direct-nolt: graphs, GEMMs all cublasGemmEx (no cuBLASLt autotuning); lt: direct-nolt then direct-cublas
             List<String> modes = switch (kernels) {
                 case "djl", "libtorch", "native", "direct", "direct-nosplit", "direct-cublas", "direct-gemv",
-                     "direct-eager" ->
+                     "direct-eager", "direct-nolt" ->
                         List.of(kernels);
                 case "all" -> List.of("djl", "libtorch", "native", "direct-nosplit", "direct-cublas", "direct-gemv");
                 case "new" -> List.of("native", "direct-cublas", "direct-gemv");
                 case "graph" -> List.of("direct-eager", "direct-cublas");
+                case "lt" -> List.of("direct-nolt", "direct-cublas");
                 default -> List.of("djl", "native");
             };
             if (compare) compare(model, batches, context);
@@ -205,6 +207,7 @@ public final class DecodeBench {
         model.setSplitKAttention(!mode.equals("direct-nosplit"));
         model.setGemv(mode.equals("direct-gemv") || (mode.equals("direct") && LlavaModel.GEMV_DEFAULT));
         model.setCudaGraph(!mode.equals("direct-eager") && !"false".equals(System.getProperty("retina.cudaGraph")));
+        model.setCublasLt(!mode.equals("direct-nolt") && !"false".equals(System.getProperty("retina.cublasLt")));
     }
 
     /**

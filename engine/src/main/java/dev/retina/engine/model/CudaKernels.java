@@ -599,6 +599,11 @@ final class CudaKernels {
         this.stream = stream == null ? MemorySegment.NULL : stream;
     }
 
+    /** The stream launches go to now ({@link #setStream}). */
+    MemorySegment stream() {
+        return stream;
+    }
+
     /** Waits for all work queued on the device (profiling only). */
     void synchronize() {
         try {

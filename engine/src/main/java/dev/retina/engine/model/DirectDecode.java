@@ -74,6 +74,14 @@ final class DirectDecode {
     private boolean graphsOn = !"false".equals(System.getProperty("retina.cudaGraph"));
     private boolean graphsFailed;         // a capture failed once: eager launches from then on
     private DecodeGraphs graphs;          // created at the first graph step
+    /** Decode GEMMs through cuBLASLt, autotuned per shape, up to this many rows (-Dretina.cublasLtMaxRows). */
+    private static final int LT_MAX_ROWS = Integer.getInteger("retina.cublasLtMaxRows", 8);
+    private static final long LT_WORKSPACE_BYTES = 32L << 20;
+    private boolean ltOn = !"false".equals(System.getProperty("retina.cublasLt"));
+    private boolean ltUnavailable;
+    private CublasLt lt;                  // loaded at the first decode step it may tune for
+    private NDArray ltWorkspace;
+    private NDArray ltScratch;            // (LT_MAX_ROWS, widest n) model dtype: tuning's output
     private long[] keyPtr;
     private long[] valuePtr;
 
@@ -103,9 +111,14 @@ final class DirectDecode {
      */
     NDArray forward(NDArray inputsEmbeds, AttentionMetadata meta, KvCache cache, NDArray cos, NDArray sin) {
         int rows = (int) inputsEmbeds.getShape().get(0);
-        ensureCapacity(rows);
+        boolean small = gemv && rows <= GEMV_MAX_ROWS && kernels.hasGemv() && CudaKernels.gemvFits(rows, hidden)
+                && CudaKernels.gemvFits(rows, qDim) && CudaKernels.gemvFits(rows, inter);
+        boolean graph = !small && graphsOn && !PROFILE && DecodeGraphs.fits(rows) && !graphsFailed;
+        int m = graph ? DecodeGraphs.bucket(rows) : rows; // the GEMMs' rows: a graph's run over the padded bucket
+        ensureCapacity(m);
         ensureCache(cache);
         kernels.ensureContext();
+        if (!small) tune(m);
         long h = kernels.address(inputsEmbeds);
         long positions = kernels.address(meta.positions);
         long slots = kernels.address(meta.slotMapping);
@@ -114,10 +127,7 @@ final class DirectDecode {
         int maxBlocks = (int) meta.blockTables.getShape().get(1);
         long cosPtr = kernels.address(cos);
         long sinPtr = kernels.address(sin);
-        boolean small = gemv && rows <= GEMV_MAX_ROWS && kernels.hasGemv() && CudaKernels.gemvFits(rows, hidden)
-                && CudaKernels.gemvFits(rows, qDim) && CudaKernels.gemvFits(rows, inter);
-        if (!small && graphsOn && !PROFILE && DecodeGraphs.fits(rows) && !graphsFailed)
-            return graphs().step(inputsEmbeds, meta, cache, rows, cosPtr, sinPtr);
+        if (graph) return graphs().step(inputsEmbeds, meta, cache, rows, cosPtr, sinPtr);
         int[] split = split(meta.maxSeqLen, rows);
         int parts = split[0];
         int partitionSize = split[1];
@@ -175,7 +185,7 @@ final class DirectDecode {
             long[] w = layerWeights[i];
             kernels.rmsNorm(normedPtr, h, w[0], rows, hidden, eps);
             if (PROFILE) lap(0);
-            blas.linear(qkvPtr, normedPtr, w[1], rows, qkvDim, hidden, false);
+            gemm(blas, qkvPtr, normedPtr, w[1], rows, qkvDim, hidden, false);
             if (PROFILE) lap(1);
             kernels.ropeKvWrite(qkvPtr, positions, slots, cosPtr, sinPtr, keyPtr[i], valuePtr[i], rows, heads, kvHeads, d);
             if (PROFILE) lap(2);
@@ -187,7 +197,7 @@ final class DirectDecode {
                 kernels.pagedAttentionDecode(attnPtr, qDim, qkvPtr, qkvDim, keyPtr[i], valuePtr[i], blockTables,
                         contextLens, rows, maxBlocks, blockSize, heads, kvHeads, d, scale);
             if (PROFILE) lap(3);
-            blas.linear(h, attnPtr, w[2], rows, hidden, qDim, true);
+            gemm(blas, h, attnPtr, w[2], rows, hidden, qDim, true);
             if (PROFILE) lap(4);
             mlp(blas, w, h, rows);
         }
@@ -199,18 +209,70 @@ final class DirectDecode {
      */
     void head(Cublas blas, long h, int rows, long last, long logits) {
         kernels.rmsNorm(last, h, kernels.address(norm), rows, hidden, eps);
-        blas.linear(logits, last, kernels.address(lmHead), rows, (int) lmHead.getShape().get(0), hidden, false);
+        gemm(blas, logits, last, kernels.address(lmHead), rows, (int) lmHead.getShape().get(0), hidden, false);
+    }
+
+    /**
+     * One GEMM of the step: cuBLASLt's tuned algorithm for this shape where it beat cublasGemmEx ({@link CublasLt}),
+     * else {@code blas}'s cublasGemmEx; on the stream the kernels go to (a capture's, or the legacy one).
+     */
+    private void gemm(Cublas blas, long y, long x, long w, int m, int n, int k, boolean accumulate) {
+        if (lt != null && ltOn && lt.linear(kernels.stream(), y, x, w, m, n, k, accumulate)) return;
+        blas.linear(y, x, w, m, n, k, accumulate);
+    }
+
+    /**
+     * Tunes the step's five GEMM shapes at {@code m} rows (qkv, o, gate_up, down over every layer's weights; lm_head)
+     * the first time a decode step has that many rows, up to {@link #LT_MAX_ROWS}; beyond, cublasGemmEx is kept. Runs
+     * on the legacy stream before the step's launches (never inside a capture).
+     */
+    private void tune(int m) {
+        if (!ltOn || m > LT_MAX_ROWS || ltUnavailable) return;
+        int vocab = (int) lmHead.getShape().get(0);
+        if (lt != null && lt.tuned(m, vocab, hidden, false)) return;
+        if (lt == null) {
+            ltWorkspace = manager.create(new Shape(LT_WORKSPACE_BYTES), DataType.INT8);
+            lt = CublasLt.load(kernels.address(ltWorkspace), LT_WORKSPACE_BYTES).orElse(null);
+            if (lt == null) {
+                ltUnavailable = true;
+                ltWorkspace.close();
+                return;
+            }
+            ltScratch = manager.create(new Shape(LT_MAX_ROWS, Math.max(vocab, Math.max(qkvDim, 2 * inter))), dtype);
+        }
+        long y = kernels.address(ltScratch);
+        int n = layerWeights.length;
+        long[] qkvW = new long[n];
+        long[] oW = new long[n];
+        long[] gateUpW = new long[n];
+        long[] downW = new long[n];
+        for (int i = 0; i < n; i++) {
+            qkvW[i] = layerWeights[i][1];
+            oW[i] = layerWeights[i][2];
+            gateUpW[i] = layerWeights[i][4];
+            downW[i] = layerWeights[i][5];
+        }
+        lt.tune(cublas, kernels, m, qkvDim, hidden, false, qkvW, normedPtr, y);
+        lt.tune(cublas, kernels, m, hidden, qDim, true, oW, attnPtr, y);
+        lt.tune(cublas, kernels, m, 2 * inter, hidden, false, gateUpW, normedPtr, y);
+        lt.tune(cublas, kernels, m, hidden, inter, true, downW, actPtr, y);
+        lt.tune(cublas, kernels, m, vocab, hidden, false, new long[] {kernels.address(lmHead)}, normedPtr, y);
+    }
+
+    /** cuBLASLt's tuned GEMMs on or off (for comparisons; on by default, -Dretina.cublasLt=false off). */
+    void setCublasLt(boolean enabled) {
+        ltOn = enabled;
     }
 
     /** A layer's MLP on {@code rows} rows of the residual stream at h: RMSNorm, gate_up, SiLU·up, down + residual. */
     private void mlp(Cublas blas, long[] w, long h, int rows) {
         kernels.rmsNorm(normedPtr, h, w[3], rows, hidden, eps);
         if (PROFILE) lap(0);
-        blas.linear(gateUpPtr, normedPtr, w[4], rows, 2 * inter, hidden, false);
+        gemm(blas, gateUpPtr, normedPtr, w[4], rows, 2 * inter, hidden, false);
         if (PROFILE) lap(5);
         kernels.siluMul(actPtr, gateUpPtr, rows, inter);
         if (PROFILE) lap(6);
-        blas.linear(h, actPtr, w[5], rows, hidden, inter, true);
+        gemm(blas, h, actPtr, w[5], rows, hidden, inter, true);
         if (PROFILE) lap(7);
     }
 

@@ -58,6 +58,7 @@ final class LlamaModel implements AutoCloseable {
     private boolean splitK = !"false".equals(System.getProperty("retina.splitK"));
     private boolean gemv = LlavaModel.GEMV_DEFAULT;
     private boolean cudaGraph = !"false".equals(System.getProperty("retina.cudaGraph"));
+    private boolean cublasLt = !"false".equals(System.getProperty("retina.cublasLt"));
     private boolean directUnavailable;     // cuBLAS or rms_norm missing: stay on the DJL-op path
     private Cublas cublas;                 // loaded on first use by a direct path (decode, vision tower)
     private boolean cublasUnavailable;
@@ -260,6 +261,12 @@ final class LlamaModel implements AutoCloseable {
         if (direct != null) direct.setCudaGraph(enabled);
     }
 
+    /** cuBLASLt's autotuned decode GEMMs on or off (for comparisons). */
+    void setCublasLt(boolean enabled) {
+        cublasLt = enabled;
+        if (direct != null) direct.setCublasLt(enabled);
+    }
+
     String cudaGraphStats() {
         return direct == null ? "direct decode path not used" : direct.graphStats();
     }
@@ -297,6 +304,7 @@ final class LlamaModel implements AutoCloseable {
             direct.setSplitK(splitK);
             direct.setGemv(gemv);
             direct.setCudaGraph(cudaGraph);
+            direct.setCublasLt(cublasLt);
         }
         return true;
     }

@@ -305,6 +305,14 @@ public final class LlavaModel implements AutoCloseable {
         languageModel.setCudaGraph(enabled);
     }
 
+    /**
+     * The decode step's GEMMs through cuBLASLt, autotuned per shape for up to 8 rows, on or off (on by default;
+     * {@code -Dretina.cublasLt=false} off: cublasGemmEx's heuristic pick).
+     */
+    public void setCublasLt(boolean enabled) {
+        languageModel.setCublasLt(enabled);
+    }
+
     /** How many decode-step graphs were captured and replayed (benchmarks, logs). */
     public String cudaGraphStats() {
         return languageModel.cudaGraphStats();
