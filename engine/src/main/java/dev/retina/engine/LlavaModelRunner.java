@@ -112,10 +112,15 @@ public final class LlavaModelRunner implements ModelRunner {
             long t1 = profile != null ? profile.mark(model) : 0;
             if (profile != null)
                 profile.encoder(imageFeatures.stats().encoderNanos() - encoder0, imageFeatures.pixelNanos() - pixels0);
-            NDArray inputsEmbeds = model.embedTokens(step.create(inputIds)); // (T, textHidden)
-            if (stepImages != null)
-                model.mergeImageFeatures(inputsEmbeds, stepImages.batchPositions(), stepImages.imageFeatures());
-            NDArray logits = model.forward(inputsEmbeds, batch, cache);    // (numSeqs, vocab) float32
+            // A text-only decode step goes from token ids straight into a replayed CUDA graph where the GPU path has
+            // one (null otherwise); every other step embeds here.
+            NDArray logits = stepImages == null ? model.forwardTokens(inputIds, batch, cache, step) : null;
+            if (logits == null) {
+                NDArray inputsEmbeds = model.embedTokens(step.create(inputIds)); // (T, textHidden)
+                if (stepImages != null)
+                    model.mergeImageFeatures(inputsEmbeds, stepImages.batchPositions(), stepImages.imageFeatures());
+                logits = model.forward(inputsEmbeds, batch, cache);    // (numSeqs, vocab) float32
+            }
             long t2 = profile != null ? profile.mark(model) : 0;
             RunnerOutput out;
             if (samplingSeqs.isEmpty()) {

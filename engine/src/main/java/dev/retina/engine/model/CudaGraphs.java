@@ -39,6 +39,12 @@ final class CudaGraphs implements AutoCloseable {
     private final MethodHandle cuEventRecord;
     private final MethodHandle cuStreamWaitEvent;
     private final MethodHandle cuStreamDestroy;
+    private final MethodHandle cuMemHostAlloc;
+    private final MethodHandle cuMemFreeHost;
+    private final MethodHandle cuMemcpyHtoDAsync;
+    private final MethodHandle cuEventSynchronize;
+    private final MemorySegment stagingCopied; // recorded after each host-to-device copy of the staging buffer
+    private boolean stagingInFlight;
     private final MethodHandle cuGetErrorString;
     private final MemorySegment stream;
     private final MemorySegment inputsReady;  // recorded on the legacy stream, waited for by ours
@@ -90,12 +96,43 @@ final class CudaGraphs implements AutoCloseable {
         cuEventRecord = handle(linker, cuda, "cuEventRecord", FunctionDescriptor.of(I32, PTR, PTR));
         cuStreamWaitEvent = handle(linker, cuda, "cuStreamWaitEvent", FunctionDescriptor.of(I32, PTR, PTR, I32));
         cuStreamDestroy = handle(linker, cuda, "cuStreamDestroy_v2", FunctionDescriptor.of(I32, PTR));
+        cuMemHostAlloc = handle(linker, cuda, "cuMemHostAlloc", FunctionDescriptor.of(I32, PTR, I64, I32));
+        cuMemFreeHost = handle(linker, cuda, "cuMemFreeHost", FunctionDescriptor.of(I32, PTR));
+        cuMemcpyHtoDAsync = handle(linker, cuda, "cuMemcpyHtoDAsync_v2", FunctionDescriptor.of(I32, I64, PTR, I64, PTR));
+        cuEventSynchronize = handle(linker, cuda, "cuEventSynchronize", FunctionDescriptor.of(I32, PTR));
         call(() -> (int) streamCreate.invokeExact(out, STREAM_NON_BLOCKING), "cuStreamCreate");
         stream = out.get(PTR, 0);
         call(() -> (int) eventCreate.invokeExact(out, EVENT_DISABLE_TIMING), "cuEventCreate");
         inputsReady = out.get(PTR, 0);
         call(() -> (int) eventCreate.invokeExact(out, EVENT_DISABLE_TIMING), "cuEventCreate");
         stepDone = out.get(PTR, 0);
+        call(() -> (int) eventCreate.invokeExact(out, EVENT_DISABLE_TIMING), "cuEventCreate");
+        stagingCopied = out.get(PTR, 0);
+    }
+
+    /** Page-locked host memory of {@code bytes} (asynchronous copies from it); {@link #freeHost} releases it. */
+    MemorySegment allocHost(long bytes) {
+        call(() -> (int) cuMemHostAlloc.invokeExact(out, bytes, 0), "cuMemHostAlloc");
+        return out.get(PTR, 0).reinterpret(bytes);
+    }
+
+    void freeHost(MemorySegment host) {
+        awaitStaging();
+        call(() -> (int) cuMemFreeHost.invokeExact(host), "cuMemFreeHost");
+    }
+
+    /** Waits until the last {@link #copyFromStaging} has read its host memory (before the host writes it again). */
+    void awaitStaging() {
+        if (!stagingInFlight) return;
+        call(() -> (int) cuEventSynchronize.invokeExact(stagingCopied), "cuEventSynchronize");
+        stagingInFlight = false;
+    }
+
+    /** Copies {@code bytes} of page-locked {@code host} memory to device address dst on our stream. */
+    void copyFromStaging(long dst, MemorySegment host, long bytes) {
+        call(() -> (int) cuMemcpyHtoDAsync.invokeExact(dst, host, bytes, stream), "cuMemcpyHtoDAsync");
+        call(() -> (int) cuEventRecord.invokeExact(stagingCopied, stream), "cuEventRecord");
+        stagingInFlight = true;
     }
 
     /** The stream captures and replays run on (CUstream). */

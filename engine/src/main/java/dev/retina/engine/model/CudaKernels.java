@@ -66,6 +66,7 @@ final class CudaKernels {
     private final MemorySegment ropeKvWriteKBack; // null in a PTX built before the direct prefill
     private final MemorySegment siluMul;
     private final MemorySegment rmsNorm;  // null in a PTX built before rms_norm existed
+    private final MemorySegment embedRows; // null in a PTX built before the captured token path
     private final MemorySegment[] splitByHeadDim = new MemorySegment[HEAD_DIMS.length]; // null entries: no split-K
     private final MemorySegment attentionReduce;
     private final MemorySegment addLayerNorm; // null in a PTX built before the direct vision tower
@@ -134,6 +135,7 @@ final class CudaKernels {
             ropeKvWriteKBack = optionalFunction(getFunction, module, "rope_kv_write_kback");
             siluMul = function(getFunction, module, "silu_mul");
             rmsNorm = optionalFunction(getFunction, module, "rms_norm");
+            embedRows = optionalFunction(getFunction, module, "embed_rows");
             for (int i = 0; i < HEAD_DIMS.length; i++)
                 splitByHeadDim[i] = optionalFunction(getFunction, module, "paged_attention_split_d" + HEAD_DIMS[i]);
             if (!variant.isEmpty() && !variant.equals("v1")) {
@@ -508,6 +510,28 @@ final class CudaKernels {
         values.set(F32, 8L * i++, eps);
         int threads = Math.min(1024, Math.max(32, (hidden / 4 + 31) / 32 * 32));
         launch(rmsNorm, rows, 1, threads, "rms_norm");
+    }
+
+    /** Whether this PTX has {@code embed_rows} (decode steps from token ids inside a CUDA graph). */
+    boolean hasEmbedRows() {
+        return embedRows != null;
+    }
+
+    /**
+     * Rows of the embedding table by token id: {@code out[r] = table[ids[r]]}. Device addresses the caller has
+     * checked: out (rows, hidden) and table (vocab, hidden) fp16 contiguous, hidden a multiple of 8, ids (rows) int64
+     * in range.
+     */
+    void embedRows(long out, long table, long ids, int rows, int hidden) {
+        if (embedRows == null) throw new IllegalStateException("this PTX has no embed_rows");
+        if (hidden % 8 != 0) throw new IllegalArgumentException("embed_rows: hidden " + hidden + " not a multiple of 8");
+        if (rows == 0) return;
+        int i = 0;
+        values.set(I64, 8L * i++, out);
+        values.set(I64, 8L * i++, table);
+        values.set(I64, 8L * i++, ids);
+        values.set(I32, 8L * i++, hidden);
+        launch(embedRows, rows, 1, Math.min(256, Math.max(32, (hidden / 8 + 31) / 32 * 32)), "embed_rows");
     }
 
     /** Whether this PTX has the direct vision tower's kernels ({@code add_layer_norm}, {@code act_fill}). */

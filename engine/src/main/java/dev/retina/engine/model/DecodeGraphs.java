@@ -8,6 +8,8 @@ import ai.djl.ndarray.types.Shape;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.util.LinkedHashMap;
 import java.util.Map;
 
@@ -16,7 +18,8 @@ import java.util.Map;
  * graph per (batch bucket, split-K shape), captured on Retina's own stream ({@link CudaGraphs}) with its own cuBLAS
  * handle, so a step costs a handful of driver calls on the host instead of ~290 launches. The step's inputs are
  * copied into persistent device buffers at fixed addresses (the residual rows, positions, slots, context lengths,
- * block tables), padded to the bucket: padding rows get slot -1 (the rotary kernel skips them) and context length 0
+ * block tables; with {@link #stepTokens} the token ids, the embedding lookup then being the graph's first launch), padded
+ * to the bucket: padding rows get slot -1 (the rotary kernel skips them) and context length 0
  * (attention writes zeros), and their outputs are never read. A key's first step runs eagerly on the stream (cuBLAS
  * and module loading warm up outside a capture), then is captured for the next; a failed capture turns graphs off.
  *
@@ -39,10 +42,11 @@ final class DecodeGraphs {
     private Cublas blas;
     private NDArray workspace;
     private NDArray residual;     // (maxRows, hidden) model dtype: the step's residual stream
-    private NDArray positions;    // (maxRows) int64
-    private NDArray slots;        // (maxRows) int64, -1 in padding rows
-    private NDArray contextLens;  // (maxRows) int32, 0 in padding rows
-    private NDArray blockTables;  // (maxRows, stride) int32
+    // The step's inputs, one device block written by one copy per step (token path) at fixed offsets:
+    //   ids (maxRows) int64 | positions (maxRows) int64 | slots (maxRows) int64, -1 in padding rows |
+    //   contextLens (maxRows) int32, 0 in padding rows | blockTables (maxRows, stride) int32
+    private NDArray inputs;       // int8, the block above
+    private MemorySegment staging; // page-locked host copy of the block, filled by the token path
     private NDArray last;         // (maxRows, hidden) model dtype: final-normed rows
     private NDArray logits;       // (maxRows, vocab) model dtype: lm_head output
     private int stride;           // block-table row length the graphs were captured with
@@ -58,8 +62,8 @@ final class DecodeGraphs {
     private int captures;
     private long replays;
 
-    /** What a graph's launches depend on besides its buffers: rows and the split-K grid. */
-    private record Key(int bucket, int parts, int partitionSize) {}
+    /** What a graph's launches depend on besides its buffers: rows, the split-K grid, token ids or embeddings in. */
+    private record Key(int bucket, int parts, int partitionSize, boolean embed) {}
 
     DecodeGraphs(DirectDecode decode, LlavaConfig.TextConfig config, CudaKernels kernels, NDManager manager, int vocab) {
         this.decode = decode;
@@ -83,39 +87,85 @@ final class DecodeGraphs {
     }
 
     /**
-     * One pure decode step of {@code rows} sequences through a graph.
+     * One pure decode step of {@code rows} sequences through a graph, from their embeddings (as DJL computed them).
      *
      * @param inputsEmbeds (rows, hidden) model dtype, contiguous (read, not overwritten)
      * @return (rows, vocab) float32 logits in inputsEmbeds' manager
      */
     NDArray step(NDArray inputsEmbeds, AttentionMetadata meta, KvCache cache, int rows, long cos, long sin) {
-        int bucket = bucket(rows);
         int maxBlocks = (int) meta.blockTables.getShape().get(1);
+        int[] split = prepare(rows, meta.maxSeqLen, maxBlocks, cache, cos, sin);
+        long base = kernels.address(inputs);
+        cuda.waitForLegacy();
+        cuda.copy(kernels.address(residual), kernels.address(inputsEmbeds), 2L * rows * hidden);
+        cuda.copy(base + posOffset(), kernels.address(meta.positions), 8L * rows);
+        cuda.copy(base + slotOffset(), kernels.address(meta.slotMapping), 8L * rows);
+        cuda.copy(base + ctxOffset(), kernels.address(meta.contextLens), 4L * rows);
+        cuda.copy2d(base + tableOffset(), 4L * stride, kernels.address(meta.blockTables), 4L * maxBlocks,
+                4L * maxBlocks, rows);
+        int bucket = bucket(rows);
+        if (bucket > rows) {
+            cuda.fill32(base + slotOffset() + 8L * rows, -1, 2L * (bucket - rows)); // int64 -1: both words all ones
+            cuda.fill32(base + ctxOffset() + 4L * rows, 0, bucket - rows);
+        }
+        return run(new Key(bucket, split[0], split[1], false), rows, cache.blockSize(), cos, sin, 0L,
+                inputsEmbeds.getManager());
+    }
+
+    /**
+     * One pure decode step from token ids: the ids, positions, slots, context lengths and block tables are written
+     * into page-locked memory, padded to the bucket, and copied to the device in one copy; the embedding lookup is
+     * the graph's first launch. No DJL op runs before the graph.
+     *
+     * @param inputIds   (rows) token ids, one per sequence
+     * @param embedTable (vocab, hidden) model dtype, contiguous: the embedding weights
+     * @return (rows, vocab) float32 logits in {@code step}
+     */
+    NDArray stepTokens(int[] inputIds, ForwardBatch batch, KvCache cache, long cos, long sin, long embedTable,
+                       NDManager step) {
+        int rows = batch.numSeqs();
+        int maxSeqLen = 0;
+        int maxBlocks = 1;
+        for (int s = 0; s < rows; s++) {
+            maxSeqLen = Math.max(maxSeqLen, batch.seqLens()[s]);
+            maxBlocks = Math.max(maxBlocks, batch.blockTables()[s].length);
+        }
+        int[] split = prepare(rows, maxSeqLen, maxBlocks, cache, cos, sin);
+        int bucket = bucket(rows);
+        cuda.awaitStaging();
+        for (int r = 0; r < bucket; r++) {
+            boolean real = r < rows;
+            staging.set(ValueLayout.JAVA_LONG, 8L * r, real ? inputIds[r] : 0);
+            staging.set(ValueLayout.JAVA_LONG, posOffset() + 8L * r, real ? batch.positions()[r] : 0);
+            staging.set(ValueLayout.JAVA_LONG, slotOffset() + 8L * r, real ? batch.slotMapping()[r] : -1);
+            staging.set(ValueLayout.JAVA_INT, ctxOffset() + 4L * r, real ? batch.seqLens()[r] : 0);
+        }
+        for (int r = 0; r < rows; r++) {
+            int[] table = batch.blockTables()[r];
+            MemorySegment.copy(table, 0, staging, ValueLayout.JAVA_INT, tableOffset() + 4L * stride * r, table.length);
+        }
+        cuda.waitForLegacy(); // prefill steps on the legacy stream wrote the cache this step reads
+        cuda.copyFromStaging(kernels.address(inputs), staging, tableOffset() + 4L * stride * rows);
+        return run(new Key(bucket, split[0], split[1], true), rows, cache.blockSize(), cos, sin, embedTable, step);
+    }
+
+    /** Buffers, the intermediates' capacity, the cache and the split for this step; clears stale graphs. */
+    private int[] prepare(int rows, int maxSeqLen, int maxBlocks, KvCache cache, long cos, long sin) {
+        int bucket = bucket(rows);
         kernels.ensureContext();
         decode.prepare(bucket, cache);
-        int[] split = decode.split(meta.maxSeqLen, bucket);
+        int[] split = decode.split(maxSeqLen, bucket);
         ensureBuffers(maxBlocks);
         long sig = 31L * (31L * decode.generation() + cos) + sin;
         if (sig != signature) {
             clear();
             signature = sig;
         }
-        long h = kernels.address(residual);
-        long pos = kernels.address(positions);
-        long slot = kernels.address(slots);
-        long ctx = kernels.address(contextLens);
-        long tables = kernels.address(blockTables);
-        cuda.waitForLegacy();
-        cuda.copy(h, kernels.address(inputsEmbeds), 2L * rows * hidden);
-        cuda.copy(pos, kernels.address(meta.positions), 8L * rows);
-        cuda.copy(slot, kernels.address(meta.slotMapping), 8L * rows);
-        cuda.copy(ctx, kernels.address(meta.contextLens), 4L * rows);
-        cuda.copy2d(tables, 4L * stride, kernels.address(meta.blockTables), 4L * maxBlocks, 4L * maxBlocks, rows);
-        if (bucket > rows) {
-            cuda.fill32(slot + 8L * rows, -1, 2L * (bucket - rows)); // int64 -1: both words all ones
-            cuda.fill32(ctx + 4L * rows, 0, bucket - rows);
-        }
-        Key key = new Key(bucket, split[0], split[1]);
+        return split;
+    }
+
+    /** Replays the key's graph (or runs the step eagerly on the stream and captures it), then hands back the logits. */
+    private NDArray run(Key key, int rows, int blockSize, long cos, long sin, long embedTable, NDManager step) {
         CudaGraphs.Graph graph = graphs.get(key);
         if (graph != null) {
             graph.launch();
@@ -123,17 +173,32 @@ final class DecodeGraphs {
         } else {
             kernels.setStream(cuda.stream());
             try {
-                launches(h, bucket, pos, slot, ctx, tables, meta.blockSize, cos, sin, split);
-                capture(key, h, bucket, pos, slot, ctx, tables, meta.blockSize, cos, sin, split);
+                launches(key, blockSize, cos, sin, embedTable);
+                capture(key, blockSize, cos, sin, embedTable);
             } finally {
                 kernels.setStream(null);
             }
         }
         cuda.legacyWaits();
-        NDManager step = inputsEmbeds.getManager();
         NDArray rowsView = logits.get(new NDIndex("0:" + rows));
         rowsView.attach(step);
         return rowsView.toType(DataType.FLOAT32, false);
+    }
+
+    private long posOffset() {
+        return 8L * maxRows;
+    }
+
+    private long slotOffset() {
+        return 16L * maxRows;
+    }
+
+    private long ctxOffset() {
+        return 24L * maxRows;
+    }
+
+    private long tableOffset() {
+        return 28L * maxRows;
     }
 
     /** Graphs captured and replayed so far, for logs and benchmarks. */
@@ -141,18 +206,20 @@ final class DecodeGraphs {
         return captures + " graphs captured, " + replays + " steps replayed, " + graphs.size() + " held";
     }
 
-    private void launches(long h, int bucket, long pos, long slot, long ctx, long tables, int blockSize, long cos,
-                          long sin, int[] split) {
-        decode.layers(blas, h, bucket, pos, slot, tables, ctx, stride, blockSize, cos, sin, split[0], split[1]);
-        decode.head(blas, h, bucket, kernels.address(last), kernels.address(logits));
+    private void launches(Key key, int blockSize, long cos, long sin, long embedTable) {
+        long h = kernels.address(residual);
+        long base = kernels.address(inputs);
+        if (key.embed()) kernels.embedRows(h, embedTable, base, key.bucket(), hidden);
+        decode.layers(blas, h, key.bucket(), base + posOffset(), base + slotOffset(), base + tableOffset(),
+                base + ctxOffset(), stride, blockSize, cos, sin, key.parts(), key.partitionSize());
+        decode.head(blas, h, key.bucket(), kernels.address(last), kernels.address(logits));
     }
 
-    private void capture(Key key, long h, int bucket, long pos, long slot, long ctx, long tables, int blockSize,
-                         long cos, long sin, int[] split) {
+    private void capture(Key key, int blockSize, long cos, long sin, long embedTable) {
         RuntimeException failure = null;
         cuda.beginCapture();
         try {
-            launches(h, bucket, pos, slot, ctx, tables, blockSize, cos, sin, split);
+            launches(key, blockSize, cos, sin, embedTable);
         } catch (RuntimeException e) {
             failure = e;
         }
@@ -184,16 +251,18 @@ final class DecodeGraphs {
                 throw new IllegalStateException("cublasSetWorkspace failed for the graph handle");
             DataType dtype = DataType.FLOAT16;
             residual = manager.create(new Shape(maxRows, hidden), dtype);
-            positions = manager.zeros(new Shape(maxRows), DataType.INT64);
-            slots = manager.create(new Shape(maxRows), DataType.INT64);
-            contextLens = manager.zeros(new Shape(maxRows), DataType.INT32);
             last = manager.create(new Shape(maxRows, hidden), dtype);
             logits = manager.create(new Shape(maxRows, vocab), dtype);
         }
         if (maxBlocks > stride) {
-            if (blockTables != null) blockTables.close();
+            if (inputs != null) {
+                inputs.close();
+                cuda.freeHost(staging);
+            }
             stride = Math.max(maxBlocks, Math.max(256, 2 * stride));
-            blockTables = manager.zeros(new Shape(maxRows, stride), DataType.INT32);
+            long bytes = tableOffset() + 4L * maxRows * stride;
+            inputs = manager.zeros(new Shape(bytes), DataType.INT8);
+            staging = cuda.allocHost(bytes);
             clear();
         }
     }

@@ -148,6 +148,31 @@ final class DirectDecode {
     }
 
     /**
+     * A pure decode step from token ids through a CUDA graph ({@link DecodeGraphs#stepTokens}: one host-to-device
+     * copy of the step's inputs, the embedding lookup inside the graph), or null where graphs do not take it (off,
+     * failed, profiling, too many rows, small-batch GEMV on, or a PTX without embed_rows).
+     *
+     * @param embedTable (vocab, hidden) fp16 contiguous
+     * @return (rows, vocab) float32 logits in {@code step}, or null
+     */
+    NDArray forwardTokens(int[] inputIds, ForwardBatch batch, KvCache cache, NDArray cos, NDArray sin,
+                          NDArray embedTable, NDManager step) {
+        int rows = batch.numSeqs();
+        if (!graphsOn || graphsFailed || PROFILE || !DecodeGraphs.fits(rows) || !kernels.hasEmbedRows()) return null;
+        if (inputIds.length != rows) throw new IllegalArgumentException(inputIds.length + " ids for " + rows + " rows");
+        boolean small = gemv && rows <= GEMV_MAX_ROWS && kernels.hasGemv() && CudaKernels.gemvFits(rows, hidden)
+                && CudaKernels.gemvFits(rows, qDim) && CudaKernels.gemvFits(rows, inter);
+        if (small) return null;
+        int m = DecodeGraphs.bucket(rows);
+        ensureCapacity(m);
+        ensureCache(cache);
+        kernels.ensureContext();
+        tune(m);
+        return graphs().stepTokens(inputIds, batch, cache, kernels.address(cos), kernels.address(sin),
+                kernels.address(embedTable), step);
+    }
+
+    /**
      * Split-K for a decode step of {@code rows} sequences, the longest {@code maxSeqLen} tokens: {parts, partition
      * size}, {1, 0} for one pass. Split when (heads x sequences) blocks would leave SMs idle: partitions of at least
      * MIN_PARTITION tokens, enough for about two blocks per SM. Allocates the partial-state buffers on first use.

@@ -243,6 +243,20 @@ final class LlamaModel implements AutoCloseable {
         return logits.getDataType() == DataType.FLOAT32 ? logits : logits.toType(DataType.FLOAT32, false);
     }
 
+    /**
+     * A pure decode step from token ids through the direct path's CUDA graphs ({@link DirectDecode#forwardTokens}),
+     * or null where it cannot go that way.
+     */
+    NDArray forwardTokens(int[] inputIds, ForwardBatch batch, KvCache cache, NDManager step) {
+        if (!pagedDecode || !AttentionMetadata.isPureDecode(batch) || !useDirect(batch)) return null;
+        if (embedTokens.getDataType() != DataType.FLOAT16 || !kernels.isContiguous(embedTokens)) return null;
+        int maxPosition = 0;
+        for (int p : batch.positions()) maxPosition = Math.max(maxPosition, p);
+        rotaryEmb.ensureCapacity(maxPosition);
+        return direct.forwardTokens(inputIds, batch, cache, rotaryEmb.cosTable(), rotaryEmb.sinTable(), embedTokens,
+                step);
+    }
+
     /** Split-K decode attention on the direct path on or off (for comparisons). */
     void setSplitK(boolean enabled) {
         splitK = enabled;

@@ -194,6 +194,18 @@ public final class LlavaModel implements AutoCloseable {
     }
 
     /**
+     * A pure decode step straight from token ids (no image features), where the direct path replays it as a CUDA graph
+     * that does its own embedding lookup: no DJL op before the graph. Returns null where this step cannot go that
+     * way (CPU, another dtype, graphs off, a prefill in the batch); the caller then embeds and calls {@link #forward}.
+     *
+     * @param inputIds (numSeqs) the token of each sequence
+     * @return (numSeqs, vocab) float32 logits in {@code step}, or null
+     */
+    public NDArray forwardTokens(int[] inputIds, ForwardBatch batch, KvCache cache, NDManager step) {
+        return languageModel.forwardTokens(inputIds, batch, cache, step);
+    }
+
+    /**
      * One language-model step over a flattened batch: writes each new token's K and V into {@code cache} at
      * {@code batch.slotMapping()}, attends each sequence's queries over its cached context (causal within the new
      * tokens), and returns the logits at {@code batch.logitsIndices()}.

@@ -556,6 +556,16 @@ extern "C" __global__ void silu_mul(__half* __restrict__ out, const __half* __re
     }
 }
 
+// Token embedding lookup inside a captured decode step: row r of out = row ids[r] of the embedding table (exact
+// copies, as torch's embedding). One block per row; 16-byte copies (hidden a multiple of 8).
+//   out: (rows, hidden) fp16 contiguous; table: (vocab, hidden) fp16 contiguous; ids: (rows) int64, each in [0, vocab)
+extern "C" __global__ void embed_rows(__half* __restrict__ out, const __half* __restrict__ table,
+                                      const long long* __restrict__ ids, int hidden) {
+    const uint4* src = reinterpret_cast<const uint4*>(table + ids[blockIdx.x] * (long long)hidden);
+    uint4* dst = reinterpret_cast<uint4*>(out + (long long)blockIdx.x * hidden);
+    for (int i = threadIdx.x; i < hidden / 8; i += blockDim.x) dst[i] = src[i];
+}
+
 // HF LlamaRMSNorm in a float16 model: x to fp32, x * rsqrt(mean(x^2) + eps) rounded to fp16, times the weight (the
 // product rounded once, as torch's fp16 multiply). One block per row; any block size that is a multiple of 32.
 //   x, out: (rows, hidden) fp16 contiguous (out may not alias x); w: (hidden) fp16
