@@ -61,6 +61,8 @@ final class DirectDecode {
     private boolean gemv = LlavaModel.GEMV_DEFAULT;
     /** Most sequences a step may have to take the GEMV kernels (beyond it cuBLAS's GEMMs are faster). */
     private static final int GEMV_MAX_ROWS = Integer.getInteger("retina.gemvMaxRows", CudaKernels.GEMV_MAX_ROWS);
+    /** -Dretina.directResidual=hf: residual adds rounded as HF rounds them (see {@link #residualGemm}). */
+    private static final boolean HF_RESIDUAL = "hf".equals(System.getProperty("retina.directResidual"));
     private static final int MAX_PARTIALS = 4096;   // (seq, head, partition) states the split-K buffers hold
     private static final int MIN_PARTITION = 64;    // one pass of the kernel's 8 warps x 8 tokens in flight
     private boolean splitK = !"false".equals(System.getProperty("retina.splitK"));
@@ -222,7 +224,7 @@ final class DirectDecode {
                 kernels.pagedAttentionDecode(attnPtr, qDim, qkvPtr, qkvDim, keyPtr[i], valuePtr[i], blockTables,
                         contextLens, rows, maxBlocks, blockSize, heads, kvHeads, d, scale);
             if (PROFILE) lap(3);
-            gemm(blas, h, attnPtr, w[2], rows, hidden, qDim, true);
+            residualGemm(blas, h, attnPtr, w[2], rows, qDim, normedPtr);
             if (PROFILE) lap(4);
             mlp(blas, w, h, rows);
         }
@@ -244,6 +246,20 @@ final class DirectDecode {
     private void gemm(Cublas blas, long y, long x, long w, int m, int n, int k, boolean accumulate) {
         if (lt != null && ltOn && lt.linear(kernels.stream(), y, x, w, m, n, k, accumulate)) return;
         blas.linear(y, x, w, m, n, k, accumulate);
+    }
+
+    /**
+     * {@code h (rows, hidden) += x (rows, k) @ w^T}: with the default, the add is cuBLAS's {@code beta = 1} (the fp32
+     * sum rounded to fp16 once); with {@code -Dretina.directResidual=hf}, as HF rounds it: the projection rounded to
+     * fp16 into {@code tmp} (rows, hidden; free at this point), then an fp16 add (a second rounding).
+     */
+    private void residualGemm(Cublas blas, long h, long x, long w, int rows, int k, long tmp) {
+        if (!HF_RESIDUAL) {
+            gemm(blas, h, x, w, rows, hidden, k, true);
+            return;
+        }
+        gemm(blas, tmp, x, w, rows, hidden, k, false);
+        kernels.addLayerNorm(h, h, tmp, 0L, 0L, 0L, 0L, 0L, 0, 0L, 0L, 0, rows, hidden, 0f);
     }
 
     /**
@@ -297,7 +313,7 @@ final class DirectDecode {
         if (PROFILE) lap(5);
         kernels.siluMul(actPtr, gateUpPtr, rows, inter);
         if (PROFILE) lap(6);
-        gemm(blas, h, actPtr, w[5], rows, hidden, inter, true);
+        residualGemm(blas, h, actPtr, w[5], rows, inter, normedPtr);
         if (PROFILE) lap(7);
     }
 
@@ -372,7 +388,7 @@ final class DirectDecode {
                     kernels.pagedAttentionDecode(attnPtr, qDim, qkvPtr, qkvDim, keyPtr[i], valuePtr[i], blockTables,
                             contextLens, numDecode, maxBlocks, meta.blockSize, heads, kvHeads, d, scale);
                     if (PROFILE) lap(3);
-                    cublas.linear(h, attnPtr, w[2], numDecode, hidden, qDim, true);
+                    residualGemm(cublas, h, attnPtr, w[2], numDecode, qDim, normedPtr);
                     if (PROFILE) lap(4);
                 }
                 try (NDArray out = shim.flashAttentionVarlen(q, k, v, meta.cuSeqQ, meta.cuSeqK, meta.packedMaxQueryLen,
@@ -380,7 +396,8 @@ final class DirectDecode {
                     if (PROFILE) lap(9);
                     if (i == 0 && !kernels.isContiguous(out))
                         throw new IllegalStateException("flash attention returned a non-contiguous output");
-                    cublas.linear(hPrefill, kernels.address(out), w[2], numPrefill, hidden, qDim, true);
+                    residualGemm(cublas, hPrefill, kernels.address(out), w[2], numPrefill, qDim,
+                            normedPtr + 2L * numDecode * hidden);
                     if (PROFILE) lap(4);
                 } // freed into torch's caching allocator; the GEMM reading it is ahead in the same stream
                 mlp(cublas, w, h, rows);
