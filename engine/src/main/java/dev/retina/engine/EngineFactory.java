@@ -85,6 +85,7 @@ public final class EngineFactory {
         log.info("KV cache: {} blocks of {} tokens = {} tokens", numBlocks, config.blockSize(),
                 (long) numBlocks * config.blockSize());
         LlavaModelRunner runner = new LlavaModelRunner(model, numBlocks, config.blockSize(), encoderCacheSize);
+        runner.warmUpDecodeGraphs(config.maxNumSeqs());
         return new Loaded(model, new LlmEngine(config, numBlocks, FaultInjectingRunner.fromSystemProperty(runner)),
                 numBlocks);
     }

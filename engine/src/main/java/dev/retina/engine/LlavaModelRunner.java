@@ -57,6 +57,15 @@ public final class LlavaModelRunner implements ModelRunner {
 
     public KvCache cache() { return cache; }
 
+    /** Captures the decode-step CUDA graphs for batches up to {@code maxNumSeqs} (GPU only; a no-op elsewhere). */
+    public void warmUpDecodeGraphs(int maxNumSeqs) {
+        long t0 = System.nanoTime();
+        int steps = model.warmUpDecodeGraphs(cache, maxNumSeqs);
+        if (steps > 0)
+            log.info("decode CUDA graphs captured for {} batch sizes up to {} in {} ms", steps, maxNumSeqs,
+                    (System.nanoTime() - t0) / 1_000_000);
+    }
+
     @Override
     public RunnerOutput execute(SchedulerOutput so) {
         for (String requestId : so.finishedRequestIds()) imageFeatures.drop(requestId);

@@ -206,6 +206,43 @@ public final class LlavaModel implements AutoCloseable {
     }
 
     /**
+     * Captures the decode-step CUDA graphs (and tunes the small-batch GEMMs) for every batch bucket up to
+     * {@code maxNumSeqs} before serving, as vLLM does at startup, so no request waits for a capture. The warm-up
+     * steps write nothing into the cache (every slot -1). Returns how many steps ran: 0 where decode steps do not
+     * replay as graphs (CPU, graphs off).
+     */
+    public int warmUpDecodeGraphs(KvCache cache, int maxNumSeqs) {
+        int steps = 0;
+        int previous = 0;
+        for (int rows = 1; rows <= Math.min(maxNumSeqs, DecodeGraphs.MAX_BATCH); rows++) {
+            int bucket = DecodeGraphs.bucket(rows);
+            if (bucket == previous) continue;
+            previous = bucket;
+            int b = Math.min(bucket, maxNumSeqs);
+            int[] zeros = new int[b];
+            int[] slots = new int[b];
+            java.util.Arrays.fill(slots, -1);
+            int[] starts = new int[b + 1];
+            int[] ones = new int[b];
+            int[][] tables = new int[b][];
+            for (int s = 0; s < b; s++) {
+                starts[s + 1] = s + 1;
+                ones[s] = 1;
+                tables[s] = new int[] {0};
+            }
+            int[] logitsIndices = java.util.Arrays.copyOf(starts, b);
+            ForwardBatch batch = new ForwardBatch(zeros, slots, starts, ones, tables, logitsIndices);
+            try (NDManager step = manager.newSubManager()) {
+                NDArray logits = forwardTokens(zeros, batch, cache, step);
+                if (logits == null) return steps;
+                logits.get(0, 0).getFloat(); // wait for it
+            }
+            steps++;
+        }
+        return steps;
+    }
+
+    /**
      * One language-model step over a flattened batch: writes each new token's K and V into {@code cache} at
      * {@code batch.slotMapping()}, attends each sequence's queries over its cached context (causal within the new
      * tokens), and returns the logits at {@code batch.logitsIndices()}.
