@@ -80,26 +80,26 @@ final class CudaGraphs implements AutoCloseable {
         Arena arena = Arena.global();
         out = arena.allocate(64, 8);
         copy2d = arena.allocate(128, 8);
-        cuGetErrorString = handle(linker, cuda, "cuGetErrorString", FunctionDescriptor.of(I32, I32, PTR));
-        MethodHandle streamCreate = handle(linker, cuda, "cuStreamCreate", FunctionDescriptor.of(I32, PTR, I32));
-        MethodHandle eventCreate = handle(linker, cuda, "cuEventCreate", FunctionDescriptor.of(I32, PTR, I32));
-        cuStreamBeginCapture = handle(linker, cuda, "cuStreamBeginCapture_v2", FunctionDescriptor.of(I32, PTR, I32));
-        cuStreamEndCapture = handle(linker, cuda, "cuStreamEndCapture", FunctionDescriptor.of(I32, PTR, PTR));
-        cuGraphInstantiate = handle(linker, cuda, "cuGraphInstantiateWithFlags",
+        cuGetErrorString = CudaKernels.handle(linker, cuda, "cuGetErrorString", FunctionDescriptor.of(I32, I32, PTR));
+        MethodHandle streamCreate = CudaKernels.handle(linker, cuda, "cuStreamCreate", FunctionDescriptor.of(I32, PTR, I32));
+        MethodHandle eventCreate = CudaKernels.handle(linker, cuda, "cuEventCreate", FunctionDescriptor.of(I32, PTR, I32));
+        cuStreamBeginCapture = CudaKernels.handle(linker, cuda, "cuStreamBeginCapture_v2", FunctionDescriptor.of(I32, PTR, I32));
+        cuStreamEndCapture = CudaKernels.handle(linker, cuda, "cuStreamEndCapture", FunctionDescriptor.of(I32, PTR, PTR));
+        cuGraphInstantiate = CudaKernels.handle(linker, cuda, "cuGraphInstantiateWithFlags",
                 FunctionDescriptor.of(I32, PTR, PTR, I64));
-        cuGraphLaunch = handle(linker, cuda, "cuGraphLaunch", FunctionDescriptor.of(I32, PTR, PTR));
-        cuGraphExecDestroy = handle(linker, cuda, "cuGraphExecDestroy", FunctionDescriptor.of(I32, PTR));
-        cuGraphDestroy = handle(linker, cuda, "cuGraphDestroy", FunctionDescriptor.of(I32, PTR));
-        cuMemcpyDtoDAsync = handle(linker, cuda, "cuMemcpyDtoDAsync_v2", FunctionDescriptor.of(I32, I64, I64, I64, PTR));
-        cuMemcpy2DAsync = handle(linker, cuda, "cuMemcpy2DAsync_v2", FunctionDescriptor.of(I32, PTR, PTR));
-        cuMemsetD32Async = handle(linker, cuda, "cuMemsetD32Async", FunctionDescriptor.of(I32, I64, I32, I64, PTR));
-        cuEventRecord = handle(linker, cuda, "cuEventRecord", FunctionDescriptor.of(I32, PTR, PTR));
-        cuStreamWaitEvent = handle(linker, cuda, "cuStreamWaitEvent", FunctionDescriptor.of(I32, PTR, PTR, I32));
-        cuStreamDestroy = handle(linker, cuda, "cuStreamDestroy_v2", FunctionDescriptor.of(I32, PTR));
-        cuMemHostAlloc = handle(linker, cuda, "cuMemHostAlloc", FunctionDescriptor.of(I32, PTR, I64, I32));
-        cuMemFreeHost = handle(linker, cuda, "cuMemFreeHost", FunctionDescriptor.of(I32, PTR));
-        cuMemcpyHtoDAsync = handle(linker, cuda, "cuMemcpyHtoDAsync_v2", FunctionDescriptor.of(I32, I64, PTR, I64, PTR));
-        cuEventSynchronize = handle(linker, cuda, "cuEventSynchronize", FunctionDescriptor.of(I32, PTR));
+        cuGraphLaunch = CudaKernels.handle(linker, cuda, "cuGraphLaunch", FunctionDescriptor.of(I32, PTR, PTR));
+        cuGraphExecDestroy = CudaKernels.handle(linker, cuda, "cuGraphExecDestroy", FunctionDescriptor.of(I32, PTR));
+        cuGraphDestroy = CudaKernels.handle(linker, cuda, "cuGraphDestroy", FunctionDescriptor.of(I32, PTR));
+        cuMemcpyDtoDAsync = CudaKernels.handle(linker, cuda, "cuMemcpyDtoDAsync_v2", FunctionDescriptor.of(I32, I64, I64, I64, PTR));
+        cuMemcpy2DAsync = CudaKernels.handle(linker, cuda, "cuMemcpy2DAsync_v2", FunctionDescriptor.of(I32, PTR, PTR));
+        cuMemsetD32Async = CudaKernels.handle(linker, cuda, "cuMemsetD32Async", FunctionDescriptor.of(I32, I64, I32, I64, PTR));
+        cuEventRecord = CudaKernels.handle(linker, cuda, "cuEventRecord", FunctionDescriptor.of(I32, PTR, PTR));
+        cuStreamWaitEvent = CudaKernels.handle(linker, cuda, "cuStreamWaitEvent", FunctionDescriptor.of(I32, PTR, PTR, I32));
+        cuStreamDestroy = CudaKernels.handle(linker, cuda, "cuStreamDestroy_v2", FunctionDescriptor.of(I32, PTR));
+        cuMemHostAlloc = CudaKernels.handle(linker, cuda, "cuMemHostAlloc", FunctionDescriptor.of(I32, PTR, I64, I32));
+        cuMemFreeHost = CudaKernels.handle(linker, cuda, "cuMemFreeHost", FunctionDescriptor.of(I32, PTR));
+        cuMemcpyHtoDAsync = CudaKernels.handle(linker, cuda, "cuMemcpyHtoDAsync_v2", FunctionDescriptor.of(I32, I64, PTR, I64, PTR));
+        cuEventSynchronize = CudaKernels.handle(linker, cuda, "cuEventSynchronize", FunctionDescriptor.of(I32, PTR));
         call(() -> (int) streamCreate.invokeExact(out, STREAM_NON_BLOCKING), "cuStreamCreate");
         stream = out.get(PTR, 0);
         call(() -> (int) eventCreate.invokeExact(out, EVENT_DISABLE_TIMING), "cuEventCreate");
@@ -215,20 +215,6 @@ final class CudaGraphs implements AutoCloseable {
         } catch (Throwable t) {
             throw new IllegalStateException(name + " failed", t);
         }
-        if (err == 0) return;
-        String message = "?";
-        try (Arena a = Arena.ofConfined()) {
-            MemorySegment s = a.allocate(8, 8);
-            if ((int) cuGetErrorString.invokeExact(err, s) == 0 && s.get(PTR, 0).address() != 0)
-                message = s.get(PTR, 0).reinterpret(256).getString(0);
-        } catch (Throwable ignored) {
-            // the code alone still says what failed
-        }
-        throw new IllegalStateException(name + " returned CUDA error " + err + " (" + message + ")");
-    }
-
-    private static MethodHandle handle(Linker linker, SymbolLookup lookup, String name, FunctionDescriptor fd) {
-        return linker.downcallHandle(lookup.find(name).orElseThrow(() -> new IllegalStateException(name + " not found")),
-                fd);
+        if (err != 0) throw CudaKernels.cudaError(cuGetErrorString, err, name);
     }
 }

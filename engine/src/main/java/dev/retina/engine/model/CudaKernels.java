@@ -760,13 +760,18 @@ final class CudaKernels {
         }
     }
 
-    private static MethodHandle handle(Linker linker, SymbolLookup lookup, String name, FunctionDescriptor fd) {
+    /** A downcall handle for a driver (or shim) symbol; fails naming the symbol where it is missing. */
+    static MethodHandle handle(Linker linker, SymbolLookup lookup, String name, FunctionDescriptor fd) {
         return linker.downcallHandle(lookup.find(name).orElseThrow(() -> new IllegalStateException(name + " not found")),
                 fd);
     }
 
     private void check(int err, String call) {
-        if (err == 0) return;
+        if (err != 0) throw cudaError(cuGetErrorString, err, call);
+    }
+
+    /** The exception for a failed driver call: its code and the driver's own description of it (cuGetErrorString). */
+    static IllegalStateException cudaError(MethodHandle cuGetErrorString, int err, String call) {
         String message = "?";
         try (Arena a = Arena.ofConfined()) {
             MemorySegment s = a.allocate(8, 8);
@@ -775,7 +780,7 @@ final class CudaKernels {
         } catch (Throwable ignored) {
             // the code alone still says what failed
         }
-        throw new IllegalStateException(call + " returned CUDA error " + err + " (" + message + ")");
+        return new IllegalStateException(call + " returned CUDA error " + err + " (" + message + ")");
     }
 
     private static void shimCheck(int err, String call) {
