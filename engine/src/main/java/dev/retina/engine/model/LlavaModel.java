@@ -234,7 +234,7 @@ public final class LlavaModel implements AutoCloseable {
             ForwardBatch batch = new ForwardBatch(zeros, slots, starts, ones, tables, logitsIndices);
             try (NDManager step = manager.newSubManager()) {
                 NDArray logits = forwardTokens(zeros, batch, cache, step);
-                if (logits == null) return steps;
+                if (logits == null) continue; // no graph for this batch (CPU, graphs off, small-batch GEMV)
                 logits.get(0, 0).getFloat(); // wait for it
             }
             steps++;
