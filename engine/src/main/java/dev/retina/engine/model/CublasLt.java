@@ -60,7 +60,7 @@ final class CublasLt {
     private record Key(int m, int n, int k, boolean accumulate) {}
 
     /** A tuned shape: cuBLASLt's algorithm and layouts, or {@code algo == null}: cublasGemmEx was fastest. */
-    private record Plan(MemorySegment a, MemorySegment b, MemorySegment c, MemorySegment algo, long algoWorkspace) {}
+    private record Plan(MemorySegment a, MemorySegment b, MemorySegment c, MemorySegment algo) {}
 
     private CublasLt(Linker linker, SymbolLookup lib, long workspace, long workspaceBytes) throws Throwable {
         this.workspace = workspace;
@@ -136,7 +136,7 @@ final class CublasLt {
     boolean linear(MemorySegment stream, long y, long x, long w, int m, int n, int k, boolean accumulate) {
         Plan p = plans.get(new Key(m, n, k, accumulate));
         if (p == null || p.algo == null) return false;
-        run(p, p.algo, stream, y, x, w, accumulate);
+        run(p, stream, y, x, w, accumulate);
         return true;
     }
 
@@ -170,15 +170,14 @@ final class CublasLt {
         double first = Double.NaN;
         for (int i = 0; i < count; i++) {
             MemorySegment r = results.asSlice((long) i * RESULT_BYTES, RESULT_BYTES);
-            long need = r.get(I64, ALGO_BYTES);
+            long need = r.get(I64, ALGO_BYTES); // the candidate's workspace
             int state = r.get(I32, ALGO_BYTES + 8);
             if (state != 0 || need > workspaceBytes) continue;
-            MemorySegment algo = r.asSlice(0, ALGO_BYTES);
-            Plan trial = new Plan(a, b, c, algo, need);
+            Plan trial = new Plan(a, b, c, r.asSlice(0, ALGO_BYTES));
             double us;
             try {
                 us = time(kernels, weights.length, () -> {
-                    for (long w : weights) run(trial, algo, MemorySegment.NULL, y, x, w, accumulate);
+                    for (long w : weights) run(trial, MemorySegment.NULL, y, x, w, accumulate);
                 });
             } catch (IllegalStateException e) {
                 continue; // a candidate that does not run here
@@ -190,14 +189,11 @@ final class CublasLt {
             }
         }
         MemorySegment algo = null;
-        long need = 0;
         if (bestIndex >= 0) {
-            MemorySegment r = results.asSlice((long) bestIndex * RESULT_BYTES, RESULT_BYTES);
             algo = arena.allocate(ALGO_BYTES, 8);
-            algo.copyFrom(r.asSlice(0, ALGO_BYTES));
-            need = r.get(I64, ALGO_BYTES);
+            algo.copyFrom(results.asSlice((long) bestIndex * RESULT_BYTES, ALGO_BYTES));
         }
-        plans.put(key, new Plan(a, b, c, algo, need));
+        plans.put(key, new Plan(a, b, c, algo));
         String s = String.format(Locale.ROOT, "m %d n %d k %d%s: cublasGemmEx %.1f us, cuBLASLt heuristic #0 %.1f us, "
                         + "best %s %.1f us (%d candidates)", m, n, k, accumulate ? " (+y)" : "", gemmEx, first,
                 bestIndex < 0 ? "cublasGemmEx" : "cuBLASLt #" + bestIndex, best, count);
@@ -214,12 +210,12 @@ final class CublasLt {
         return kernels.elapsedMs(0, 1) * 1000.0 / (TIMED_PASSES * gemms);
     }
 
-    private void run(Plan p, MemorySegment algo, MemorySegment stream, long y, long x, long w, boolean accumulate) {
+    private void run(Plan p, MemorySegment stream, long y, long x, long w, boolean accumulate) {
         MemorySegment beta = accumulate ? one : zero;
         MemorySegment yy = MemorySegment.ofAddress(y);
         try {
             int err = (int) matmul.invokeExact(lt, desc, one, MemorySegment.ofAddress(w), p.a, MemorySegment.ofAddress(x),
-                    p.b, beta, yy, p.c, yy, p.c, algo, MemorySegment.ofAddress(workspace), workspaceBytes, stream);
+                    p.b, beta, yy, p.c, yy, p.c, p.algo, MemorySegment.ofAddress(workspace), workspaceBytes, stream);
             check(err, "cublasLtMatmul");
         } catch (RuntimeException e) {
             throw e;

@@ -43,14 +43,14 @@ final class CudaGraphs implements AutoCloseable {
     private final MethodHandle cuMemFreeHost;
     private final MethodHandle cuMemcpyHtoDAsync;
     private final MethodHandle cuEventSynchronize;
-    private final MemorySegment stagingCopied; // recorded after each host-to-device copy of the staging buffer
-    private boolean stagingInFlight;
     private final MethodHandle cuGetErrorString;
     private final MemorySegment stream;
     private final MemorySegment inputsReady;  // recorded on the legacy stream, waited for by ours
     private final MemorySegment stepDone;     // recorded on ours, waited for by the legacy stream
     private final MemorySegment out;
     private final MemorySegment copy2d;       // CUDA_MEMCPY2D (128 bytes)
+    private final MemorySegment stagingCopied; // recorded after each host-to-device copy of the staging buffer
+    private boolean stagingInFlight;
 
     /** A captured and instantiated graph; {@link #close} destroys both. */
     final class Graph implements AutoCloseable {
@@ -77,29 +77,31 @@ final class CudaGraphs implements AutoCloseable {
     CudaGraphs() {
         Linker linker = Linker.nativeLinker();
         SymbolLookup cuda = SymbolLookup.libraryLookup("libcuda.so.1", Arena.global());
+        java.util.function.BiFunction<String, FunctionDescriptor, MethodHandle> driver =
+                (name, fd) -> CudaKernels.handle(linker, cuda, name, fd);
         Arena arena = Arena.global();
         out = arena.allocate(64, 8);
         copy2d = arena.allocate(128, 8);
-        cuGetErrorString = CudaKernels.handle(linker, cuda, "cuGetErrorString", FunctionDescriptor.of(I32, I32, PTR));
-        MethodHandle streamCreate = CudaKernels.handle(linker, cuda, "cuStreamCreate", FunctionDescriptor.of(I32, PTR, I32));
-        MethodHandle eventCreate = CudaKernels.handle(linker, cuda, "cuEventCreate", FunctionDescriptor.of(I32, PTR, I32));
-        cuStreamBeginCapture = CudaKernels.handle(linker, cuda, "cuStreamBeginCapture_v2", FunctionDescriptor.of(I32, PTR, I32));
-        cuStreamEndCapture = CudaKernels.handle(linker, cuda, "cuStreamEndCapture", FunctionDescriptor.of(I32, PTR, PTR));
-        cuGraphInstantiate = CudaKernels.handle(linker, cuda, "cuGraphInstantiateWithFlags",
+        cuGetErrorString = driver.apply("cuGetErrorString", FunctionDescriptor.of(I32, I32, PTR));
+        MethodHandle streamCreate = driver.apply("cuStreamCreate", FunctionDescriptor.of(I32, PTR, I32));
+        MethodHandle eventCreate = driver.apply("cuEventCreate", FunctionDescriptor.of(I32, PTR, I32));
+        cuStreamBeginCapture = driver.apply("cuStreamBeginCapture_v2", FunctionDescriptor.of(I32, PTR, I32));
+        cuStreamEndCapture = driver.apply("cuStreamEndCapture", FunctionDescriptor.of(I32, PTR, PTR));
+        cuGraphInstantiate = driver.apply("cuGraphInstantiateWithFlags",
                 FunctionDescriptor.of(I32, PTR, PTR, I64));
-        cuGraphLaunch = CudaKernels.handle(linker, cuda, "cuGraphLaunch", FunctionDescriptor.of(I32, PTR, PTR));
-        cuGraphExecDestroy = CudaKernels.handle(linker, cuda, "cuGraphExecDestroy", FunctionDescriptor.of(I32, PTR));
-        cuGraphDestroy = CudaKernels.handle(linker, cuda, "cuGraphDestroy", FunctionDescriptor.of(I32, PTR));
-        cuMemcpyDtoDAsync = CudaKernels.handle(linker, cuda, "cuMemcpyDtoDAsync_v2", FunctionDescriptor.of(I32, I64, I64, I64, PTR));
-        cuMemcpy2DAsync = CudaKernels.handle(linker, cuda, "cuMemcpy2DAsync_v2", FunctionDescriptor.of(I32, PTR, PTR));
-        cuMemsetD32Async = CudaKernels.handle(linker, cuda, "cuMemsetD32Async", FunctionDescriptor.of(I32, I64, I32, I64, PTR));
-        cuEventRecord = CudaKernels.handle(linker, cuda, "cuEventRecord", FunctionDescriptor.of(I32, PTR, PTR));
-        cuStreamWaitEvent = CudaKernels.handle(linker, cuda, "cuStreamWaitEvent", FunctionDescriptor.of(I32, PTR, PTR, I32));
-        cuStreamDestroy = CudaKernels.handle(linker, cuda, "cuStreamDestroy_v2", FunctionDescriptor.of(I32, PTR));
-        cuMemHostAlloc = CudaKernels.handle(linker, cuda, "cuMemHostAlloc", FunctionDescriptor.of(I32, PTR, I64, I32));
-        cuMemFreeHost = CudaKernels.handle(linker, cuda, "cuMemFreeHost", FunctionDescriptor.of(I32, PTR));
-        cuMemcpyHtoDAsync = CudaKernels.handle(linker, cuda, "cuMemcpyHtoDAsync_v2", FunctionDescriptor.of(I32, I64, PTR, I64, PTR));
-        cuEventSynchronize = CudaKernels.handle(linker, cuda, "cuEventSynchronize", FunctionDescriptor.of(I32, PTR));
+        cuGraphLaunch = driver.apply("cuGraphLaunch", FunctionDescriptor.of(I32, PTR, PTR));
+        cuGraphExecDestroy = driver.apply("cuGraphExecDestroy", FunctionDescriptor.of(I32, PTR));
+        cuGraphDestroy = driver.apply("cuGraphDestroy", FunctionDescriptor.of(I32, PTR));
+        cuMemcpyDtoDAsync = driver.apply("cuMemcpyDtoDAsync_v2", FunctionDescriptor.of(I32, I64, I64, I64, PTR));
+        cuMemcpy2DAsync = driver.apply("cuMemcpy2DAsync_v2", FunctionDescriptor.of(I32, PTR, PTR));
+        cuMemsetD32Async = driver.apply("cuMemsetD32Async", FunctionDescriptor.of(I32, I64, I32, I64, PTR));
+        cuEventRecord = driver.apply("cuEventRecord", FunctionDescriptor.of(I32, PTR, PTR));
+        cuStreamWaitEvent = driver.apply("cuStreamWaitEvent", FunctionDescriptor.of(I32, PTR, PTR, I32));
+        cuStreamDestroy = driver.apply("cuStreamDestroy_v2", FunctionDescriptor.of(I32, PTR));
+        cuMemHostAlloc = driver.apply("cuMemHostAlloc", FunctionDescriptor.of(I32, PTR, I64, I32));
+        cuMemFreeHost = driver.apply("cuMemFreeHost", FunctionDescriptor.of(I32, PTR));
+        cuMemcpyHtoDAsync = driver.apply("cuMemcpyHtoDAsync_v2", FunctionDescriptor.of(I32, I64, PTR, I64, PTR));
+        cuEventSynchronize = driver.apply("cuEventSynchronize", FunctionDescriptor.of(I32, PTR));
         call(() -> (int) streamCreate.invokeExact(out, STREAM_NON_BLOCKING), "cuStreamCreate");
         stream = out.get(PTR, 0);
         call(() -> (int) eventCreate.invokeExact(out, EVENT_DISABLE_TIMING), "cuEventCreate");

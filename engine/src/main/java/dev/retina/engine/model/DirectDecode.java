@@ -113,8 +113,7 @@ final class DirectDecode {
      */
     NDArray forward(NDArray inputsEmbeds, AttentionMetadata meta, KvCache cache, NDArray cos, NDArray sin) {
         int rows = (int) inputsEmbeds.getShape().get(0);
-        boolean small = gemv && rows <= GEMV_MAX_ROWS && kernels.hasGemv() && CudaKernels.gemvFits(rows, hidden)
-                && CudaKernels.gemvFits(rows, qDim) && CudaKernels.gemvFits(rows, inter);
+        boolean small = takesGemv(rows);
         boolean graph = !small && graphsOn && !PROFILE && DecodeGraphs.fits(rows) && !graphsFailed;
         int m = graph ? DecodeGraphs.bucket(rows) : rows; // the GEMMs' rows: a graph's run over the padded bucket
         ensureCapacity(m);
@@ -162,9 +161,7 @@ final class DirectDecode {
         int rows = batch.numSeqs();
         if (!graphsOn || graphsFailed || PROFILE || !DecodeGraphs.fits(rows) || !kernels.hasEmbedRows()) return null;
         if (inputIds.length != rows) throw new IllegalArgumentException(inputIds.length + " ids for " + rows + " rows");
-        boolean small = gemv && rows <= GEMV_MAX_ROWS && kernels.hasGemv() && CudaKernels.gemvFits(rows, hidden)
-                && CudaKernels.gemvFits(rows, qDim) && CudaKernels.gemvFits(rows, inter);
-        if (small) return null;
+        if (takesGemv(rows)) return null;
         int m = DecodeGraphs.bucket(rows);
         ensureCapacity(m);
         ensureCache(cache);
@@ -172,6 +169,12 @@ final class DirectDecode {
         tune(m);
         return graphs().stepTokens(inputIds, batch, cache, kernels.address(cos), kernels.address(sin),
                 kernels.address(embedTable), step);
+    }
+
+    /** Whether a step of {@code rows} sequences takes the small-batch GEMV kernels (on, and they fit). */
+    private boolean takesGemv(int rows) {
+        return gemv && rows <= GEMV_MAX_ROWS && kernels.hasGemv() && CudaKernels.gemvFits(rows, hidden)
+                && CudaKernels.gemvFits(rows, qDim) && CudaKernels.gemvFits(rows, inter);
     }
 
     /**
@@ -492,7 +495,7 @@ final class DirectDecode {
         return sb.toString();
     }
 
-    /** The small-batch GEMV kernels on or off (for comparisons; on by default, {@code -Dretina.gemv=false} off). */
+    /** The small-batch GEMV kernels on or off (for comparisons; off by default, {@code -Dretina.gemv=true} on). */
     void setGemv(boolean enabled) {
         gemv = enabled;
     }
