@@ -212,6 +212,9 @@ public final class LlmEngine implements AutoCloseable {
                 numDecodeSteps++;
                 decodeStepNanos += nanos;
             }
+            // Before any output goes out: a caller woken by this step's last token must see the step counted and the
+            // finished sequences' blocks free (BenchCommand reads the counters as soon as its requests complete).
+            publishStats();
         } catch (RuntimeException | Error e) {
             if (e instanceof VirtualMachineError vme && !(e instanceof OutOfMemoryError)) throw vme;
             Set<String> inStep = new LinkedHashSet<>();

@@ -239,6 +239,30 @@ class LlmEngineTest {
         }
     }
 
+    @Test
+    void statsCountAStepBeforeItsOutputsGoOut() throws Exception {
+        // No waiting: the last token's receiver reads the stats at once and must see its step (and the freed blocks).
+        FakeModelRunner runner = new FakeModelRunner(NUM_BLOCKS, BLOCK_SIZE);
+        try (LlmEngine engine = engine(runner, 8)) {
+            for (int i = 0; i < 30; i++) {
+                EngineStats before = engine.stats();
+                EngineStats[] seen = new EngineStats[1];
+                CountDownLatch done = new CountDownLatch(1);
+                engine.addRequest(request("r" + i, new int[] {4, 5, 6}, SamplingParams.greedy(3)), out -> {
+                    if (out.finished()) {
+                        seen[0] = engine.stats();
+                        done.countDown();
+                    }
+                });
+                assertTrue(done.await(10, TimeUnit.SECONDS));
+                EngineStats after = seen[0];
+                assertEquals(1, after.numPromptSteps() - before.numPromptSteps(), "request " + i);
+                assertEquals(2, after.numDecodeSteps() - before.numDecodeSteps(), "request " + i);
+                assertEquals(after.numTotalBlocks(), after.numFreeBlocks(), "request " + i);
+            }
+        }
+    }
+
     private static void awaitIdle(LlmEngine engine) throws InterruptedException {
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
         while (System.nanoTime() < deadline) {
