@@ -33,6 +33,7 @@ public final class LlavaModelRunner implements ModelRunner {
     private final Sampler sampler = new Sampler();
     private final ImageFeatureStore imageFeatures;
     private final StepProfile profile = Boolean.getBoolean("retina.stepProfile") ? new StepProfile() : null;
+    private final long[] lastStepNanos = new long[3]; // inputs, forward call, sampling of the last step (host clock)
 
     /** Default capacity of the encoder cache, in image tokens (about 28 LLaVA-1.5 images). */
     public static final int DEFAULT_ENCODER_CACHE_SIZE = 16384;
@@ -67,7 +68,13 @@ public final class LlavaModelRunner implements ModelRunner {
     }
 
     @Override
+    public long[] lastStepNanos() {
+        return lastStepNanos.clone();
+    }
+
+    @Override
     public RunnerOutput execute(SchedulerOutput so) {
+        long inputsStart = System.nanoTime();
         for (String requestId : so.finishedRequestIds()) imageFeatures.drop(requestId);
         List<ScheduledSequence> scheduled = so.sequences();
         int numSeqs = scheduled.size();
@@ -123,6 +130,7 @@ public final class LlavaModelRunner implements ModelRunner {
                 profile.encoder(imageFeatures.stats().encoderNanos() - encoder0, imageFeatures.pixelNanos() - pixels0);
             // A text-only decode step goes from token ids straight into a replayed CUDA graph where the GPU path has
             // one (null otherwise); every other step embeds here.
+            long forwardStart = System.nanoTime();
             NDArray logits = stepImages == null ? model.forwardTokens(inputIds, batch, cache, step) : null;
             if (logits == null) {
                 NDArray inputsEmbeds = model.embedTokens(step.create(inputIds)); // (T, textHidden)
@@ -131,6 +139,7 @@ public final class LlavaModelRunner implements ModelRunner {
                 logits = model.forward(inputsEmbeds, batch, cache);    // (numSeqs, vocab) float32
             }
             long t2 = profile != null ? profile.mark(model) : 0;
+            long sampleStart = System.nanoTime();
             RunnerOutput out;
             if (samplingSeqs.isEmpty()) {
                 out = new RunnerOutput(new int[0], List.of());
@@ -142,6 +151,10 @@ public final class LlavaModelRunner implements ModelRunner {
                 out = sampler.sample(logits, samplingSeqs);
             }
             if (profile != null) profile.add(prompt, t0, t1, t2, profile.mark(model), numTokens);
+            long end = System.nanoTime();
+            lastStepNanos[0] = forwardStart - inputsStart;
+            lastStepNanos[1] = sampleStart - forwardStart;
+            lastStepNanos[2] = end - sampleStart;
             return out;
         }
     }

@@ -41,6 +41,7 @@ public final class LlmEngine implements AutoCloseable {
     private long promptStepNanos;
     private long numDecodeSteps;
     private long decodeStepNanos;
+    private StepPhases decodePhases = StepPhases.NONE;
 
     /**
      * Starts the engine thread. The engine owns {@code runner} from now on and closes it on its own thread at
@@ -192,6 +193,7 @@ public final class LlmEngine implements AutoCloseable {
     }
 
     private void step() {
+        long scheduleStart = System.nanoTime();
         SchedulerOutput schedulerOutput = scheduler.schedule();
         if (schedulerOutput.isEmpty()) {
             // Cannot happen while the cache holds one maxModelLen sequence and waiting sequences hold no blocks.
@@ -201,11 +203,14 @@ public final class LlmEngine implements AutoCloseable {
         numSteps++;
         List<Scheduler.SequenceUpdate> updates;
         long stepStart = System.nanoTime();
+        boolean decodeOnly = schedulerOutput.numBatchedTokens() <= schedulerOutput.sequences().size();
+        long updateStart;
         try {
             RunnerOutput runnerOutput = runner.execute(schedulerOutput);
+            updateStart = System.nanoTime();
             updates = scheduler.update(schedulerOutput, runnerOutput);
             long nanos = System.nanoTime() - stepStart;
-            if (schedulerOutput.numBatchedTokens() > schedulerOutput.sequences().size()) {
+            if (!decodeOnly) {
                 numPromptSteps++;
                 promptStepNanos += nanos;
             } else {
@@ -236,6 +241,7 @@ public final class LlmEngine implements AutoCloseable {
             String only = schedulerOutput.sequences().getFirst().requestId();
             if (scheduler.isSuspect(only)) scheduler.clearSuspect(only); // ran alone and did not fail
         }
+        long outputsStart = System.nanoTime();
         for (Scheduler.SequenceUpdate u : updates) {
             Sequence seq = u.sequence();
             OutputSink sink = sinks.get(seq.requestId());
@@ -246,6 +252,16 @@ public final class LlmEngine implements AutoCloseable {
         // Only after all of this step's outputs went out: several choices of one request may finish together.
         for (Scheduler.SequenceUpdate u : updates) {
             if (!scheduler.hasRequest(u.sequence().requestId())) sinks.remove(u.sequence().requestId());
+        }
+        if (decodeOnly) {
+            long end = System.nanoTime();
+            long[] runnerNanos = runner.lastStepNanos();
+            long executeNanos = updateStart - stepStart;
+            long inputs = runnerNanos == null ? 0 : runnerNanos[0];
+            long forward = runnerNanos == null ? executeNanos : runnerNanos[1];
+            long sample = runnerNanos == null ? 0 : runnerNanos[2];
+            decodePhases = decodePhases.plus(new StepPhases(1, stepStart - scheduleStart, inputs, forward, sample,
+                    outputsStart - updateStart, end - outputsStart));
         }
     }
 
@@ -279,6 +295,7 @@ public final class LlmEngine implements AutoCloseable {
     private void publishStats() {
         BlockManager bm = scheduler.blockManager();
         stats = new EngineStats(scheduler.numRunning(), scheduler.numWaiting(), bm.numFreeBlocks(), bm.numBlocks(),
-                scheduler.numPreemptions(), numPromptSteps, promptStepNanos, numDecodeSteps, decodeStepNanos);
+                scheduler.numPreemptions(), numPromptSteps, promptStepNanos, numDecodeSteps, decodeStepNanos,
+                decodePhases);
     }
 }

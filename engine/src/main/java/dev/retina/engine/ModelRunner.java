@@ -24,6 +24,14 @@ public interface ModelRunner extends AutoCloseable {
         return null;
     }
 
+    /**
+     * Host nanoseconds of the last {@link #execute}'s phases: building inputs, the forward call, sampling (with its
+     * wait for the device); null when not measured. Engine thread only.
+     */
+    default long[] lastStepNanos() {
+        return null;
+    }
+
     @Override
     default void close() {
     }

@@ -260,6 +260,16 @@ class LlmEngineTest {
                 assertEquals(2, after.numDecodeSteps() - before.numDecodeSteps(), "request " + i);
                 assertEquals(after.numTotalBlocks(), after.numFreeBlocks(), "request " + i);
             }
+            // Phases are summed once a step's outputs are out, so they show up in the snapshot after it.
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+            while (engine.stats().decodePhases().steps() < 60 && System.nanoTime() < deadline) Thread.sleep(5);
+            EngineStats s = engine.stats();
+            assertEquals(60, s.numDecodeSteps());
+            StepPhases p = s.decodePhases();
+            assertEquals(60, p.steps());
+            assertTrue(p.schedule() > 0 && p.forward() > 0 && p.update() > 0 && p.outputs() > 0, p.toString());
+            assertEquals(0, p.inputs() + p.sample(), "the fake runner does not split its step: " + p);
+            assertTrue(p.forward() <= s.decodeStepNanos(), p + " within " + s.decodeStepNanos() + " ns of steps");
         }
     }
 
