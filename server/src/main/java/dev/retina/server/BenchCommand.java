@@ -1,10 +1,14 @@
 package dev.retina.server;
 
+import ai.djl.util.cuda.CudaUtils;
 import dev.retina.engine.EngineStats;
+import dev.retina.engine.StepPhases;
 import dev.retina.engine.SamplingParams;
 import dev.retina.server.bench.BenchServeCommand;
 import dev.retina.server.bench.Stats;
 import dev.retina.server.config.ConfigException;
+import dev.retina.server.config.Device;
+import dev.retina.server.config.EngineArgs;
 import dev.retina.server.config.ServerConfig;
 import dev.retina.server.config.VlmConfig;
 import dev.retina.server.offline.ImagePixelData;
@@ -67,6 +71,12 @@ public final class BenchCommand implements Callable<Integer> {
     @Mixin
     EngineOptions engine = new EngineOptions();
 
+    /** Total memory of the GPU a run on {@code device} would use; 0 for the CPU or where no GPU is visible. */
+    static long gpuBytes(Device device) {
+        if (device == Device.CPU || CudaUtils.getGpuCount() == 0) return 0;
+        return CudaUtils.getGpuMemory(ai.djl.Device.gpu()).getMax();
+    }
+
     /** Where the table goes; replaced in tests. */
     PrintStream out = System.out;
 
@@ -85,7 +95,8 @@ public final class BenchCommand implements Callable<Integer> {
         }
         ModelOptions m = modelOptions;
         ServerConfig config = new ServerConfig(m.model, null, "127.0.0.1", 0, null, m.dtype, m.device, m.maxModelLen,
-                m.seed, m.loadFormat, VlmConfig.defaults(), Duration.ofSeconds(5), 20 << 20, 20L << 20, engine.engineArgs());
+                m.seed, m.loadFormat, VlmConfig.defaults(), Duration.ofSeconds(5), 20 << 20, 20L << 20,
+                engine.engineArgs(EngineArgs.offlineMaxNumBatchedTokens(gpuBytes(m.device))));
         long loadStart = System.nanoTime();
         try (LLM llm = new LLM(config)) {
             double loadSeconds = (System.nanoTime() - loadStart) / 1e9;
@@ -137,6 +148,10 @@ public final class BenchCommand implements Callable<Integer> {
                             + "(%.2f s, %.1f ms each); %.2f s outside steps%n", prompt, promptS,
                     prompt == 0 ? 0 : promptS * 1e3 / prompt, decode, decodeS, decode == 0 ? 0 : decodeS * 1e3 / decode,
                     seconds - promptS - decodeS);
+            StepPhases phases = stats.decodePhases().minus(before.decodePhases());
+            if (phases.steps() > 0)
+                out.printf(Locale.ROOT, "decode-only step phases, host µs per step (the sample phase waits for the"
+                        + " device): %s%n", phases.perStepMicros());
         } catch (ConfigException e) {
             System.err.println("retina bench: " + e.getMessage());
             return 2;

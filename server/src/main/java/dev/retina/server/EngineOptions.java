@@ -9,9 +9,11 @@ public final class EngineOptions {
             description = "Most sequences running at once.")
     int maxNumSeqs;
 
-    @Option(names = "--max-num-batched-tokens", defaultValue = "" + EngineArgs.DEFAULT_MAX_NUM_BATCHED_TOKENS,
-            description = "Most tokens per engine step; must be >= one image's token count (e.g. 576).")
-    int maxNumBatchedTokens;
+    @Option(names = "--max-num-batched-tokens", description = "Most tokens per engine step; must be >= one image's "
+            + "token count (e.g. 576). Default " + EngineArgs.DEFAULT_MAX_NUM_BATCHED_TOKENS + "; "
+            + EngineArgs.LARGE_GPU_OFFLINE_MAX_NUM_BATCHED_TOKENS + " for `retina bench` on a GPU with at least 70 GiB "
+            + "(vLLM's defaults for serving and for its offline LLM class).")
+    Integer maxNumBatchedTokens;
 
     @Option(names = "--block-size", defaultValue = "" + EngineArgs.DEFAULT_BLOCK_SIZE, description = "Tokens per KV cache block.")
     int blockSize;
@@ -33,7 +35,13 @@ public final class EngineOptions {
     int dataParallelSize;
 
     EngineArgs engineArgs() {
-        return new EngineArgs(maxNumSeqs, maxNumBatchedTokens, blockSize, gpuMemoryUtilization,
+        return engineArgs(EngineArgs.DEFAULT_MAX_NUM_BATCHED_TOKENS);
+    }
+
+    /** The flags, with {@code defaultMaxNumBatchedTokens} where --max-num-batched-tokens was not given. */
+    EngineArgs engineArgs(int defaultMaxNumBatchedTokens) {
+        int batchedTokens = maxNumBatchedTokens != null ? maxNumBatchedTokens : defaultMaxNumBatchedTokens;
+        return new EngineArgs(maxNumSeqs, batchedTokens, blockSize, gpuMemoryUtilization,
                 EngineArgs.parseBytes(kvCacheMemory), numGpuBlocksOverride, dataParallelSize);
     }
 }

@@ -2,6 +2,8 @@ package dev.retina.server;
 
 import dev.retina.server.bench.Stats;
 import dev.retina.server.config.ConfigException;
+import dev.retina.server.config.Device;
+import dev.retina.server.config.EngineArgs;
 import org.junit.jupiter.api.Test;
 import picocli.CommandLine;
 
@@ -27,6 +29,20 @@ class BenchCommandTest {
     }
 
     @Test
+    void offlineRunsOnLargeGpusDefaultToVllmsLlmClassBatchedTokens() {
+        assertEquals(8192, EngineArgs.offlineMaxNumBatchedTokens(0)); // CPU
+        assertEquals(8192, EngineArgs.offlineMaxNumBatchedTokens(40L << 30)); // e.g. an A100-40GB
+        assertEquals(16384, EngineArgs.offlineMaxNumBatchedTokens(80L << 30)); // H100
+        assertEquals(16384, EngineArgs.offlineMaxNumBatchedTokens(141L << 30)); // H200
+        assertEquals(0, BenchCommand.gpuBytes(Device.CPU));
+        BenchCommand bench = new BenchCommand();
+        new CommandLine(bench).setCaseInsensitiveEnumValuesAllowed(true).parseArgs("--device", "cpu");
+        assertEquals(16384, bench.engine.engineArgs(16384).maxNumBatchedTokens());
+        new CommandLine(bench = new BenchCommand()).setCaseInsensitiveEnumValuesAllowed(true).parseArgs("--max-num-batched-tokens", "4096");
+        assertEquals(4096, bench.engine.engineArgs(16384).maxNumBatchedTokens(), "an explicit flag wins");
+    }
+
+    @Test
     void requestRateIsInfOrPositive() {
         assertEquals(Double.POSITIVE_INFINITY, BenchCommand.parseRate("inf"));
         assertEquals(2.5, BenchCommand.parseRate("2.5"));
@@ -48,6 +64,7 @@ class BenchCommandTest {
         String table = bytes.toString(StandardCharsets.UTF_8);
         assertEquals(0, rc, table);
         assertTrue(table.contains("prompt 591 tokens (576 image tokens), output 3 tokens"), table);
+        assertTrue(table.contains("max-num-batched-tokens 8192;"), "the CPU keeps the serving default:\n" + table);
         for (String metric : new String[]{"requests/s", "output tokens/s", "mean TTFT (ms)", "P50 TTFT (ms)",
                 "P99 TTFT (ms)", "mean TPOT (ms)", "P50 TPOT (ms)", "P99 TPOT (ms)", "total time (s)"})
             assertTrue(table.contains("| " + metric), metric + " missing:\n" + table);
@@ -59,6 +76,10 @@ class BenchCommandTest {
         assertTrue(steps.find(), table);
         assertTrue(Integer.parseInt(steps.group(1)) >= 1, table);
         assertTrue(Integer.parseInt(steps.group(1)) + Integer.parseInt(steps.group(2)) >= 3, table);
+        // the last request's 2nd and 3rd tokens come from decode-only steps, whose host phases are printed
+        assertTrue(Integer.parseInt(steps.group(2)) >= 2, table);
+        assertTrue(table.matches("(?s).*decode-only step phases, host µs per step .*: schedule [0-9.]+, inputs [0-9.]+,"
+                + " forward [0-9.]+, sample [0-9.]+, update [0-9.]+, outputs [0-9.]+\\n.*"), table);
     }
 
     @Test

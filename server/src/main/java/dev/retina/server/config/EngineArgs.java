@@ -14,6 +14,12 @@ public record EngineArgs(int maxNumSeqs, int maxNumBatchedTokens, int blockSize,
                          long kvCacheMemoryBytes, Integer numGpuBlocksOverride, int dataParallelSize) {
     public static final int DEFAULT_MAX_NUM_SEQS = 256;
     public static final int DEFAULT_MAX_NUM_BATCHED_TOKENS = 8192;
+    /**
+     * Offline runs on a GPU of at least {@link #LARGE_GPU_BYTES}: vLLM's default for its LLM class there (8192 stays
+     * its serving default). Longer prefill steps cost queued requests latency, which offline throughput ignores.
+     */
+    public static final int LARGE_GPU_OFFLINE_MAX_NUM_BATCHED_TOKENS = 16384;
+    public static final long LARGE_GPU_BYTES = 70L << 30;
     public static final int DEFAULT_BLOCK_SIZE = 16;
     public static final double DEFAULT_GPU_MEMORY_UTILIZATION = 0.9;
     public static final long DEFAULT_KV_CACHE_MEMORY_BYTES = 1L << 30;
@@ -44,6 +50,11 @@ public record EngineArgs(int maxNumSeqs, int maxNumBatchedTokens, int blockSize,
     public EngineArgs withDataParallelSize(int n) {
         return new EngineArgs(maxNumSeqs, maxNumBatchedTokens, blockSize, gpuMemoryUtilization, kvCacheMemoryBytes,
                 numGpuBlocksOverride, n);
+    }
+
+    /** The --max-num-batched-tokens default for an offline run on a device with {@code deviceBytes} (0: CPU). */
+    public static int offlineMaxNumBatchedTokens(long deviceBytes) {
+        return deviceBytes >= LARGE_GPU_BYTES ? LARGE_GPU_OFFLINE_MAX_NUM_BATCHED_TOKENS : DEFAULT_MAX_NUM_BATCHED_TOKENS;
     }
 
     public static EngineArgs defaults() {
