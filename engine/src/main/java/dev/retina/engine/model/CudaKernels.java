@@ -67,6 +67,9 @@ final class CudaKernels {
     private final MemorySegment siluMul;
     private final MemorySegment rmsNorm;  // null in a PTX built before rms_norm existed
     private final MemorySegment embedRows; // null in a PTX built before the captured token path
+    // 16-byte-wide silu_mul / rms_norm; null unless -Dretina.vecKernels=true (not yet run on a GPU) and in the PTX
+    private final MemorySegment siluMulVec;
+    private final MemorySegment rmsNormVec;
     private final MemorySegment[] splitByHeadDim = new MemorySegment[HEAD_DIMS.length]; // null entries: no split-K
     private final MemorySegment attentionReduce;
     private final MemorySegment addLayerNorm; // null in a PTX built before the direct vision tower
@@ -136,6 +139,9 @@ final class CudaKernels {
             siluMul = function(getFunction, module, "silu_mul");
             rmsNorm = optionalFunction(getFunction, module, "rms_norm");
             embedRows = optionalFunction(getFunction, module, "embed_rows");
+            boolean vec = Boolean.getBoolean("retina.vecKernels");
+            siluMulVec = vec ? optionalFunction(getFunction, module, "silu_mul_vec") : null;
+            rmsNormVec = vec ? optionalFunction(getFunction, module, "rms_norm_vec") : null;
             for (int i = 0; i < HEAD_DIMS.length; i++)
                 splitByHeadDim[i] = optionalFunction(getFunction, module, "paged_attention_split_d" + HEAD_DIMS[i]);
             if (!variant.isEmpty() && !variant.equals("v1")) {
@@ -340,8 +346,13 @@ final class CudaKernels {
         values.set(I64, 8L * i++, numTokens);
         values.set(I32, 8L * i++, inter);
         int threads = 256;
-        // x over the row (one value per thread), y over tokens (grid-strided beyond the 65,535 limit)
-        launch(siluMul, (inter + threads - 1) / threads, (int) Math.min(numTokens, 65535L), threads, "silu_mul");
+        // x over the row (one value per thread; one 8-value vector in silu_mul_vec), y over tokens (grid-strided
+        // beyond the 65,535 limit)
+        if (siluMulVec != null && inter % 8 == 0 && ((out | gateUp) & 15) == 0)
+            launch(siluMulVec, (inter / 8 + threads - 1) / threads, (int) Math.min(numTokens, 65535L), threads,
+                    "silu_mul_vec");
+        else
+            launch(siluMul, (inter + threads - 1) / threads, (int) Math.min(numTokens, 65535L), threads, "silu_mul");
     }
 
     /** Streaming multiprocessors of the device (to size split-K grids). */
@@ -508,8 +519,17 @@ final class CudaKernels {
         values.set(I64, 8L * i++, weight);
         values.set(I32, 8L * i++, hidden);
         values.set(F32, 8L * i++, eps);
+        if (rmsNormVec != null && hidden % 8 == 0 && ((out | x | weight) & 15) == 0) {
+            launch(rmsNormVec, rows, 1, Math.min(1024, Math.max(32, (hidden / 8 + 31) / 32 * 32)), "rms_norm_vec");
+            return;
+        }
         int threads = Math.min(1024, Math.max(32, (hidden / 4 + 31) / 32 * 32));
         launch(rmsNorm, rows, 1, threads, "rms_norm");
+    }
+
+    /** Whether silu_mul and rms_norm launch their 16-byte-wide variants where the shapes allow (-Dretina.vecKernels). */
+    boolean vectorized() {
+        return siluMulVec != null && rmsNormVec != null;
     }
 
     /** Whether this PTX has {@code embed_rows} (decode steps from token ids inside a CUDA graph). */

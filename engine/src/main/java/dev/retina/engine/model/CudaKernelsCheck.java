@@ -2,6 +2,7 @@ package dev.retina.engine.model;
 
 import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.index.NDIndex;
@@ -47,7 +48,15 @@ public final class CudaKernelsCheck {
                 rope(kernels, m, 4, 1, 16, tokens);
             }
             silu(kernels, m, 11008, 7);
+            silu(kernels, m, 11008, 606);
             silu(kernels, m, 64, 3);
+            silu(kernels, m, 12, 3);     // not a multiple of 8: one value per thread
+            if (kernels.hasRmsNorm()) {
+                rmsNorm(kernels, m, 4096, 1);
+                rmsNorm(kernels, m, 4096, 606);
+                rmsNorm(kernels, m, 40, 5);
+                rmsNorm(kernels, m, 36, 3);  // not a multiple of 8
+            }
             if (kernels.hasVisionKernels()) {
                 layerNorm(kernels, m, 1024, 577 * 2, true);  // CLIP-L: residual add + layer_norm, two images
                 layerNorm(kernels, m, 1024, 3, false);        // layer 0: the embeddings alone
@@ -245,8 +254,56 @@ public final class CudaKernelsCheck {
             kernels.siluMul(out, gateUp, inter);
             NDList gu = gateUp.toType(DataType.FLOAT32, false).split(2, 1);
             NDArray g = gu.get(0);
-            report("silu_mul inter " + inter, out, g.mul(g.getNDArrayInternal().sigmoid()).mul(gu.get(1)));
+            report("silu_mul inter " + inter + ", " + numTokens + " tokens", out,
+                    g.mul(g.getNDArrayInternal().sigmoid()).mul(gu.get(1)));
+            // The same inputs one element off 16-byte alignment take silu_mul even with -Dretina.vecKernels=true
+            // (then the aligned run above took silu_mul_vec): the arithmetic per value is the same, so the outputs
+            // must be bit for bit equal.
+            NDArray[] shifted = shifted(m, gateUp, out.size());
+            kernels.siluMul(kernels.address(shifted[1]) + 2, kernels.address(shifted[0]) + 2, numTokens, inter);
+            same("silu_mul inter " + inter + ", unaligned against " + (kernels.vectorized() ? "vec" : "aligned"), out, shifted[1].get("1:").reshape(out.getShape()));
         }
+    }
+
+    /** rms_norm against HF's LlamaRMSNorm in float32 arithmetic with its two fp16 roundings. */
+    private static void rmsNorm(CudaKernels kernels, NDManager root, int hidden, int rows) {
+        try (NDManager m = root.newSubManager()) {
+            float eps = 1e-5f;
+            NDArray x = m.randomNormal(new Shape(rows, hidden)).mul(3).add(0.5).toType(DataType.FLOAT16, false);
+            NDArray w = m.randomNormal(new Shape(hidden)).add(1).toType(DataType.FLOAT16, false);
+            NDArray out = m.full(new Shape(rows, hidden), Float.NaN, DataType.FLOAT16);
+            kernels.rmsNorm(kernels.address(out), kernels.address(x), kernels.address(w), rows, hidden, eps);
+            NDArray xf = x.toType(DataType.FLOAT32, false);
+            NDArray normed = xf.mul(xf.square().mean(new int[] {1}, true).add(eps).pow(-0.5f)).toType(DataType.FLOAT16, false);
+            NDArray ref = normed.toType(DataType.FLOAT32, false).mul(w.toType(DataType.FLOAT32, false));
+            report("rms_norm hidden " + hidden + ", " + rows + " rows", out, ref);
+            // Unaligned, rms_norm even with -Dretina.vecKernels=true (then the aligned run took rms_norm_vec, whose
+            // sum of squares adds up in another order): equal within two fp16 steps.
+            NDArray[] shifted = shifted(m, x, out.size());
+            NDArray wShifted = NDArrays.concat(new NDList(m.zeros(new Shape(1), DataType.FLOAT16), w));
+            kernels.rmsNorm(kernels.address(shifted[1]) + 2, kernels.address(shifted[0]) + 2,
+                    kernels.address(wShifted) + 2, rows, hidden, eps);
+            NDArray other = shifted[1].get("1:").reshape(out.getShape()).toType(DataType.FLOAT32, false);
+            NDArray o = out.toType(DataType.FLOAT32, false);
+            float maxUlps = other.sub(o).abs().div(o.abs().maximum(6.1e-5f)).max().getFloat() * 1024;
+            boolean ok = maxUlps <= 2 && !other.isNaN().any().getBoolean();
+            if (!ok) failed = true;
+            System.out.printf(Locale.ROOT, "%-70s max %.2f fp16 steps %s%n", "rms_norm hidden " + hidden
+                    + ", unaligned against " + (kernels.vectorized() ? "vec" : "aligned"), maxUlps, ok ? "ok" : "FAIL");
+        }
+    }
+
+    /** A copy of {@code in} starting one fp16 element into a new buffer, and a NaN-filled output buffer likewise. */
+    private static NDArray[] shifted(NDManager m, NDArray in, long outSize) {
+        NDArray input = NDArrays.concat(new NDList(m.zeros(new Shape(1), DataType.FLOAT16), in.flatten()));
+        NDArray output = m.full(new Shape(outSize + 1), Float.NaN, DataType.FLOAT16);
+        return new NDArray[] {input, output};
+    }
+
+    private static void same(String label, NDArray a, NDArray b) {
+        boolean ok = a.toType(DataType.FLOAT32, false).eq(b.toType(DataType.FLOAT32, false)).all().getBoolean();
+        if (!ok) failed = true;
+        System.out.printf(Locale.ROOT, "%-70s %s%n", label, ok ? "bit-equal ok" : "differs FAIL");
     }
 
     /** add_layer_norm: the residual (x + y rounded), its LayerNorm, and the two bias fills. */

@@ -556,6 +556,35 @@ extern "C" __global__ void silu_mul(__half* __restrict__ out, const __half* __re
     }
 }
 
+// silu_mul with 16-byte loads and stores (8 values per thread per iteration), the same arithmetic per value. Off by
+// default until it has run on a GPU (-Dretina.vecKernels=true). Needs inter a multiple of 8 and both buffers 16-byte
+// aligned (the launcher checks, and otherwise launches silu_mul); x over a row's 8-value vectors, y over tokens.
+__device__ __forceinline__ __half silu_mul_one(__half g, __half u) {
+    const float gf = __half2float(g);
+    return __float2half_rn(gf / (1.f + __expf(-gf)) * __half2float(u));
+}
+
+extern "C" __global__ void silu_mul_vec(__half* __restrict__ out, const __half* __restrict__ gate_up,
+                                        long long num_tokens, int inter) {
+    const int vecs = inter >> 3;
+    for (long long t = blockIdx.y; t < num_tokens; t += gridDim.y) {
+        const uint4* g4 = reinterpret_cast<const uint4*>(gate_up + t * 2 * inter);
+        const uint4* u4 = reinterpret_cast<const uint4*>(gate_up + t * 2 * inter + inter);
+        uint4* o4 = reinterpret_cast<uint4*>(out + t * inter);
+        for (int j = blockIdx.x * blockDim.x + threadIdx.x; j < vecs; j += gridDim.x * blockDim.x) {
+            const uint4 gv = g4[j];
+            const uint4 uv = u4[j];
+            const __half* g = reinterpret_cast<const __half*>(&gv);
+            const __half* u = reinterpret_cast<const __half*>(&uv);
+            uint4 ov;
+            __half* o = reinterpret_cast<__half*>(&ov);
+#pragma unroll
+            for (int k = 0; k < 8; k++) o[k] = silu_mul_one(g[k], u[k]);
+            o4[j] = ov;
+        }
+    }
+}
+
 // Token embedding lookup inside a captured decode step: row r of out = row ids[r] of the embedding table (exact
 // copies, as torch's embedding). One block per row; 16-byte copies (hidden a multiple of 8).
 //   out: (rows, hidden) fp16 contiguous; table: (vocab, hidden) fp16 contiguous; ids: (rows) int64, each in [0, vocab)
@@ -594,6 +623,56 @@ extern "C" __global__ void rms_norm(__half* __restrict__ out, const __half* __re
     for (int i = threadIdx.x; i < hidden; i += blockDim.x) {
         const __half n = __float2half_rn(__half2float(row[i]) * rstd);
         out_row[i] = __float2half_rn(__half2float(w[i]) * __half2float(n));
+    }
+}
+
+// rms_norm with 16-byte loads and stores; the sum of squares adds up in another order than rms_norm's, so results may
+// differ from it by one fp16 step. Off by default until it has run on a GPU (-Dretina.vecKernels=true). Needs hidden a
+// multiple of 8 and all three buffers 16-byte aligned (the launcher checks, and otherwise launches rms_norm).
+__device__ __forceinline__ __half rms_norm_one(__half x, __half w, float rstd) {
+    const __half n = __float2half_rn(__half2float(x) * rstd);
+    return __float2half_rn(__half2float(w) * __half2float(n));
+}
+
+extern "C" __global__ void rms_norm_vec(__half* __restrict__ out, const __half* __restrict__ x,
+                                        const __half* __restrict__ w, int hidden, float eps) {
+    __shared__ float partial[32];
+    const uint4* row4 = reinterpret_cast<const uint4*>(x + (long long)blockIdx.x * hidden);
+    uint4* out4 = reinterpret_cast<uint4*>(out + (long long)blockIdx.x * hidden);
+    const uint4* w4 = reinterpret_cast<const uint4*>(w);
+    const int vecs = hidden >> 3;
+    float ss = 0.f;
+    for (int i = threadIdx.x; i < vecs; i += blockDim.x) {
+        const uint4 v = row4[i];
+        const __half2* h = reinterpret_cast<const __half2*>(&v);
+#pragma unroll
+        for (int k = 0; k < 4; k++) {
+            const float2 f = __half22float2(h[k]);
+            ss += f.x * f.x + f.y * f.y;
+        }
+    }
+    ss = warp_sum(ss);
+    const int lane = threadIdx.x & 31;
+    const int warp = threadIdx.x >> 5;
+    if (lane == 0) partial[warp] = ss;
+    __syncthreads();
+    if (warp == 0) {
+        float v = lane < (int)(blockDim.x >> 5) ? partial[lane] : 0.f;
+        v = warp_sum(v);
+        if (lane == 0) partial[0] = v;
+    }
+    __syncthreads();
+    const float rstd = rsqrtf(partial[0] / (float)hidden + eps);
+    for (int i = threadIdx.x; i < vecs; i += blockDim.x) {
+        const uint4 xv = row4[i];
+        const uint4 wv = w4[i];
+        const __half* xh = reinterpret_cast<const __half*>(&xv);
+        const __half* wh = reinterpret_cast<const __half*>(&wv);
+        uint4 ov;
+        __half* oh = reinterpret_cast<__half*>(&ov);
+#pragma unroll
+        for (int k = 0; k < 8; k++) oh[k] = rms_norm_one(xh[k], wh[k], rstd);
+        out4[i] = ov;
     }
 }
 
