@@ -31,6 +31,24 @@ __device__ __forceinline__ float warp_sum(float v) {
     return v;
 }
 
+namespace {
+
+// Sum of v over the block (blockDim.x a multiple of 32, at most 1024); every thread gets the total. `partial` is 32
+// floats of shared memory; the call ends with a barrier, so the same buffer serves the next reduction.
+__device__ __forceinline__ float block_sum(float v, float* partial) {
+    v = warp_sum(v);
+    const int lane = threadIdx.x & 31;
+    const int warp = threadIdx.x >> 5;
+    if (lane == 0) partial[warp] = v;
+    __syncthreads();
+    float t = lane < (int)(blockDim.x >> 5) ? partial[lane] : 0.f;
+    t = warp_sum(t);
+    __syncthreads();
+    return t;
+}
+
+}  // namespace
+
 // Lane `lane` owns elements [lane * PER, lane * PER + PER) of a head_dim-D row (PER = ceil(D / 32)); elements >= D are 0.
 template <int D>
 __device__ __forceinline__ void load_row(const __half* __restrict__ p, int lane, float (&out)[(D + 31) / 32]) {
@@ -651,18 +669,7 @@ extern "C" __global__ void rms_norm_vec(__half* __restrict__ out, const __half* 
             ss += f.x * f.x + f.y * f.y;
         }
     }
-    ss = warp_sum(ss);
-    const int lane = threadIdx.x & 31;
-    const int warp = threadIdx.x >> 5;
-    if (lane == 0) partial[warp] = ss;
-    __syncthreads();
-    if (warp == 0) {
-        float v = lane < (int)(blockDim.x >> 5) ? partial[lane] : 0.f;
-        v = warp_sum(v);
-        if (lane == 0) partial[0] = v;
-    }
-    __syncthreads();
-    const float rstd = rsqrtf(partial[0] / (float)hidden + eps);
+    const float rstd = rsqrtf(block_sum(ss, partial) / (float)hidden + eps);
     for (int i = threadIdx.x; i < vecs; i += blockDim.x) {
         const uint4 xv = row4[i];
         const uint4 wv = w4[i];
@@ -896,23 +903,6 @@ RETINA_GEMV_ALL(4)
 // Biases enter a GEMM by starting its output at the bias and accumulating with beta = 1 (fp32 sum, one rounding,
 // as torch's addmm); the kernels below write those starting rows next to their own work.
 
-namespace {
-
-// Sum of v over the block (blockDim.x a multiple of 32, at most 1024); every thread gets the total. `partial` is 32
-// floats of shared memory; the call ends with a barrier, so the same buffer serves the next reduction.
-__device__ __forceinline__ float block_sum(float v, float* partial) {
-    v = warp_sum(v);
-    const int lane = threadIdx.x & 31;
-    const int warp = threadIdx.x >> 5;
-    if (lane == 0) partial[warp] = v;
-    __syncthreads();
-    float t = lane < (int)(blockDim.x >> 5) ? partial[lane] : 0.f;
-    t = warp_sum(t);
-    __syncthreads();
-    return t;
-}
-
-}  // namespace
 
 // One row per block: r = x (+ y), rounded to fp16 as torch's add, written to resid (may alias x; y may be null);
 // with norm_out non-null, LayerNorm(r) = (r - mean) * rstd * w + b in fp32 (two passes over the row for mean and
