@@ -574,6 +574,18 @@ extern "C" __global__ void silu_mul(__half* __restrict__ out, const __half* __re
     }
 }
 
+// f applied lane by lane to two 16-byte vectors of 8 fp16 values (the vec kernels' loads and stores).
+template <typename F>
+__device__ __forceinline__ uint4 zip8(const uint4 a, const uint4 b, F f) {
+    const __half* ah = reinterpret_cast<const __half*>(&a);
+    const __half* bh = reinterpret_cast<const __half*>(&b);
+    uint4 out;
+    __half* oh = reinterpret_cast<__half*>(&out);
+#pragma unroll
+    for (int k = 0; k < 8; k++) oh[k] = f(ah[k], bh[k]);
+    return out;
+}
+
 // silu_mul with 16-byte loads and stores (8 values per thread per iteration), the same arithmetic per value. Off by
 // default until it has run on a GPU (-Dretina.vecKernels=true). Needs inter a multiple of 8 and both buffers 16-byte
 // aligned (the launcher checks, and otherwise launches silu_mul); x over a row's 8-value vectors, y over tokens.
@@ -590,15 +602,7 @@ extern "C" __global__ void silu_mul_vec(__half* __restrict__ out, const __half* 
         const uint4* u4 = reinterpret_cast<const uint4*>(gate_up + t * 2 * inter + inter);
         uint4* o4 = reinterpret_cast<uint4*>(out + t * inter);
         for (int j = blockIdx.x * blockDim.x + threadIdx.x; j < vecs; j += gridDim.x * blockDim.x) {
-            const uint4 gv = g4[j];
-            const uint4 uv = u4[j];
-            const __half* g = reinterpret_cast<const __half*>(&gv);
-            const __half* u = reinterpret_cast<const __half*>(&uv);
-            uint4 ov;
-            __half* o = reinterpret_cast<__half*>(&ov);
-#pragma unroll
-            for (int k = 0; k < 8; k++) o[k] = silu_mul_one(g[k], u[k]);
-            o4[j] = ov;
+            o4[j] = zip8(g4[j], u4[j], [](__half g, __half u) { return silu_mul_one(g, u); });
         }
     }
 }
@@ -671,15 +675,7 @@ extern "C" __global__ void rms_norm_vec(__half* __restrict__ out, const __half* 
     }
     const float rstd = rsqrtf(block_sum(ss, partial) / (float)hidden + eps);
     for (int i = threadIdx.x; i < vecs; i += blockDim.x) {
-        const uint4 xv = row4[i];
-        const uint4 wv = w4[i];
-        const __half* xh = reinterpret_cast<const __half*>(&xv);
-        const __half* wh = reinterpret_cast<const __half*>(&wv);
-        uint4 ov;
-        __half* oh = reinterpret_cast<__half*>(&ov);
-#pragma unroll
-        for (int k = 0; k < 8; k++) oh[k] = rms_norm_one(xh[k], wh[k], rstd);
-        out4[i] = ov;
+        out4[i] = zip8(row4[i], w4[i], [rstd](__half x, __half w) { return rms_norm_one(x, w, rstd); });
     }
 }
 
