@@ -317,7 +317,7 @@ final class CudaKernels {
         values.set(I32, 8L * i++, headDim);
         // a block per (token, group of q/k/v heads); a thread per rotated pair (two elements of a v head); from 16
         // tokens on, ~256 threads' worth of heads per block instead of one (a 606-token prefill: 58,000 blocks of 64)
-        int threads = Math.min(1024, Math.max(32, (headDim / 2 + 31) / 32 * 32));
+        int threads = warpThreads(headDim / 2, 1024);
         int heads = numHeads + 2 * numKvHeads;
         int headsPerBlock = numTokens >= 16 ? Math.max(1, Math.min(heads, 256 / threads)) : 1;
         if (kBack && ropeKvWriteKBack == null) throw new IllegalStateException("this PTX has no rope_kv_write_kback");
@@ -348,11 +348,10 @@ final class CudaKernels {
         int threads = 256;
         // x over the row (one value per thread; one 8-value vector in silu_mul_vec), y over tokens (grid-strided
         // beyond the 65,535 limit)
-        if (siluMulVec != null && inter % 8 == 0 && ((out | gateUp) & 15) == 0)
-            launch(siluMulVec, (inter / 8 + threads - 1) / threads, (int) Math.min(numTokens, 65535L), threads,
-                    "silu_mul_vec");
-        else
-            launch(siluMul, (inter + threads - 1) / threads, (int) Math.min(numTokens, 65535L), threads, "silu_mul");
+        boolean vec = siluMulVec != null && inter % 8 == 0 && ((out | gateUp) & 15) == 0;
+        int columns = vec ? inter / 8 : inter;
+        launch(vec ? siluMulVec : siluMul, (columns + threads - 1) / threads, (int) Math.min(numTokens, 65535L),
+                threads, vec ? "silu_mul_vec" : "silu_mul");
     }
 
     /** Streaming multiprocessors of the device (to size split-K grids). */
@@ -393,7 +392,7 @@ final class CudaKernels {
         values.set(I32, 8L * i++, numHeads);
         values.set(I32, 8L * i++, numParts);
         values.set(I32, 8L * i++, headDim);
-        launch(attentionReduce, numHeads, numSeqs, 1, Math.min(256, (headDim + 31) / 32 * 32), "paged_attention_reduce");
+        launch(attentionReduce, numHeads, numSeqs, 1, warpThreads(headDim, 256), "paged_attention_reduce");
     }
 
     /** The arguments both decode attention kernels share, from argument {@code i} on; returns the next index. */
@@ -519,12 +518,15 @@ final class CudaKernels {
         values.set(I64, 8L * i++, weight);
         values.set(I32, 8L * i++, hidden);
         values.set(F32, 8L * i++, eps);
-        if (rmsNormVec != null && hidden % 8 == 0 && ((out | x | weight) & 15) == 0) {
-            launch(rmsNormVec, rows, 1, Math.min(1024, Math.max(32, (hidden / 8 + 31) / 32 * 32)), "rms_norm_vec");
-            return;
-        }
-        int threads = Math.min(1024, Math.max(32, (hidden / 4 + 31) / 32 * 32));
-        launch(rmsNorm, rows, 1, threads, "rms_norm");
+        // one 16-byte vector per thread in rms_norm_vec, else about four values per thread
+        boolean vec = rmsNormVec != null && hidden % 8 == 0 && ((out | x | weight) & 15) == 0;
+        launch(vec ? rmsNormVec : rmsNorm, rows, 1, warpThreads(hidden / (vec ? 8 : 4), 1024),
+                vec ? "rms_norm_vec" : "rms_norm");
+    }
+
+    /** Threads for {@code units} units of work: rounded up to whole warps, at least one warp, at most {@code max}. */
+    static int warpThreads(int units, int max) {
+        return Math.min(max, Math.max(32, (units + 31) / 32 * 32));
     }
 
     /** Whether silu_mul and rms_norm launch their 16-byte-wide variants where the shapes allow (-Dretina.vecKernels). */
@@ -551,7 +553,7 @@ final class CudaKernels {
         values.set(I64, 8L * i++, table);
         values.set(I64, 8L * i++, ids);
         values.set(I32, 8L * i++, hidden);
-        launch(embedRows, rows, 1, Math.min(256, Math.max(32, (hidden / 8 + 31) / 32 * 32)), "embed_rows");
+        launch(embedRows, rows, 1, warpThreads(hidden / 8, 256), "embed_rows");
     }
 
     /** Whether this PTX has the direct vision tower's kernels ({@code add_layer_norm}, {@code act_fill}). */
@@ -584,8 +586,7 @@ final class CudaKernels {
         values.set(I32, 8L * i++, nB);
         values.set(I32, 8L * i++, hidden);
         values.set(F32, 8L * i++, eps);
-        int threads = Math.min(1024, Math.max(32, (hidden / 4 + 31) / 32 * 32));
-        launch(addLayerNorm, rows, 1, threads, "add_layer_norm");
+        launch(addLayerNorm, rows, 1, warpThreads(hidden / 4, 1024), "add_layer_norm");
     }
 
     /** {@link #actFill}'s activations: HF quick_gelu and exact GELU. */
