@@ -67,7 +67,7 @@ final class CudaKernels {
     private final MemorySegment siluMul;
     private final MemorySegment rmsNorm;  // null in a PTX built before rms_norm existed
     private final MemorySegment embedRows; // null in a PTX built before the captured token path
-    // 16-byte-wide silu_mul / rms_norm; null unless -Dretina.vecKernels=true (not yet run on a GPU) and in the PTX
+    // 16-byte-wide silu_mul / rms_norm; null where the PTX lacks them or with -Dretina.vecKernels=false (to compare)
     private final MemorySegment siluMulVec;
     private final MemorySegment rmsNormVec;
     private final MemorySegment[] splitByHeadDim = new MemorySegment[HEAD_DIMS.length]; // null entries: no split-K
@@ -139,7 +139,7 @@ final class CudaKernels {
             siluMul = function(getFunction, module, "silu_mul");
             rmsNorm = optionalFunction(getFunction, module, "rms_norm");
             embedRows = optionalFunction(getFunction, module, "embed_rows");
-            boolean vec = Boolean.getBoolean("retina.vecKernels");
+            boolean vec = !"false".equals(System.getProperty("retina.vecKernels"));
             siluMulVec = vec ? optionalFunction(getFunction, module, "silu_mul_vec") : null;
             rmsNormVec = vec ? optionalFunction(getFunction, module, "rms_norm_vec") : null;
             for (int i = 0; i < HEAD_DIMS.length; i++)
@@ -529,7 +529,7 @@ final class CudaKernels {
         return Math.min(max, Math.max(32, (units + 31) / 32 * 32));
     }
 
-    /** Whether silu_mul and rms_norm launch their 16-byte-wide variants where the shapes allow (-Dretina.vecKernels). */
+    /** Whether silu_mul and rms_norm take their 16-byte variants where shapes allow (-Dretina.vecKernels=false: no). */
     boolean vectorized() {
         return siluMulVec != null && rmsNormVec != null;
     }

@@ -256,7 +256,7 @@ public final class CudaKernelsCheck {
             NDArray g = gu.get(0);
             report("silu_mul inter " + inter + ", " + numTokens + " tokens", out,
                     g.mul(g.getNDArrayInternal().sigmoid()).mul(gu.get(1)));
-            // The same inputs one element off 16-byte alignment take silu_mul even with -Dretina.vecKernels=true
+            // The same inputs one element off 16-byte alignment take silu_mul even with the vec kernels on
             // (then the aligned run above took silu_mul_vec): the arithmetic per value is the same, so the outputs
             // must be bit for bit equal.
             NDArray[] shifted = shifted(m, gateUp, out.size());
@@ -277,7 +277,7 @@ public final class CudaKernelsCheck {
             NDArray normed = xf.mul(xf.square().mean(new int[] {1}, true).add(eps).pow(-0.5f)).toType(DataType.FLOAT16, false);
             NDArray ref = normed.toType(DataType.FLOAT32, false).mul(w.toType(DataType.FLOAT32, false));
             report("rms_norm hidden " + hidden + ", " + rows + " rows", out, ref);
-            // Unaligned, rms_norm even with -Dretina.vecKernels=true (then the aligned run took rms_norm_vec, whose
+            // Unaligned, rms_norm even with the vec kernels on (then the aligned run took rms_norm_vec, whose
             // sum of squares adds up in another order): equal within two fp16 steps.
             NDArray[] shifted = shifted(m, x, out.size());
             NDArray wShifted = NDArrays.concat(new NDList(m.zeros(new Shape(1), DataType.FLOAT16), w));
