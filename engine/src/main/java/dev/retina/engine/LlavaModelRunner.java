@@ -58,13 +58,21 @@ public final class LlavaModelRunner implements ModelRunner {
 
     public KvCache cache() { return cache; }
 
-    /** Captures the decode-step CUDA graphs for batches up to {@code maxNumSeqs} (GPU only; a no-op elsewhere). */
+    /**
+     * Captures the decode-step CUDA graphs for batches up to {@code maxNumSeqs}, then the vision tower's (GPU only; a
+     * no-op elsewhere).
+     */
     public void warmUpDecodeGraphs(int maxNumSeqs) {
         long t0 = System.nanoTime();
         int steps = model.warmUpDecodeGraphs(cache, maxNumSeqs);
         if (steps > 0)
             log.info("decode CUDA graphs captured for {} batch sizes up to {} in {} ms", steps, maxNumSeqs,
                     (System.nanoTime() - t0) / 1_000_000);
+        long t1 = System.nanoTime();
+        int calls = model.warmUpVisionGraphs();
+        if (calls > 0)
+            log.info("vision tower CUDA graphs captured for 1 to {} images in {} ms", calls,
+                    (System.nanoTime() - t1) / 1_000_000);
     }
 
     @Override

@@ -350,12 +350,13 @@ public final class DecodeBench {
                     step.create(pixels, shape).get(0, 0, 0, 0).getFloat(); // sync
                 }
             });
-            double[] encodeMs = new double[2];
-            float[][] features = new float[2][];
+            double[] encodeMs = new double[3];
+            float[][] features = new float[3][];
             try (NDManager held = model.manager().newSubManager()) {
                 NDArray px = held.create(pixels, shape);
-                for (int direct = 1; direct >= 0; direct--) {
-                    model.setDirectVision(direct == 1);
+                for (int direct = 2; direct >= 0; direct--) { // 2: direct with CUDA graphs, 1: direct eager, 0: DJL
+                    model.setDirectVision(direct >= 1);
+                    model.setVisionGraphs(direct == 2);
                     encodeMs[direct] = median(warmup, steps, () -> {
                         try (NDManager step = model.manager().newSubManager()) {
                             NDArray f = model.encodeImages(px);
@@ -371,16 +372,20 @@ public final class DecodeBench {
                 }
             }
             model.setDirectVision(true);
+            model.setVisionGraphs(true);
             double maxDiff = 0;
+            double graphDiff = 0;
             double maxAbs = 0;
             for (int i = 0; i < features[0].length; i++) {
                 maxDiff = Math.max(maxDiff, Math.abs(features[0][i] - features[1][i]));
+                graphDiff = Math.max(graphDiff, Math.abs(features[2][i] - features[1][i]));
                 maxAbs = Math.max(maxAbs, Math.abs(features[0][i]));
             }
             System.out.printf(Locale.ROOT, "[encode] %d images: upload %.2f ms; vision tower + projector: direct %.2f ms"
-                    + " (%.2f per image), DJL-op layers %.2f ms (%.2f per image); max |dfeature| %.3e (max |feature|"
-                    + " %.2f)%n", n, uploadMs, encodeMs[1], encodeMs[1] / n, encodeMs[0], encodeMs[0] / n, maxDiff,
-                    maxAbs);
+                    + " (%.2f per image), direct as CUDA graphs (up to %s images) %.2f ms, DJL-op layers %.2f ms (%.2f"
+                    + " per image); max |dfeature| direct vs DJL %.3e, graph vs direct %.3e (max |feature| %.2f)%n", n,
+                    uploadMs, encodeMs[1], encodeMs[1] / n, System.getProperty("retina.visionGraphMaxImages", "2"),
+                    encodeMs[2], encodeMs[0], encodeMs[0] / n, maxDiff, graphDiff, maxAbs);
         }
     }
 

@@ -43,6 +43,7 @@ final class ClipVisionTower {
     private CudaKernels kernels;                // non-null: Retina's kernels are on (CUDA float16)
     private java.util.function.Supplier<Cublas> cublas;
     private boolean directEnabled = DIRECT;
+    private boolean graphsEnabled = true;
     private DirectVision direct;                // made on the first call that can take it
     private boolean directUnavailable;          // cuBLAS, the kernels or the activation missing: DJL ops
 
@@ -114,13 +115,13 @@ final class ClipVisionTower {
         NDArray hidden = layerNorm(embeddings, preLayrnormWeight, preLayrnormBias);
         long t1 = PROFILE ? System.nanoTime() : 0L;
         NDManager step = pixelValues.getManager();
+        DirectVision d = direct();
         NDArray cuSeq = null; // flash attention's cumulative sequence starts, one sequence per image: made once per call
-        if (flash != null) {
+        if (flash != null && (d == null || !d.graphed((int) b))) { // a graph holds its own
             int[] starts = new int[(int) b + 1];
             for (int i = 1; i <= b; i++) starts[i] = (int) (i * (g * g + 1));
             cuSeq = step.create(starts).toDevice(pixelValues.getDevice(), false);
         }
-        DirectVision d = direct();
         if (d != null) {
             long t2 = PROFILE ? System.nanoTime() : 0L;
             NDArray[] states = d.hiddenStates(hidden, cuSeq, indices);
@@ -205,6 +206,18 @@ final class ClipVisionTower {
         directEnabled = enabled;
     }
 
+    /** Whether a call of {@code images} images replays as a CUDA graph (the direct tower, on the GPU). */
+    boolean graphed(int images) {
+        DirectVision d = direct();
+        return d != null && d.graphed(images);
+    }
+
+    /** The direct tower's CUDA graphs on or off (for comparisons against its eager launches). */
+    void setGraphsEnabled(boolean enabled) {
+        graphsEnabled = enabled;
+        if (direct != null) direct.setGraphsEnabled(enabled);
+    }
+
     private DirectVision direct() {
         if (!directEnabled || directUnavailable || flash == null || kernels == null) return null;
         if (direct != null) return direct;
@@ -230,6 +243,7 @@ final class ClipVisionTower {
             }
         }
         direct = new DirectVision(config, kernels, c, flash, weightsManager, w, activation);
+        direct.setGraphsEnabled(graphsEnabled);
         return direct;
     }
 

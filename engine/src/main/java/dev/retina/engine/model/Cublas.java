@@ -83,6 +83,18 @@ final class Cublas {
     }
 
     /**
+     * A new handle whose GEMMs go to {@code stream} (a CUstream Retina owns, for captures) with a workspace of
+     * {@code bytes} at device address {@code ptr}, kept alive by the caller: a captured GEMM must not allocate.
+     */
+    static Cublas onStream(MemorySegment stream, long ptr, long bytes) {
+        Cublas c = load().orElseThrow(() -> new IllegalStateException("no libcublas for a stream's own handle"));
+        c.setStream(stream); // before the workspace: a stream change drops it
+        if (!c.setWorkspace(ptr, bytes))
+            throw new IllegalStateException("cublasSetWorkspace failed for a stream's handle");
+        return c;
+    }
+
+    /**
      * Gives the handle a workspace of {@code bytes} at device address {@code ptr} (kept alive by the caller), which
      * cuBLAS's split-K and stream-K kernels use; NVIDIA recommends 32 MiB on Hopper. Returns false where this
      * libcublas has no cublasSetWorkspace_v2 or it fails (the handle keeps cuBLAS's own workspace pool).

@@ -24,6 +24,7 @@ final class CudaGraphs implements AutoCloseable {
     private static final AddressLayout PTR = ValueLayout.ADDRESS;
     private static final int STREAM_NON_BLOCKING = 1;     // CU_STREAM_NON_BLOCKING
     private static final int CAPTURE_THREAD_LOCAL = 1;    // CU_STREAM_CAPTURE_MODE_THREAD_LOCAL
+    private static final int CAPTURE_RELAXED = 2;         // CU_STREAM_CAPTURE_MODE_RELAXED
     private static final int EVENT_DISABLE_TIMING = 2;    // CU_EVENT_DISABLE_TIMING
     private static final int MEMORY_DEVICE = 2;           // CU_MEMORYTYPE_DEVICE
 
@@ -184,6 +185,14 @@ final class CudaGraphs implements AutoCloseable {
     /** Starts capturing our stream (this thread's unsafe calls would fail the capture, other threads' not). */
     void beginCapture() {
         call(() -> (int) cuStreamBeginCapture.invokeExact(stream, CAPTURE_THREAD_LOCAL), "cuStreamBeginCapture");
+    }
+
+    /**
+     * Starts capturing our stream in relaxed mode: this thread may still call cudaMalloc, as libtorch's caching
+     * allocator does where a captured libtorch kernel needs a new output block.
+     */
+    void beginRelaxedCapture() {
+        call(() -> (int) cuStreamBeginCapture.invokeExact(stream, CAPTURE_RELAXED), "cuStreamBeginCapture");
     }
 
     /** Ends the capture and instantiates it; throws (the capture ended either way) where it was invalidated. */

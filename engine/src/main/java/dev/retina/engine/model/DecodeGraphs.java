@@ -30,7 +30,7 @@ final class DecodeGraphs {
     /** The largest batch a graph is captured for (-Dretina.cudaGraphMaxBatch); larger steps launch eagerly. */
     static final int MAX_BATCH = Integer.getInteger("retina.cudaGraphMaxBatch", 256);
     private static final int MAX_GRAPHS = 128;          // least recently used graphs beyond this are destroyed
-    private static final long WORKSPACE_BYTES = 32L << 20; // the captured cuBLAS handle's own (NVIDIA's Hopper size)
+    static final long WORKSPACE_BYTES = 32L << 20; // the captured cuBLAS handle's own (NVIDIA's Hopper size)
 
     private final DirectDecode decode;
     private final CudaKernels kernels;
@@ -244,11 +244,8 @@ final class DecodeGraphs {
     private void ensureBuffers(int maxBlocks) {
         if (cuda == null) {
             cuda = new CudaGraphs();
-            blas = Cublas.load().orElseThrow(() -> new IllegalStateException("no libcublas for the graph handle"));
-            blas.setStream(cuda.stream()); // before the workspace: a stream change drops it
             workspace = manager.create(new Shape(WORKSPACE_BYTES), DataType.INT8);
-            if (!blas.setWorkspace(kernels.address(workspace), WORKSPACE_BYTES))
-                throw new IllegalStateException("cublasSetWorkspace failed for the graph handle");
+            blas = Cublas.onStream(cuda.stream(), kernels.address(workspace), WORKSPACE_BYTES);
             DataType dtype = DataType.FLOAT16;
             residual = manager.create(new Shape(maxRows, hidden), dtype);
             last = manager.create(new Shape(maxRows, hidden), dtype);

@@ -57,6 +57,8 @@ final class DirectDecode {
     private int eventCount;
     private double profileHostMs;
     private long hostStart;
+    private long forwardEntry;            // host time LlamaModel.forward began (profiling runs), 0: not marked
+    private double preLaunchMs;           // summed: forward's entry to the first launch (metadata, views)
     /** Small-batch GEMV kernels (norm / SwiGLU fused into their prologue) for steps of up to 4 sequences. */
     private boolean gemv = LlavaModel.GEMV_DEFAULT;
     /** Most sequences a step may have to take the GEMV kernels (beyond it cuBLAS's GEMMs are faster). */
@@ -458,8 +460,15 @@ final class DirectDecode {
         return logits;
     }
 
+    /** Marks when the model's forward call began (profiling runs): the host time before the first launch. */
+    void markForwardEntry(long nanos) {
+        forwardEntry = nanos;
+    }
+
     private void start() {
         hostStart = System.nanoTime();
+        if (forwardEntry != 0) preLaunchMs += (hostStart - forwardEntry) / 1e6;
+        forwardEntry = 0;
         eventCount = 0;
         kernels.recordEvent(eventCount++);
     }
@@ -489,9 +498,12 @@ final class DirectDecode {
                 + "(CUDA events, %d steps)%n", "total", total / profileSteps, profileSteps));
         sb.append(String.format(java.util.Locale.ROOT, "  %-22s %8.3f ms/step to queue every launch (with the events)",
                 "host", profileHostMs / profileSteps));
+        sb.append(String.format(java.util.Locale.ROOT, "%n  %-22s %8.3f ms/step from the forward call to the first "
+                + "launch (metadata uploads, views)", "host before", preLaunchMs / profileSteps));
         java.util.Arrays.fill(profileMs, 0);
         profileSteps = 0;
         profileHostMs = 0;
+        preLaunchMs = 0;
         return sb.toString();
     }
 

@@ -5,6 +5,12 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.Map;
 
 /**
  * The CLIP encoder layers with no DJL op per layer (CUDA float16): each layer is eight launches on raw device
@@ -24,9 +30,22 @@ import ai.djl.ndarray.types.Shape;
  * {@code add_layer_norm}, without the norm) into a new array. Rounding follows HF's fp16 modules: each Linear rounds
  * once with its bias, each residual add rounds, LayerNorm computes in fp32. Against the DJL-op tower (about 17 DJL ops
  * per layer at 10–20 µs of host time each) one image's encode is no longer host-bound. Buffers persist in the model's
- * manager and grow with the images per call (the engine's profile run allocates the largest). Engine thread only.
+ * manager and grow with the images per call (the engine's profile run allocates the largest).
+ *
+ * <p>Calls of up to {@link #GRAPH_MAX_IMAGES} images replay as CUDA graphs, one per (images, requested states): the
+ * layers' ~185 launches cost about 3 ms of host time per call, more than the GPU's work for one image, so a single
+ * image's encode was host-bound. The embeddings are copied into a persistent buffer, the layers run on Retina's own
+ * stream (its own cuBLAS handle; libtorch's current stream set to it around the flash calls) and write the requested
+ * states into persistent buffers, which the legacy stream copies out. A key's first call runs eagerly on that stream
+ * and is then captured. The capture owns every block libtorch allocated in it (the flash outputs stay alive with the
+ * graph), so no later allocation can reuse memory the graph writes. A failed capture turns graphs off. Engine thread
+ * only.
  */
 final class DirectVision {
+    private static final Logger log = LoggerFactory.getLogger(DirectVision.class);
+    /** The most images (tiles) per call that replay as a graph (-Dretina.visionGraphMaxImages; 0: none). */
+    static final int GRAPH_MAX_IMAGES = Integer.getInteger("retina.visionGraphMaxImages", 2);
+    private static final int MAX_GRAPHS = 16;
     private final CudaKernels kernels;
     private final Cublas cublas;
     private final TorchShim shim;
@@ -45,6 +64,34 @@ final class DirectVision {
     private NDArray attnOut;
     private NDArray fc1;
     private NDArray fc2;
+    private NDArray input;               // (capacity, hidden): the embeddings, copied in for graph replays
+    private CudaGraphs cuda;             // the graphs' stream; null until the first graphed call
+    private Cublas streamBlas;           // a cuBLAS handle on that stream
+    private NDArray workspace;
+    private boolean graphsOff = GRAPH_MAX_IMAGES <= 0; // also after a failed capture
+    private boolean graphsEnabled = true;
+    private int captures;
+    private final Map<Key, Graph> graphs = new LinkedHashMap<>(16, 0.75f, true) {
+        @Override
+        protected boolean removeEldestEntry(Map.Entry<Key, Graph> eldest) {
+            if (size() <= MAX_GRAPHS) return false;
+            eldest.getValue().close();
+            return true;
+        }
+    };
+
+    /** What a graph's launches depend on besides the buffers: the images, their length and the states asked for. */
+    private record Key(int images, int seqLen, String indices) {}
+
+    /** A captured call: the graph, its sequence starts, the states it writes, and what libtorch allocated in it. */
+    private record Graph(CudaGraphs.Graph graph, NDArray cuSeq, NDArray[] states, NDManager owned)
+            implements AutoCloseable {
+        @Override
+        public void close() {
+            if (graph != null) graph.close();
+            owned.close(); // cuSeq, states and the capture's flash outputs
+        }
+    }
 
     DirectVision(LlavaConfig.VisionConfig config, CudaKernels kernels, Cublas cublas, TorchShim shim,
                  NDManager manager, long[][] layerWeights, int activation) {
@@ -86,10 +133,33 @@ final class DirectVision {
         if (!kernels.isContiguous(embeddings)) throw new IllegalArgumentException("embeddings not contiguous");
         ensureCapacity(rows);
         kernels.ensureContext();
+        if (graphed((int) b)) return replay(embeddings, (int) b, s, indices);
         NDManager step = embeddings.getManager();
         NDArray[] out = new NDArray[indices.length];
-        for (int j = 0; j < indices.length; j++) if (indices[j] == 0) out[j] = embeddings;
-        long x = kernels.address(embeddings);
+        for (int j = 0; j < indices.length; j++) {
+            if (indices[j] == 0) out[j] = embeddings;
+            else if (indices[j] <= layerWeights.length) out[j] = step.create(shape, DataType.FLOAT16);
+        }
+        launches(cublas, kernels.address(embeddings), cuSeq, rows, s, indices, out, null);
+        return out;
+    }
+
+    /** Whether a call of {@code images} images replays as a graph (then it needs no sequence starts of its own). */
+    boolean graphed(int images) {
+        return graphsEnabled && !graphsOff && images <= GRAPH_MAX_IMAGES && shim.hasStreamGuard();
+    }
+
+    /** Graphs on or off (on by default up to {@link #GRAPH_MAX_IMAGES} images; off only to compare). */
+    void setGraphsEnabled(boolean enabled) {
+        graphsEnabled = enabled;
+    }
+
+    /**
+     * The layers' launches from {@code x}: on {@code blas}'s stream (and the kernels' current one); each requested
+     * state i > 0 is written into {@code out[j]}. With {@code keep}, the flash calls' outputs live on in it (a capture).
+     */
+    private void launches(Cublas blas, long x, NDArray cuSeq, int rows, int s, int[] indices, NDArray[] out,
+                          NDManager keep) {
         long residPtr = kernels.address(resid);
         long normedPtr = kernels.address(normed);
         long qkvPtr = kernels.address(qkv);
@@ -98,7 +168,7 @@ final class DirectVision {
         long fc2Ptr = kernels.address(fc2);
         int qkvDim = 3 * hidden;
         double scale = Math.pow(headDim, -0.5);
-        try (NDManager views = step.newSubManager()) {
+        try (NDManager views = manager.newSubManager()) {
             // q, k and v as (rows, heads, headDim) views of the qkv buffer's first rows, for the flash call.
             NDArray first = qkv.get(new NDIndex("0:" + rows));
             first.attach(views);
@@ -113,39 +183,132 @@ final class DirectVision {
                 // layer 0 starts the residual stream from the embeddings; later layers add the last MLP's output
                 kernels.addLayerNorm(residPtr, i == 0 ? x : residPtr, i == 0 ? 0L : fc2Ptr, normedPtr, w[0], w[1],
                         qkvPtr, w[3], qkvDim, attnOutPtr, w[5], hidden, rows, hidden, eps);
-                cublas.linear(qkvPtr, normedPtr, w[2], rows, qkvDim, hidden, true);
-                try (NDArray attn = shim.flashAttentionVarlen(q, k, v, cuSeq, cuSeq, s, s, false, scale)) {
-                    if (i == 0 && !kernels.isContiguous(attn))
-                        throw new IllegalStateException("flash attention returned a non-contiguous output");
-                    cublas.linear(attnOutPtr, kernels.address(attn), w[4], rows, hidden, hidden, true);
-                } // freed into torch's caching allocator; the GEMM reading it is ahead in the same stream
+                blas.linear(qkvPtr, normedPtr, w[2], rows, qkvDim, hidden, true);
+                NDArray attn = shim.flashAttentionVarlen(q, k, v, cuSeq, cuSeq, s, s, false, scale, keep);
+                if (i == 0 && !kernels.isContiguous(attn))
+                    throw new IllegalStateException("flash attention returned a non-contiguous output");
+                blas.linear(attnOutPtr, kernels.address(attn), w[4], rows, hidden, hidden, true);
+                // Freed into libtorch's caching allocator (the GEMM reading it is ahead in the same stream), or kept
+                // alive with a captured graph that writes it.
+                if (keep != null) attn.attach(keep);
+                else attn.close();
                 kernels.addLayerNorm(residPtr, residPtr, attnOutPtr, normedPtr, w[6], w[7], fc1Ptr, w[9], inter, 0L,
                         0L, 0, rows, hidden, eps);
-                cublas.linear(fc1Ptr, normedPtr, w[8], rows, inter, hidden, true);
+                blas.linear(fc1Ptr, normedPtr, w[8], rows, inter, hidden, true);
                 kernels.actFill(fc1Ptr, (long) rows * inter, activation, fc2Ptr, w[11], hidden, (long) rows * hidden);
-                cublas.linear(fc2Ptr, fc1Ptr, w[10], rows, hidden, inter, true);
+                blas.linear(fc2Ptr, fc1Ptr, w[10], rows, hidden, inter, true);
                 for (int j = 0; j < indices.length; j++) {
                     if (indices[j] != i + 1) continue;
-                    NDArray state = step.create(shape, DataType.FLOAT16);
-                    kernels.addLayerNorm(kernels.address(state), residPtr, fc2Ptr, 0L, 0L, 0L, 0L, 0L, 0, 0L, 0L, 0,
+                    kernels.addLayerNorm(kernels.address(out[j]), residPtr, fc2Ptr, 0L, 0L, 0L, 0L, 0L, 0, 0L, 0L, 0,
                             rows, hidden, eps);
-                    out[j] = state;
                 }
             }
         }
+    }
+
+    /** A graphed call: the embeddings into the input buffer, the key's graph (captured on its first call), copies out. */
+    private NDArray[] replay(NDArray embeddings, int b, int s, int[] indices) {
+        int rows = b * s;
+        if (cuda == null) {
+            cuda = new CudaGraphs();
+            workspace = manager.create(new Shape(DecodeGraphs.WORKSPACE_BYTES), DataType.INT8);
+            streamBlas = Cublas.onStream(cuda.stream(), kernels.address(workspace), DecodeGraphs.WORKSPACE_BYTES);
+        }
+        cuda.waitForLegacy(); // DJL computed the embeddings on the legacy stream
+        cuda.copy(kernels.address(input), kernels.address(embeddings), 2L * rows * hidden);
+        Key key = new Key(b, s, Arrays.toString(indices));
+        Graph graph = graphs.get(key);
+        if (graph != null) {
+            graph.graph().launch();
+        } else {
+            graph = captured(key, b, s, indices);
+        }
+        cuda.legacyWaits();
+        NDManager step = embeddings.getManager();
+        NDArray[] out = new NDArray[indices.length];
+        for (int j = 0; j < indices.length; j++) {
+            if (indices[j] == 0) {
+                out[j] = embeddings;
+            } else if (graph.states()[j] != null) {
+                out[j] = graph.states()[j].duplicate(); // on the legacy stream, after the replay
+                out[j].attach(step);
+            }
+        }
+        if (graph.graph() == null) graph.close(); // a failed capture's buffers, after the copies are queued
         return out;
+    }
+
+    /**
+     * Runs a key's call eagerly on the graphs' stream (its outputs are this call's), then captures it. Where the
+     * capture fails, graphs go off and the eager outputs stand.
+     */
+    private Graph captured(Key key, int b, int s, int[] indices) {
+        NDManager owned = manager.newSubManager();
+        int[] starts = new int[b + 1];
+        for (int i = 1; i <= b; i++) starts[i] = i * s;
+        NDArray cuSeq = owned.create(starts);
+        NDArray[] states = new NDArray[indices.length];
+        Shape shape = new Shape(b, s, hidden);
+        for (int j = 0; j < indices.length; j++)
+            if (indices[j] > 0 && indices[j] <= layerWeights.length) states[j] = owned.create(shape, DataType.FLOAT16);
+        int rows = b * s;
+        long x = kernels.address(input);
+        int device = manager.getDevice().getDeviceId();
+        CudaGraphs.Graph g = null;
+        RuntimeException failure = null;
+        boolean ran = false; // the eager run on our stream finished: this call's states are in
+        kernels.setStream(cuda.stream());
+        try (AutoCloseable guard = shim.streamGuard(cuda.stream(), Math.max(device, 0))) {
+            launches(streamBlas, x, cuSeq, rows, s, indices, states, null);
+            ran = true;
+            cuda.beginRelaxedCapture();
+            try {
+                launches(streamBlas, x, cuSeq, rows, s, indices, states, owned);
+            } catch (RuntimeException e) {
+                failure = e;
+            }
+            try {
+                g = cuda.endCapture(); // ends the capture even after a failed launch
+            } catch (RuntimeException e) {
+                if (failure == null) failure = e;
+            }
+        } catch (Exception e) {
+            if (failure == null) failure = e instanceof RuntimeException r ? r : new IllegalStateException(e);
+        } finally {
+            kernels.setStream(null);
+        }
+        if (failure != null || g == null) {
+            if (g != null) g.close();
+            graphsOff = true;
+            log.warn("CUDA graph capture of the vision tower failed ({}); its layers launch eagerly from now on",
+                    String.valueOf(failure));
+            for (Graph held : graphs.values()) held.close();
+            graphs.clear();
+            if (!ran) { // this call's states from the legacy stream's launches instead
+                cuda.legacyWaits();
+                launches(cublas, x, cuSeq, rows, s, indices, states, null);
+            }
+            return new Graph(null, cuSeq, states, owned); // the eager run's states stand; freed once copied out
+        }
+        Graph graph = new Graph(g, cuSeq, states, owned);
+        graphs.put(key, graph);
+        if (++captures == 1) log.info("vision tower calls of up to {} images replay as CUDA graphs", GRAPH_MAX_IMAGES);
+        return graph;
     }
 
     private void ensureCapacity(int rows) {
         if (rows <= capacity) return;
         int cap = Math.max(rows, 2 * capacity);
-        if (resid != null) for (NDArray a : new NDArray[] {resid, normed, qkv, attnOut, fc1, fc2}) a.close();
+        if (resid != null) for (NDArray a : new NDArray[] {resid, normed, qkv, attnOut, fc1, fc2, input}) a.close();
+        for (Graph g : graphs.values()) g.close(); // they write the old buffers
+        graphs.clear();
         resid = manager.create(new Shape(cap, hidden), DataType.FLOAT16);
         normed = manager.create(new Shape(cap, hidden), DataType.FLOAT16);
         qkv = manager.create(new Shape(cap, 3L * hidden), DataType.FLOAT16);
         attnOut = manager.create(new Shape(cap, hidden), DataType.FLOAT16);
         fc1 = manager.create(new Shape(cap, inter), DataType.FLOAT16);
         fc2 = manager.create(new Shape(cap, hidden), DataType.FLOAT16);
+        input = manager.create(new Shape(cap, hidden), DataType.FLOAT16);
         capacity = cap;
     }
 }

@@ -54,6 +54,7 @@ final class LlamaModel implements AutoCloseable {
     private boolean directDecode = !"false".equals(System.getProperty("retina.directDecode"));
     // Steps whose prefills have no cached context, through the direct path too (-Dretina.directPrefill=false: off)
     private boolean directPrefill = !"false".equals(System.getProperty("retina.directPrefill"));
+    private static final boolean PROFILE = Boolean.getBoolean("retina.directProfile"); // see DirectDecode
     private DirectDecode direct;           // created at the first eligible decode step; null until then
     private boolean splitK = !"false".equals(System.getProperty("retina.splitK"));
     private boolean gemv = LlavaModel.GEMV_DEFAULT;
@@ -202,6 +203,7 @@ final class LlamaModel implements AutoCloseable {
      * @return (numSeqs, vocab) float32, in inputsEmbeds' manager
      */
     NDArray forward(NDArray inputsEmbeds, ForwardBatch batch, KvCache cache) {
+        if (PROFILE && direct != null) direct.markForwardEntry(System.nanoTime());
         NDManager step = inputsEmbeds.getManager();
         AttentionMetadata.Layout layout;
         if (pagedDecode && AttentionMetadata.isPureDecode(batch)) layout = AttentionMetadata.Layout.PAGED;

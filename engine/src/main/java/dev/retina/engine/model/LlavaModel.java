@@ -243,6 +243,26 @@ public final class LlavaModel implements AutoCloseable {
     }
 
     /**
+     * Captures the vision tower's CUDA graphs for calls of 1 to {@code -Dretina.visionGraphMaxImages} images (zero
+     * pixels) before serving, so no request waits for a capture. Returns how many calls ran: 0 where the tower does
+     * not replay as graphs (CPU, float32, graphs off).
+     */
+    public int warmUpVisionGraphs() {
+        int side = config.visionConfig().imageSize();
+        int calls = 0;
+        for (int n = 1; visionTower.graphed(n); n++) {
+            try (NDManager step = manager.newSubManager()) {
+                NDArray pixels = step.zeros(new Shape(n, config.visionConfig().numChannels(), side, side), dtype);
+                NDArray features = encodeImages(pixels);
+                features.attach(step);
+                features.get(0, 0, 0).getFloat(); // wait for it
+            }
+            calls++;
+        }
+        return calls;
+    }
+
+    /**
      * One language-model step over a flattened batch: writes each new token's K and V into {@code cache} at
      * {@code batch.slotMapping()}, attends each sequence's queries over its cached context (causal within the new
      * tokens), and returns the logits at {@code batch.logitsIndices()}.
@@ -307,6 +327,14 @@ public final class LlavaModel implements AutoCloseable {
      */
     public void setDirectVision(boolean enabled) {
         visionTower.setDirectEnabled(enabled);
+    }
+
+    /**
+     * Whether the direct vision tower replays calls of up to {@code -Dretina.visionGraphMaxImages} (default 2) images
+     * as CUDA graphs (see DirectVision). On by default; off only to compare. Engine thread only.
+     */
+    public void setVisionGraphs(boolean enabled) {
+        visionTower.setGraphsEnabled(enabled);
     }
 
     /**

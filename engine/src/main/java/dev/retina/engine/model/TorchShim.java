@@ -35,6 +35,8 @@ final class TorchShim {
     private final MethodHandle deleteTensor;   // (AtenTensorHandle) -> err
     private final MethodHandle flashForward;   // aoti_torch_cuda__flash_attention_forward, or null
     private final MethodHandle fusedRmsNorm;   // aoti_torch_cuda__fused_rms_norm, or null
+    private final MethodHandle createStreamGuard; // aoti_torch_create_cuda_stream_guard, or null
+    private final MethodHandle deleteStreamGuard; // aoti_torch_delete_cuda_stream_guard, or null
     private final MemorySegment scratch;       // out-parameters and boxed optionals, reused call to call
 
     // Offsets (bytes) into scratch.
@@ -46,10 +48,13 @@ final class TorchShim {
     private static final long EPS = 72;
     private static final long SHAPE = 80;
 
-    private TorchShim(MethodHandle deleteTensor, MethodHandle flashForward, MethodHandle fusedRmsNorm) {
+    private TorchShim(MethodHandle deleteTensor, MethodHandle flashForward, MethodHandle fusedRmsNorm,
+                      MethodHandle createStreamGuard, MethodHandle deleteStreamGuard) {
         this.deleteTensor = deleteTensor;
         this.flashForward = flashForward;
         this.fusedRmsNorm = fusedRmsNorm;
+        this.createStreamGuard = deleteStreamGuard == null ? null : createStreamGuard;
+        this.deleteStreamGuard = createStreamGuard == null ? null : deleteStreamGuard;
         this.scratch = Arena.global().allocate(128, 8);
     }
 
@@ -80,8 +85,13 @@ final class TorchShim {
                             PTR, PTR, PTR, PTR, PTR, PTR))).orElse(null);
             MethodHandle rms = gpu.find("aoti_torch_cuda__fused_rms_norm").map(s -> linker.downcallHandle(s,
                     FunctionDescriptor.of(I32, PTR, PTR, I64, PTR, PTR, PTR, PTR))).orElse(null);
-            log.info("libtorch CUDA shim: flash attention {}, fused RMSNorm {}", flash != null, rms != null);
-            return Optional.of(new TorchShim(delete, flash, rms));
+            MethodHandle guard = gpu.find("aoti_torch_create_cuda_stream_guard").map(s -> linker.downcallHandle(s,
+                    FunctionDescriptor.of(I32, PTR, I32, PTR))).orElse(null);
+            MethodHandle unguard = gpu.find("aoti_torch_delete_cuda_stream_guard").map(s -> linker.downcallHandle(s,
+                    FunctionDescriptor.of(I32, PTR))).orElse(null);
+            log.info("libtorch CUDA shim: flash attention {}, fused RMSNorm {}, stream guard {}", flash != null,
+                    rms != null, guard != null && unguard != null);
+            return Optional.of(new TorchShim(delete, flash, rms, guard, unguard));
         } catch (RuntimeException | LinkageError e) {
             log.info("libtorch CUDA shim unavailable ({}); using DJL ops only", e.toString());
             return Optional.empty();
@@ -94,6 +104,35 @@ final class TorchShim {
 
     boolean hasFusedRmsNorm() {
         return fusedRmsNorm != null;
+    }
+
+    boolean hasStreamGuard() {
+        return createStreamGuard != null;
+    }
+
+    /**
+     * Makes {@code stream} (a CUstream) libtorch's current stream on {@code device} until the guard is closed (the
+     * shim's {@code CUDAStreamGuard}): the shim's kernels, and its caching allocator's blocks, then go to that stream.
+     */
+    AutoCloseable streamGuard(MemorySegment stream, int device) {
+        scratch.set(PTR, RET, MemorySegment.NULL);
+        int err;
+        try {
+            err = (int) createStreamGuard.invokeExact(stream, device, scratch.asSlice(RET));
+        } catch (Throwable t) {
+            throw new IllegalStateException("stream guard call failed", t);
+        }
+        check(err, "aoti_torch_create_cuda_stream_guard");
+        MemorySegment guard = scratch.get(PTR, RET);
+        return () -> {
+            int e;
+            try {
+                e = (int) deleteStreamGuard.invokeExact(guard);
+            } catch (Throwable t) {
+                throw new IllegalStateException("stream guard delete failed", t);
+            }
+            check(e, "aoti_torch_delete_cuda_stream_guard");
+        };
     }
 
     /**
@@ -111,6 +150,16 @@ final class TorchShim {
      */
     NDArray flashAttentionVarlen(NDArray query, NDArray key, NDArray value, NDArray cuSeqQ, NDArray cuSeqK, int maxQ,
                                  int maxK, boolean causal, double scale) {
+        return flashAttentionVarlen(query, key, value, cuSeqQ, cuSeqK, maxQ, maxK, causal, scale, null);
+    }
+
+    /**
+     * As {@link #flashAttentionVarlen(NDArray, NDArray, NDArray, NDArray, NDArray, int, int, boolean, double)}; with
+     * {@code keep} non-null, the call's other outputs (logsumexp, rng state) live on in {@code keep} instead of being
+     * freed at once, so that a CUDA graph captured around the call owns every block it writes.
+     */
+    NDArray flashAttentionVarlen(NDArray query, NDArray key, NDArray value, NDArray cuSeqQ, NDArray cuSeqK, int maxQ,
+                                 int maxK, boolean causal, double scale, NDManager keep) {
         scratch.set(PTR, CUM_Q, handle(cuSeqQ));
         scratch.set(PTR, CUM_K, handle(cuSeqK));
         scratch.set(F64, SCALE, scale);
@@ -126,7 +175,11 @@ final class TorchShim {
             throw new IllegalStateException("flash attention call failed", t);
         }
         check(err, "aoti_torch_cuda__flash_attention_forward");
-        for (int i = 1; i < 5; i++) delete(scratch.get(PTR, RET + 8L * i)); // logsumexp, rng state, unused, debug mask
+        for (int i = 1; i < 5; i++) { // logsumexp, rng state, unused, debug mask
+            MemorySegment extra = scratch.get(PTR, RET + 8L * i);
+            if (keep != null && extra.address() != 0) wrap(keep, extra);
+            else delete(extra);
+        }
         return wrap(query.getManager(), scratch.get(PTR, RET));
     }
 

@@ -55,6 +55,17 @@ class LlavaModelTest {
     }
 
     @Test
+    void graphWarmUpsAreNoOpsOnTheCpu() {
+        // No CUDA graphs on the CPU: engine start must neither encode nor step here, and must leave nothing behind.
+        int before = ((ai.djl.ndarray.BaseNDManager) model.manager()).getManagedArrays().size();
+        assertEquals(0, model.warmUpVisionGraphs());
+        try (KvCache cache = model.newKvCache(4, 16)) {
+            assertEquals(0, model.warmUpDecodeGraphs(cache, 8));
+        }
+        assertEquals(before, ((ai.djl.ndarray.BaseNDManager) model.manager()).getManagedArrays().size());
+    }
+
+    @Test
     void stepsLeaveNothingBehindInTheModelManager() {
         int before = ((ai.djl.ndarray.BaseNDManager) model.manager()).getManagedArrays().size();
         new LlavaGenerator(model).greedy(prompt, pixels, 1, 3, 7);
