@@ -132,6 +132,10 @@ public final class LlavaModelRunner implements ModelRunner {
         long encoder0 = profile != null ? imageFeatures.stats().encoderNanos() : 0;
         long pixels0 = profile != null ? imageFeatures.pixelNanos() : 0;
         try (NDManager step = model.manager().newSubManager()) {
+            // A step with prompt tokens always embeds here: its ids and attention metadata go up before any image is
+            // encoded, since each upload waits for the device's queued work (the encode, had it been queued first).
+            NDArray ids = prompt ? step.create(inputIds) : null;
+            LlavaModel.PreparedStep prepared = prompt ? model.prepare(batch, cache, step) : null;
             ImageFeatureStore.StepImageFeatures stepImages = imageFeatures.forStep(step, seqs, queryStartLoc);
             long t1 = profile != null ? profile.mark(model) : 0;
             if (profile != null)
@@ -141,10 +145,11 @@ public final class LlavaModelRunner implements ModelRunner {
             long forwardStart = System.nanoTime();
             NDArray logits = stepImages == null ? model.forwardTokens(inputIds, batch, cache, step) : null;
             if (logits == null) {
-                NDArray inputsEmbeds = model.embedTokens(step.create(inputIds)); // (T, textHidden)
+                NDArray inputsEmbeds = model.embedTokens(ids != null ? ids : step.create(inputIds)); // (T, textHidden)
                 if (stepImages != null)
                     model.mergeImageFeatures(inputsEmbeds, stepImages.batchPositions(), stepImages.imageFeatures());
-                logits = model.forward(inputsEmbeds, batch, cache);    // (numSeqs, vocab) float32
+                logits = prepared != null ? model.forward(inputsEmbeds, prepared, cache)  // (numSeqs, vocab) float32
+                        : model.forward(inputsEmbeds, batch, cache);
             }
             long t2 = profile != null ? profile.mark(model) : 0;
             long sampleStart = System.nanoTime();

@@ -216,6 +216,22 @@ public final class CudaKernelsCheck {
                     qk.get(0).reshape(numTokens, (long) heads * d));
             report(label + ": k at slots", LlamaModel.rows(slot, keyCache, m), qk.get(1).reshape(numTokens, kvDim));
             report(label + ": v at slots", LlamaModel.rows(slot, valueCache, m), split.get(1));
+            // The same inputs one element off 16-byte alignment take rope_kv_write even with the vec kernels on
+            // (then the run above took rope_kv_write_vec where d % 16 == 0 and there are 16 tokens or more): the
+            // arithmetic per pair is written the same way in both, so q and the cache rows must be bit for bit equal.
+            NDArray[] shiftedQkv = shifted(m, qkv32.toType(DataType.FLOAT16, false), 0);
+            NDArray keyCache4 = m.full(new Shape(numSlots, kvDim), Float.NaN, DataType.FLOAT16);
+            NDArray valueCache4 = m.full(new Shape(numSlots, kvDim), Float.NaN, DataType.FLOAT16);
+            kernels.ropeKvWrite(kernels.address(shiftedQkv[0]) + 2, kernels.address(pos), kernels.address(slot),
+                    kernels.address(cosT), kernels.address(sinT), kernels.address(keyCache4),
+                    kernels.address(valueCache4), numTokens, heads, kvHeads, d);
+            NDArray unaligned = shiftedQkv[0].get("1:").reshape(qkv.getShape());
+            String against = kernels.vectorized() && d % 16 == 0 && numTokens >= 16 ? "vec" : "aligned";
+            same(label + ": q, unaligned against " + against, unaligned.get(new NDIndex(":, :{}", (long) heads * d)),
+                    qkv.get(new NDIndex(":, :{}", (long) heads * d)));
+            same(label + ": k, v at slots, unaligned against " + against,
+                    LlamaModel.rows(slot, keyCache4, m).concat(LlamaModel.rows(slot, valueCache4, m), 1),
+                    LlamaModel.rows(slot, keyCache, m).concat(LlamaModel.rows(slot, valueCache, m), 1));
             NDArray keyCache2 = m.full(new Shape(numSlots, kvDim), Float.NaN, DataType.FLOAT16);
             NDArray valueCache2 = m.full(new Shape(numSlots, kvDim), Float.NaN, DataType.FLOAT16);
             kernels.ropeKvWrite(kernels.address(qkvBack), kernels.address(pos), kernels.address(slot),

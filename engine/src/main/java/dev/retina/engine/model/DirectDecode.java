@@ -465,6 +465,10 @@ final class DirectDecode {
         forwardEntry = nanos;
     }
 
+    boolean forwardEntryMarked() {
+        return forwardEntry != 0;
+    }
+
     private void start() {
         hostStart = System.nanoTime();
         if (forwardEntry != 0) preLaunchMs += (hostStart - forwardEntry) / 1e6;

@@ -204,20 +204,38 @@ final class LlamaModel implements AutoCloseable {
      */
     NDArray forward(NDArray inputsEmbeds, ForwardBatch batch, KvCache cache) {
         if (PROFILE && direct != null) direct.markForwardEntry(System.nanoTime());
-        NDManager step = inputsEmbeds.getManager();
+        return forward(inputsEmbeds, prepare(batch, cache, inputsEmbeds.getManager()), cache);
+    }
+
+    /** A step's attention layout and metadata, uploaded ahead of its forward pass ({@link #prepare}). */
+    record Prepared(ForwardBatch batch, AttentionMetadata.Layout layout, AttentionMetadata meta) {}
+
+    /**
+     * The step's attention layout and its metadata arrays, uploaded into {@code step} now (host-to-device copies that
+     * wait for the device's queued work: a caller that prepares before queueing the step's image encode does not wait
+     * for the encode), and the rotary tables grown to the step's positions.
+     */
+    Prepared prepare(ForwardBatch batch, KvCache cache, NDManager step) {
         AttentionMetadata.Layout layout;
         if (pagedDecode && AttentionMetadata.isPureDecode(batch)) layout = AttentionMetadata.Layout.PAGED;
         else if (flashAttention && AttentionMetadata.newTokensTrail(batch))
             layout = pagedDecode && mixedAttention ? AttentionMetadata.Layout.MIXED : AttentionMetadata.Layout.PACKED;
         else layout = AttentionMetadata.Layout.PADDED;
         AttentionMetadata meta = new AttentionMetadata(batch, cache.blockSize(), step, layout);
-        NDArray[] cosSin;
-        if (layout == AttentionMetadata.Layout.PAGED || layout == AttentionMetadata.Layout.MIXED) {
+        if (layout == AttentionMetadata.Layout.PAGED || layout == AttentionMetadata.Layout.MIXED)
             rotaryEmb.ensureCapacity(meta.maxPosition); // the fused kernel reads the tables by position
-            cosSin = null;
-        } else {
-            cosSin = rotaryEmb.cosSin(meta.positions, meta.maxPosition); // once per step, not per layer
-        }
+        return new Prepared(batch, layout, meta);
+    }
+
+    /** {@link #forward(NDArray, ForwardBatch, KvCache)} with the step's metadata already {@link #prepare}d. */
+    NDArray forward(NDArray inputsEmbeds, Prepared prepared, KvCache cache) {
+        if (PROFILE && direct != null && !direct.forwardEntryMarked()) direct.markForwardEntry(System.nanoTime());
+        NDManager step = inputsEmbeds.getManager();
+        ForwardBatch batch = prepared.batch();
+        AttentionMetadata.Layout layout = prepared.layout();
+        AttentionMetadata meta = prepared.meta();
+        NDArray[] cosSin = layout == AttentionMetadata.Layout.PAGED || layout == AttentionMetadata.Layout.MIXED ? null
+                : rotaryEmb.cosSin(meta.positions, meta.maxPosition); // once per step, not per layer
         if (layout == AttentionMetadata.Layout.PAGED && useDirect(batch)) {
             return direct.forward(inputsEmbeds, meta, cache, rotaryEmb.cosTable(), rotaryEmb.sinTable());
         }

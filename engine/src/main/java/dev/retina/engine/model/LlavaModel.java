@@ -280,6 +280,36 @@ public final class LlavaModel implements AutoCloseable {
         return languageModel.forward(inputsEmbeds, batch, cache);
     }
 
+    /** A step's attention metadata, uploaded by {@link #prepare} before its embeddings exist. */
+    public static final class PreparedStep {
+        private final LlamaModel.Prepared prepared;
+
+        private PreparedStep(LlamaModel.Prepared prepared) {
+            this.prepared = prepared;
+        }
+    }
+
+    /**
+     * Uploads a step's attention metadata into {@code step} ahead of {@link #forward(NDArray, PreparedStep, KvCache)}.
+     * Each upload waits for the device's queued work, so a step that encodes images prepares first: then the uploads
+     * do not wait for the encode, and the forward pass starts as soon as the merged embeddings are queued.
+     */
+    public PreparedStep prepare(ForwardBatch batch, KvCache cache, NDManager step) {
+        return new PreparedStep(languageModel.prepare(batch, cache, step));
+    }
+
+    /** {@link #forward(NDArray, ForwardBatch, KvCache)} with the step's metadata already {@link #prepare}d. */
+    public NDArray forward(NDArray inputsEmbeds, PreparedStep prepared, KvCache cache) {
+        ForwardBatch batch = prepared.prepared.batch();
+        if (inputsEmbeds.getShape().get(0) != batch.numTokens())
+            throw new IllegalArgumentException("inputsEmbeds has " + inputsEmbeds.getShape().get(0) + " rows, batch "
+                    + batch.numTokens() + " tokens");
+        if (cache.numLayers() != config.textConfig().numHiddenLayers())
+            throw new IllegalArgumentException("KV cache has " + cache.numLayers() + " layers, model "
+                    + config.textConfig().numHiddenLayers());
+        return languageModel.forward(inputsEmbeds, prepared.prepared, cache);
+    }
+
     /**
      * Turns the CUDA float16 native kernels ({@link ModelLoadConfig#nativeKernels()}) on or off for later steps, where
      * they apply; for comparing both paths on the same weights. Engine thread only.

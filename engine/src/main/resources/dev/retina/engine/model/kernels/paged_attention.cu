@@ -559,6 +559,87 @@ extern "C" __global__ void rope_kv_write_kback(__half* qkv, const long long* pos
     rope_kv_write_impl<true>(qkv, positions, slots, cos, sin, k_cache, v_cache, num_heads, num_kv_heads, D);
 }
 
+// rope_kv_write with 16-byte loads and stores: a lane takes 8 consecutive rotated pairs (i .. i+7 with their
+// partners i + D/2 ..), so a head of D = 128 is 8 lanes instead of 64 threads on 2-byte values. The arithmetic per
+// pair is rope_kv_write_impl's, written the same way, so the two agree bit for bit. Needs D % 16 == 0 and every
+// pointer 16-byte aligned (the launcher checks). Block (D / 16 lanes, blockDim.y heads); grid as rope_kv_write's.
+template <bool KBack>
+__device__ __forceinline__ void rope_kv_write_vec_impl(__half* qkv, const long long* positions, const long long* slots,
+                                                       const __half* __restrict__ cos, const __half* __restrict__ sin,
+                                                       __half* k_cache, __half* v_cache, int num_heads,
+                                                       int num_kv_heads, int D) {
+    const int token = blockIdx.x;
+    const int h = blockIdx.y * blockDim.y + threadIdx.y;
+    if (h >= num_heads + 2 * num_kv_heads) return;
+    const int half_d = D / 2;
+    const long long row_len = (long long)(num_heads + 2 * num_kv_heads) * D;
+    __half* row = qkv + token * row_len;
+    const long long slot = slots[token];
+    if (slot < 0) return; // a padding row of a captured decode step: nothing written
+    const long long kv_dim = (long long)num_kv_heads * D;
+    if (h >= num_heads + num_kv_heads) { // a v head: copied to the cache, 16 bytes at a time
+        const int vh = h - num_heads - num_kv_heads;
+        const uint4* v = reinterpret_cast<const uint4*>(row + (long long)h * D);
+        uint4* v_out = reinterpret_cast<uint4*>(v_cache + slot * kv_dim + (long long)vh * D);
+        for (int e = threadIdx.x; e < D / 8; e += blockDim.x) v_out[e] = v[e];
+        return;
+    }
+    const long long pos = positions[token];
+    const __half* c = cos + pos * D;
+    const __half* s = sin + pos * D;
+    __half* x = row + (long long)h * D;
+    __half* k = k_cache + slot * kv_dim + (long long)(h - num_heads) * D;
+    for (int i = threadIdx.x * 8; i < half_d; i += blockDim.x * 8) {
+        const uint4 x1v = *reinterpret_cast<const uint4*>(x + i);
+        const uint4 x2v = *reinterpret_cast<const uint4*>(x + i + half_d);
+        const uint4 c1v = *reinterpret_cast<const uint4*>(c + i);
+        const uint4 c2v = *reinterpret_cast<const uint4*>(c + i + half_d);
+        const uint4 s1v = *reinterpret_cast<const uint4*>(s + i);
+        const uint4 s2v = *reinterpret_cast<const uint4*>(s + i + half_d);
+        const __half* x1h = reinterpret_cast<const __half*>(&x1v);
+        const __half* x2h = reinterpret_cast<const __half*>(&x2v);
+        const __half* c1h = reinterpret_cast<const __half*>(&c1v);
+        const __half* c2h = reinterpret_cast<const __half*>(&c2v);
+        const __half* s1h = reinterpret_cast<const __half*>(&s1v);
+        const __half* s2h = reinterpret_cast<const __half*>(&s2v);
+        uint4 o1v;
+        uint4 o2v;
+        __half* o1h = reinterpret_cast<__half*>(&o1v);
+        __half* o2h = reinterpret_cast<__half*>(&o2v);
+#pragma unroll
+        for (int j = 0; j < 8; j++) {
+            const float x1 = __half2float(x1h[j]);
+            const float x2 = __half2float(x2h[j]);
+            o1h[j] = __float2half_rn(x1 * __half2float(c1h[j]) - x2 * __half2float(s1h[j]));
+            o2h[j] = __float2half_rn(x2 * __half2float(c2h[j]) + x1 * __half2float(s2h[j]));
+        }
+        if (h < num_heads) {
+            *reinterpret_cast<uint4*>(x + i) = o1v;
+            *reinterpret_cast<uint4*>(x + i + half_d) = o2v;
+        } else {
+            *reinterpret_cast<uint4*>(k + i) = o1v;
+            *reinterpret_cast<uint4*>(k + i + half_d) = o2v;
+            if constexpr (KBack) {
+                *reinterpret_cast<uint4*>(x + i) = o1v;
+                *reinterpret_cast<uint4*>(x + i + half_d) = o2v;
+            }
+        }
+    }
+}
+
+extern "C" __global__ void rope_kv_write_vec(__half* qkv, const long long* positions, const long long* slots,
+                                             const __half* __restrict__ cos, const __half* __restrict__ sin,
+                                             __half* k_cache, __half* v_cache, int num_heads, int num_kv_heads, int D) {
+    rope_kv_write_vec_impl<false>(qkv, positions, slots, cos, sin, k_cache, v_cache, num_heads, num_kv_heads, D);
+}
+
+extern "C" __global__ void rope_kv_write_kback_vec(__half* qkv, const long long* positions, const long long* slots,
+                                                   const __half* __restrict__ cos, const __half* __restrict__ sin,
+                                                   __half* k_cache, __half* v_cache, int num_heads, int num_kv_heads,
+                                                   int D) {
+    rope_kv_write_vec_impl<true>(qkv, positions, slots, cos, sin, k_cache, v_cache, num_heads, num_kv_heads, D);
+}
+
 // SwiGLU: out = silu(gate) * up, gate and up side by side in one row (the fused gate_up projection's output).
 //   gate_up: (numTokens, 2 * inter) fp16 contiguous; out: (numTokens, inter) fp16 contiguous
 extern "C" __global__ void silu_mul(__half* __restrict__ out, const __half* __restrict__ gate_up, long long num_tokens,
