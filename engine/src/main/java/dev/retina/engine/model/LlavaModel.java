@@ -271,13 +271,17 @@ public final class LlavaModel implements AutoCloseable {
      * @return logits (numSeqs, vocab) float32, in inputsEmbeds' manager
      */
     public NDArray forward(NDArray inputsEmbeds, ForwardBatch batch, KvCache cache) {
+        checkStep(inputsEmbeds, batch, cache);
+        return languageModel.forward(inputsEmbeds, batch, cache);
+    }
+
+    private void checkStep(NDArray inputsEmbeds, ForwardBatch batch, KvCache cache) {
         if (inputsEmbeds.getShape().get(0) != batch.numTokens())
             throw new IllegalArgumentException("inputsEmbeds has " + inputsEmbeds.getShape().get(0) + " rows, batch "
                     + batch.numTokens() + " tokens");
         if (cache.numLayers() != config.textConfig().numHiddenLayers())
             throw new IllegalArgumentException("KV cache has " + cache.numLayers() + " layers, model "
                     + config.textConfig().numHiddenLayers());
-        return languageModel.forward(inputsEmbeds, batch, cache);
     }
 
     /** A step's attention metadata, uploaded by {@link #prepare} before its embeddings exist. */
@@ -301,12 +305,7 @@ public final class LlavaModel implements AutoCloseable {
     /** {@link #forward(NDArray, ForwardBatch, KvCache)} with the step's metadata already {@link #prepare}d. */
     public NDArray forward(NDArray inputsEmbeds, PreparedStep prepared, KvCache cache) {
         ForwardBatch batch = prepared.prepared.batch();
-        if (inputsEmbeds.getShape().get(0) != batch.numTokens())
-            throw new IllegalArgumentException("inputsEmbeds has " + inputsEmbeds.getShape().get(0) + " rows, batch "
-                    + batch.numTokens() + " tokens");
-        if (cache.numLayers() != config.textConfig().numHiddenLayers())
-            throw new IllegalArgumentException("KV cache has " + cache.numLayers() + " layers, model "
-                    + config.textConfig().numHiddenLayers());
+        checkStep(inputsEmbeds, batch, cache);
         return languageModel.forward(inputsEmbeds, prepared.prepared, cache);
     }
 

@@ -545,19 +545,17 @@ __device__ __forceinline__ void rope_kv_write_impl(__half* qkv, const long long*
     }
 }
 
-extern "C" __global__ void rope_kv_write(__half* qkv, const long long* positions, const long long* slots,
-                                         const __half* __restrict__ cos, const __half* __restrict__ sin,
-                                         __half* k_cache, __half* v_cache, int num_heads, int num_kv_heads, int D) {
-    rope_kv_write_impl<false>(qkv, positions, slots, cos, sin, k_cache, v_cache, num_heads, num_kv_heads, D);
-}
+// One entry point per rotary implementation and k write-back choice (the arguments are the same for all four).
+#define RETINA_ROPE_ENTRY(name, impl, kback)                                                                      \
+    extern "C" __global__ void name(__half* qkv, const long long* positions, const long long* slots,              \
+                                    const __half* __restrict__ cos, const __half* __restrict__ sin,               \
+                                    __half* k_cache, __half* v_cache, int num_heads, int num_kv_heads, int D) {   \
+        impl<kback>(qkv, positions, slots, cos, sin, k_cache, v_cache, num_heads, num_kv_heads, D);                \
+    }
 
+RETINA_ROPE_ENTRY(rope_kv_write, rope_kv_write_impl, false)
 // rope_kv_write that also writes the rotated k heads back into qkv (prefills attended over their own qkv rows).
-extern "C" __global__ void rope_kv_write_kback(__half* qkv, const long long* positions, const long long* slots,
-                                               const __half* __restrict__ cos, const __half* __restrict__ sin,
-                                               __half* k_cache, __half* v_cache, int num_heads, int num_kv_heads,
-                                               int D) {
-    rope_kv_write_impl<true>(qkv, positions, slots, cos, sin, k_cache, v_cache, num_heads, num_kv_heads, D);
-}
+RETINA_ROPE_ENTRY(rope_kv_write_kback, rope_kv_write_impl, true)
 
 // rope_kv_write with 16-byte loads and stores: a lane takes 8 consecutive rotated pairs (i .. i+7 with their
 // partners i + D/2 ..), so a head of D = 128 is 8 lanes instead of 64 threads on 2-byte values. The arithmetic per
@@ -627,18 +625,8 @@ __device__ __forceinline__ void rope_kv_write_vec_impl(__half* qkv, const long l
     }
 }
 
-extern "C" __global__ void rope_kv_write_vec(__half* qkv, const long long* positions, const long long* slots,
-                                             const __half* __restrict__ cos, const __half* __restrict__ sin,
-                                             __half* k_cache, __half* v_cache, int num_heads, int num_kv_heads, int D) {
-    rope_kv_write_vec_impl<false>(qkv, positions, slots, cos, sin, k_cache, v_cache, num_heads, num_kv_heads, D);
-}
-
-extern "C" __global__ void rope_kv_write_kback_vec(__half* qkv, const long long* positions, const long long* slots,
-                                                   const __half* __restrict__ cos, const __half* __restrict__ sin,
-                                                   __half* k_cache, __half* v_cache, int num_heads, int num_kv_heads,
-                                                   int D) {
-    rope_kv_write_vec_impl<true>(qkv, positions, slots, cos, sin, k_cache, v_cache, num_heads, num_kv_heads, D);
-}
+RETINA_ROPE_ENTRY(rope_kv_write_vec, rope_kv_write_vec_impl, false)
+RETINA_ROPE_ENTRY(rope_kv_write_kback_vec, rope_kv_write_vec_impl, true)
 
 // SwiGLU: out = silu(gate) * up, gate and up side by side in one row (the fused gate_up projection's output).
 //   gate_up: (numTokens, 2 * inter) fp16 contiguous; out: (numTokens, inter) fp16 contiguous
