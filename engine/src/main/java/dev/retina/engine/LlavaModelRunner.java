@@ -134,6 +134,7 @@ public final class LlavaModelRunner implements ModelRunner {
         try (NDManager step = model.manager().newSubManager()) {
             // A step with prompt tokens always embeds here: its ids and attention metadata go up before any image is
             // encoded, since each upload waits for the device's queued work (the encode, had it been queued first).
+            // No gain yet: ImageFeatureStore itself waits for each vision-tower call, for its encoder timer.
             NDArray ids = prompt ? step.create(inputIds) : null;
             LlavaModel.PreparedStep prepared = prompt ? model.prepare(batch, cache, step) : null;
             ImageFeatureStore.StepImageFeatures stepImages = imageFeatures.forStep(step, seqs, queryStartLoc);
