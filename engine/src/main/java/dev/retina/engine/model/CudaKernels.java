@@ -545,7 +545,8 @@ final class CudaKernels {
         return Math.min(max, Math.max(32, (units + 31) / 32 * 32));
     }
 
-    /** Whether silu_mul and rms_norm take their 16-byte variants where shapes allow (-Dretina.vecKernels=false: no). */
+    /** Whether silu_mul, rms_norm and rope_kv_write take their 16-byte variants where shapes allow (not with
+     *  -Dretina.vecKernels=false). */
     boolean vectorized() {
         return siluMulVec != null && rmsNormVec != null && ropeKvWriteVec != null;
     }

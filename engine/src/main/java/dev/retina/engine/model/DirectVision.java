@@ -282,8 +282,7 @@ final class DirectVision {
             graphsOff = true;
             log.warn("CUDA graph capture of the vision tower failed ({}); its layers launch eagerly from now on",
                     String.valueOf(failure));
-            for (Graph held : graphs.values()) held.close();
-            graphs.clear();
+            clearGraphs();
             if (!ran) { // this call's states from the legacy stream's launches instead
                 cuda.legacyWaits();
                 launches(cublas, x, cuSeq, rows, s, indices, states, null);
@@ -296,12 +295,16 @@ final class DirectVision {
         return graph;
     }
 
+    private void clearGraphs() {
+        for (Graph g : graphs.values()) g.close();
+        graphs.clear();
+    }
+
     private void ensureCapacity(int rows) {
         if (rows <= capacity) return;
         int cap = Math.max(rows, 2 * capacity);
         if (resid != null) for (NDArray a : new NDArray[] {resid, normed, qkv, attnOut, fc1, fc2, input}) a.close();
-        for (Graph g : graphs.values()) g.close(); // they write the old buffers
-        graphs.clear();
+        clearGraphs(); // they write the old buffers
         resid = manager.create(new Shape(cap, hidden), DataType.FLOAT16);
         normed = manager.create(new Shape(cap, hidden), DataType.FLOAT16);
         qkv = manager.create(new Shape(cap, 3L * hidden), DataType.FLOAT16);
