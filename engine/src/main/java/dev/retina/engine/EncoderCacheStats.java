@@ -8,9 +8,10 @@ package dev.retina.engine;
  * @param numCacheMisses   cacheable images (with a content hash) that were not in the cache and were encoded
  * @param numCachedImages  entries held now
  * @param numCachedTokens  feature rows (image tokens) held now; at most the cache's capacity
- * @param encoderNanos     wall time spent in vision-tower passes (projector included), summed over
- *                         {@code numEncoderPasses}; each pass is timed until its features are on the host's clock
- *                         (one element is read back, so on a GPU the time covers the kernels, not just their launch)
+ * @param encoderNanos     time spent in vision-tower passes (projector included), summed over
+ *                         {@code numEncoderPasses}: on the CPU their wall time; on a GPU the host's pixel stacking and
+ *                         upload plus the passes' GPU time (CUDA events), which is read without waiting for the device
+ *                         and so counts by the engine's next step at the latest
  */
 public record EncoderCacheStats(long numEncoderPasses, long numCacheHits, long numCacheMisses, int numCachedImages,
                                 int numCachedTokens, long encoderNanos) {

@@ -4,9 +4,9 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
-import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
+import dev.retina.engine.model.GpuSpans;
 import dev.retina.engine.model.LlavaModel;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -56,13 +56,19 @@ final class ImageFeatureStore implements AutoCloseable {
     /**
      * One step's image-token feature rows and the batch rows (indices into the step's flattened tokens) they replace.
      */
-    record StepImageFeatures(int[] batchPositions, NDArray imageFeatures /* (batchPositions.length, textHidden) */) {
+    record StepImageFeatures(int[] batchPositions, NDArray batchIndex /* batchPositions, int64 on the device */,
+                             NDArray imageFeatures /* (batchPositions.length, textHidden) */) {
     }
 
     private final LlavaModel model;
     private final int imageTokenId;
     private final Map<String, RequestImages> images = new HashMap<>();
     private final EncoderCache encoderCache;
+    /**
+     * The encoder's GPU time, read once the GPU has passed it (CUDA events) so that no encode makes the host wait; null
+     * on the CPU, where an op has finished when it returns.
+     */
+    private final GpuSpans gpuSpans;
     // Written by the engine thread only; volatile so stats() reads them from any thread.
     private volatile long numEncoderPasses;
     private volatile long encoderNanos;
@@ -78,6 +84,7 @@ final class ImageFeatureStore implements AutoCloseable {
         this.model = model;
         this.imageTokenId = model.config().imageTokenIndex();
         this.encoderCache = new EncoderCache(model.manager(), encoderCacheSize);
+        this.gpuSpans = model.newGpuSpans();
     }
 
     /**
@@ -87,6 +94,7 @@ final class ImageFeatureStore implements AutoCloseable {
      * @param queryStartLoc each sequence's first row in the step's flattened tokens
      */
     StepImageFeatures forStep(NDManager step, List<ScheduledSequence> seqs, int[] queryStartLoc) {
+        settleEncoderTime(false);
         try {
             return gather(step, seqs, queryStartLoc);
         } finally {
@@ -95,31 +103,54 @@ final class ImageFeatureStore implements AutoCloseable {
         }
     }
 
+    /**
+     * Adds the encoder's GPU time of the calls the GPU has finished (all of them with {@code await}, for a profile
+     * whose step has synchronized) to the encoder time. A call's time thus counts by the next step at the latest.
+     */
+    void settleEncoderTime(boolean await) {
+        if (gpuSpans != null) encoderNanos += await ? gpuSpans.awaitNanos() : gpuSpans.settledNanos();
+    }
+
+    /**
+     * The step's image-token rows come from each request's image-token positions, known from its prompt before any
+     * encode, so their index goes to the device first: an upload waits for the device's queued work, and after the
+     * encode it would wait for the vision tower. Nothing here waits for the encode; the merge and the forward pass
+     * queue behind it.
+     */
     private StepImageFeatures gather(NDManager step, List<ScheduledSequence> seqs, int[] queryStartLoc) {
         List<ScheduledSequence> toEncode = new ArrayList<>();
+        Map<String, int[]> fresh = new HashMap<>(); // image-token positions of the requests encoded this step
         for (ScheduledSequence seq : seqs)
             if (!seq.images().isEmpty() && seq.hasPromptTokens() && !images.containsKey(seq.requestId())
-                    && toEncode.stream().noneMatch(q -> q.requestId().equals(seq.requestId())))
+                    && !fresh.containsKey(seq.requestId())) {
                 toEncode.add(seq);
-        if (!toEncode.isEmpty()) encode(toEncode);
+                fresh.put(seq.requestId(), imagePositions(seq));
+            }
         List<Integer> batchPositions = new ArrayList<>();
-        NDList featureRows = new NDList();
+        List<int[]> chunks = new ArrayList<>(); // {sequence, first feature row, end feature row}
         for (int s = 0; s < seqs.size(); s++) {
             ScheduledSequence seq = seqs.get(s);
             if (seq.images().isEmpty() || !seq.hasPromptTokens()) continue;
-            RequestImages ri = images.get(seq.requestId());
-            int from = lowerBound(ri.imageTokenPositions(), seq.startPosition());
-            int to = lowerBound(ri.imageTokenPositions(), Math.min(seq.seqLen(), seq.promptTokenIds().length));
+            RequestImages held = images.get(seq.requestId());
+            int[] positions = held != null ? held.imageTokenPositions() : fresh.get(seq.requestId());
+            int from = lowerBound(positions, seq.startPosition());
+            int to = lowerBound(positions, Math.min(seq.seqLen(), seq.promptTokenIds().length));
             if (from == to) continue;
-            for (int r = from; r < to; r++)
-                batchPositions.add(queryStartLoc[s] + ri.imageTokenPositions()[r] - seq.startPosition());
-            NDArray slice = ri.imageFeatures().get(from + ":" + to); // a view; owned by this step, not the request
-            slice.attach(step);
+            for (int r = from; r < to; r++) batchPositions.add(queryStartLoc[s] + positions[r] - seq.startPosition());
+            chunks.add(new int[] {s, from, to});
+        }
+        int[] rowsOut = batchPositions.stream().mapToInt(Integer::intValue).toArray();
+        NDArray index = rowsOut.length == 0 ? null : model.imageTokenIndex(rowsOut, step);
+        if (!toEncode.isEmpty()) encode(toEncode, fresh);
+        if (rowsOut.length == 0) return null;
+        NDList featureRows = new NDList();
+        for (int[] c : chunks) {
+            NDArray slice = images.get(seqs.get(c[0]).requestId()).imageFeatures().get(c[1] + ":" + c[2]);
+            slice.attach(step); // a view; owned by this step, not the request
             featureRows.add(slice);
         }
-        if (batchPositions.isEmpty()) return null;
         NDArray rows = featureRows.size() == 1 ? featureRows.get(0) : NDArrays.concat(featureRows, 0);
-        return new StepImageFeatures(batchPositions.stream().mapToInt(Integer::intValue).toArray(), rows);
+        return new StepImageFeatures(rowsOut, index, rows);
     }
 
     /**
@@ -127,9 +158,7 @@ final class ImageFeatureStore implements AutoCloseable {
      * must see are stacked (LLaVA-1.5: (N, 3, H, W)) and run in as few {@link LlavaModel#encodeImages} calls as
      * {@link #MAX_IMAGES_PER_ENCODE} allows; LLaVA-NeXT tiled images still run one image (all its tiles) a call.
      */
-    private void encode(List<ScheduledSequence> seqs) {
-        List<int[]> positions = new ArrayList<>(seqs.size());
-        for (ScheduledSequence seq : seqs) positions.add(imagePositions(seq));
+    private void encode(List<ScheduledSequence> seqs, Map<String, int[]> positions) {
         // Encoder temporaries live in enc and go at once; only the final features move to each request's manager.
         try (NDManager enc = model.manager().newSubManager()) {
             List<NDArray[]> perRequest = new ArrayList<>(seqs.size());
@@ -180,7 +209,8 @@ final class ImageFeatureStore implements AutoCloseable {
                     NDArray all = features.length == 1 ? features[0] : NDArrays.concat(new NDList(features), 0);
                     all = all.toType(model.dtype(), false).toDevice(model.device(), false);
                     all.attach(m);
-                    images.put(seqs.get(r).requestId(), new RequestImages(m, all, positions.get(r)));
+                    String id = seqs.get(r).requestId();
+                    images.put(id, new RequestImages(m, all, positions.get(id)));
                 } catch (RuntimeException e) {
                     m.close();
                     throw e;
@@ -202,10 +232,7 @@ final class ImageFeatureStore implements AutoCloseable {
         long hidden = model.config().textConfig().hiddenSize();
         for (int from = 0; from < pending.size(); from += MAX_IMAGES_PER_ENCODE) {
             int to = Math.min(pending.size(), from + MAX_IMAGES_PER_ENCODE);
-            long t0 = System.nanoTime();
             NDArray features = encodePixels(pending.subList(from, to), enc); // (n, numImageTokens, textHidden)
-            waitForDevice(features);
-            encoderNanos += System.nanoTime() - t0;
             for (int k = from; k < to; k++) {
                 ImageInput image = pending.get(k);
                 NDArray one = features.get(k - from); // (numImageTokens, textHidden)
@@ -219,11 +246,6 @@ final class ImageFeatureStore implements AutoCloseable {
         }
     }
 
-    /** Reads one element, which waits for the device: the encoder time is then the pass's, not its launch's. */
-    private static void waitForDevice(NDArray features) {
-        features.get(new NDIndex("0")).flatten().get("0:1").toType(DataType.FLOAT32, false).toFloatArray();
-    }
-
     /** One vision-tower call over untiled images of one size: (n, 3, H, W) stacked on the host, one transfer. */
     private NDArray encodePixels(List<ImageInput> batch, NDManager enc) {
         long t0 = System.nanoTime();
@@ -233,6 +255,12 @@ final class ImageFeatureStore implements AutoCloseable {
             if (image.pixelValues().length != perImage)
                 throw new IllegalArgumentException("image pixel sizes differ within a batch");
         Shape shape = new Shape(batch.size(), 3, first.height(), first.width());
+        NDArray uploaded = model.uploadPixels(batch.stream().map(ImageInput::pixelValues).toList(), shape, enc);
+        if (uploaded != null) { // the GPU: page-locked staging, the copy queued without waiting for the device
+            long t1 = System.nanoTime();
+            pixelNanos += t1 - t0;
+            return encodedFeatures(timed(() -> model.encodeImages(uploaded), t0, t1), batch.size());
+        }
         // Stacked straight into a reused direct buffer: one host copy per image and no fresh zeroed buffer per call
         // (DJL's create(float[]) makes both). On a GPU libtorch copies it to the device before create returns; on the
         // CPU the array aliases the buffer, which is safe because the tower has read it before the next call refills it.
@@ -242,10 +270,35 @@ final class ImageFeatureStore implements AutoCloseable {
         FloatBuffer floats = staging.clear().asFloatBuffer();
         for (ImageInput image : batch) floats.put(image.pixelValues());
         NDArray pixelValues = enc.create(staging.limit(Math.toIntExact(bytes)), shape, DataType.FLOAT32);
-        pixelNanos += System.nanoTime() - t0;
-        NDArray features = model.encodeImages(pixelValues); // (n, numImageTokens, textHidden)
+        long t1 = System.nanoTime();
+        pixelNanos += t1 - t0;
+        return encodedFeatures(timed(() -> model.encodeImages(pixelValues), t0, t1), batch.size());
+    }
+
+    /** The encoder's output of {@code n} images as (n, numImageTokens, textHidden). */
+    private NDArray encodedFeatures(NDArray features, int n) {
         long hidden = model.config().textConfig().hiddenSize();
-        return features.reshape(batch.size(), features.getShape().size() / hidden / batch.size(), hidden);
+        return features.reshape(n, features.getShape().size() / hidden / n, hidden);
+    }
+
+    /**
+     * Runs one encoder call and counts its time without waiting for the device: on the GPU the host's time from
+     * {@code hostStart} to {@code gpuStart} (stacking and uploading pixels) now, and the call's GPU time once the GPU
+     * has passed it ({@link #settleEncoderTime}); on the CPU, where ops finish before they return, the wall time.
+     */
+    private NDArray timed(java.util.function.Supplier<NDArray> call, long hostStart, long gpuStart) {
+        if (gpuSpans == null) {
+            NDArray out = call.get();
+            encoderNanos += System.nanoTime() - hostStart;
+            return out;
+        }
+        encoderNanos += gpuStart - hostStart;
+        gpuSpans.begin();
+        try {
+            return call.get();
+        } finally {
+            gpuSpans.end();
+        }
     }
 
     /** Profiling only: one vision-tower call over {@code numImages} copies of {@code image} (the encoder's peak). */
@@ -284,16 +337,11 @@ final class ImageFeatureStore implements AutoCloseable {
         if (image.contentHash() != null) numCacheMisses++;
         NDArray pixelValues = enc.create(image.pixelValues(),
                 new Shape(image.numTiles(), 3, image.height(), image.width())); // (numTiles, 3, H, W)
-        NDArray features;
         long t0 = System.nanoTime();
-        if (image.isTiled()) {
-            features = model.encodeImage(pixelValues, image.imageHeight(), image.imageWidth());
-        } else {
-            features = model.encodeImages(pixelValues);
-            features = features.reshape(features.getShape().size() / hidden, hidden);
-        }
-        waitForDevice(features);
-        encoderNanos += System.nanoTime() - t0;
+        NDArray features = timed(() -> image.isTiled()
+                ? model.encodeImage(pixelValues, image.imageHeight(), image.imageWidth())
+                : model.encodeImages(pixelValues), t0, t0);
+        if (!image.isTiled()) features = features.reshape(features.getShape().size() / hidden, hidden);
         numEncoderPasses++;
         if (features.getShape().get(0) != image.numImageTokens())
             throw new IllegalArgumentException("image gives " + features.getShape().get(0)

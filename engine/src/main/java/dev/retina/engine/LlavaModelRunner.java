@@ -30,7 +30,7 @@ public final class LlavaModelRunner implements ModelRunner {
     private final KvCache cache;
     private final int blockSize;
     private final int imageTokenId;
-    private final Sampler sampler = new Sampler();
+    private final Sampler sampler;
     private final ImageFeatureStore imageFeatures;
     private final StepProfile profile = Boolean.getBoolean("retina.stepProfile") ? new StepProfile() : null;
     private final long[] lastStepNanos = new long[3]; // inputs, forward call, sampling of the last step (host clock)
@@ -54,6 +54,7 @@ public final class LlavaModelRunner implements ModelRunner {
         this.blockSize = blockSize;
         this.imageTokenId = model.config().imageTokenIndex();
         this.imageFeatures = new ImageFeatureStore(model, encoderCacheSize);
+        this.sampler = new Sampler(model.deviceUploads());
     }
 
     public KvCache cache() { return cache; }
@@ -134,11 +135,13 @@ public final class LlavaModelRunner implements ModelRunner {
         try (NDManager step = model.manager().newSubManager()) {
             // A step with prompt tokens always embeds here: its ids and attention metadata go up before any image is
             // encoded, since each upload waits for the device's queued work (the encode, had it been queued first).
-            // No gain yet: ImageFeatureStore itself waits for each vision-tower call, for its encoder timer.
-            NDArray ids = prompt ? step.create(inputIds) : null;
+            // ImageFeatureStore uploads the merge's index before the encode too and never waits for it, so the GPU
+            // goes from the vision tower to the merge and the prefill without waiting on the host.
+            NDArray ids = prompt ? model.uploadTokenIds(inputIds, step) : null;
             LlavaModel.PreparedStep prepared = prompt ? model.prepare(batch, cache, step) : null;
             ImageFeatureStore.StepImageFeatures stepImages = imageFeatures.forStep(step, seqs, queryStartLoc);
             long t1 = profile != null ? profile.mark(model) : 0;
+            if (profile != null) imageFeatures.settleEncoderTime(true); // the device has synced: this step's calls
             if (profile != null)
                 profile.encoder(imageFeatures.stats().encoderNanos() - encoder0, imageFeatures.pixelNanos() - pixels0);
             // A text-only decode step goes from token ids straight into a replayed CUDA graph where the GPU path has
@@ -146,9 +149,10 @@ public final class LlavaModelRunner implements ModelRunner {
             long forwardStart = System.nanoTime();
             NDArray logits = stepImages == null ? model.forwardTokens(inputIds, batch, cache, step) : null;
             if (logits == null) {
-                NDArray inputsEmbeds = model.embedTokens(ids != null ? ids : step.create(inputIds)); // (T, textHidden)
+                NDArray inputsEmbeds = model.embedTokens(ids != null ? ids : model.uploadTokenIds(inputIds, step));
                 if (stepImages != null)
-                    model.mergeImageFeatures(inputsEmbeds, stepImages.batchPositions(), stepImages.imageFeatures());
+                    model.mergeImageFeatures(inputsEmbeds, stepImages.batchIndex(), stepImages.batchPositions().length,
+                            stepImages.imageFeatures());
                 logits = prepared != null ? model.forward(inputsEmbeds, prepared, cache)  // (numSeqs, vocab) float32
                         : model.forward(inputsEmbeds, batch, cache);
             }
@@ -330,6 +334,7 @@ public final class LlavaModelRunner implements ModelRunner {
     @Override
     public void close() {
         if (profile != null && profile.hasSteps()) log.info("{}", profile);
+        if (Boolean.getBoolean("retina.graphTiming")) log.info("decode graphs: {}", model.cudaGraphStats());
         imageFeatures.close();
         cache.close();
     }

@@ -31,6 +31,8 @@ import java.util.Random;
  */
 public final class DecodeBench {
     private static final int BLOCK_SIZE = 16;
+    /** --tune-prefill true: after the prefill's timing, tune its GEMMs at the context's rows and time it again. */
+    private static boolean tunePrefill;
 
     private DecodeBench() {}
 
@@ -59,6 +61,7 @@ public final class DecodeBench {
                 case "--kernels" -> kernels = v;
                 case "--compare" -> compare = Boolean.parseBoolean(v);
                 case "--mixed" -> mixedPrefill = Integer.parseInt(v);
+                case "--tune-prefill" -> tunePrefill = Boolean.parseBoolean(v);
                 case "--encode" -> encodeBatches = Arrays.stream(v.split(",")).mapToInt(Integer::parseInt).toArray();
                 default -> throw new IllegalArgumentException("unknown option " + args[i]);
             }
@@ -146,6 +149,25 @@ public final class DecodeBench {
                 System.out.println("[" + label + "] " + model.visionHostProfile());
             if (Boolean.getBoolean("retina.directProfile") && label.startsWith("direct") && model.directPrefill())
                 System.out.println("[" + label + "] prefill:\n" + model.directDecodeProfile());
+            if (tunePrefill && label.startsWith("direct") && model.directPrefill()) {
+                System.out.println("[" + label + "] prefill GEMMs tuned at m = " + context + ":\n"
+                        + model.tunePrefillGemms(context));
+                prefillHost.clear();
+                double tunedMs = median(Math.min(warmup, 3), Math.min(steps, 10), () -> {
+                    try (NDManager step = model.manager().newSubManager()) {
+                        NDArray embeds = model.embedTokens(step.create(prompt));
+                        long t = System.nanoTime();
+                        NDArray logits = model.forward(embeds, prefill, cache);
+                        prefillHost.add((System.nanoTime() - t) / 1e6);
+                        logits.argMax(1).toLongArray();
+                    }
+                });
+                System.out.printf(Locale.ROOT, "[%s] prefill %d tokens with the tuned GEMMs: %.2f ms (host %.2f),"
+                        + " before %.2f ms%n", label, context, tunedMs, medianOf(prefillHost, Math.min(warmup, 3)),
+                        prefillMs);
+                if (Boolean.getBoolean("retina.directProfile"))
+                    System.out.println("[" + label + "] prefill, tuned GEMMs:\n" + model.directDecodeProfile());
+            }
             if (label.startsWith("direct") && model.directPrefill()) {
                 // The same prompt through the DJL-op layers: time and logits against the direct prefill's.
                 float[][] logits = new float[2][];
@@ -350,13 +372,15 @@ public final class DecodeBench {
                     step.create(pixels, shape).get(0, 0, 0, 0).getFloat(); // sync
                 }
             });
-            double[] encodeMs = new double[3];
-            float[][] features = new float[3][];
+            double[] encodeMs = new double[4];
+            float[][] features = new float[4][];
             try (NDManager held = model.manager().newSubManager()) {
                 NDArray px = held.create(pixels, shape);
-                for (int direct = 2; direct >= 0; direct--) { // 2: direct with CUDA graphs, 1: direct eager, 0: DJL
+                // 3: direct, CUDA graphs from the pixels; 2: graphs from DJL's embeddings; 1: direct eager; 0: DJL
+                for (int direct = 3; direct >= 0; direct--) {
                     model.setDirectVision(direct >= 1);
-                    model.setVisionGraphs(direct == 2);
+                    model.setVisionGraphs(direct >= 2);
+                    model.setVisionPixelGraphs(direct == 3);
                     encodeMs[direct] = median(warmup, steps, () -> {
                         try (NDManager step = model.manager().newSubManager()) {
                             NDArray f = model.encodeImages(px);
@@ -373,19 +397,23 @@ public final class DecodeBench {
             }
             model.setDirectVision(true);
             model.setVisionGraphs(true);
+            model.setVisionPixelGraphs(true);
             double maxDiff = 0;
             double graphDiff = 0;
+            double pixelDiff = 0;
             double maxAbs = 0;
             for (int i = 0; i < features[0].length; i++) {
                 maxDiff = Math.max(maxDiff, Math.abs(features[0][i] - features[1][i]));
                 graphDiff = Math.max(graphDiff, Math.abs(features[2][i] - features[1][i]));
+                pixelDiff = Math.max(pixelDiff, Math.abs(features[3][i] - features[1][i]));
                 maxAbs = Math.max(maxAbs, Math.abs(features[0][i]));
             }
             System.out.printf(Locale.ROOT, "[encode] %d images: upload %.2f ms; vision tower + projector: direct %.2f ms"
-                    + " (%.2f per image), direct as CUDA graphs (up to %s images) %.2f ms, DJL-op layers %.2f ms (%.2f"
-                    + " per image); max |dfeature| direct vs DJL %.3e, graph vs direct %.3e (max |feature| %.2f)%n", n,
+                    + " (%.2f per image), direct as CUDA graphs (up to %s images) from DJL's embeddings %.2f ms, from"
+                    + " the pixels %.2f ms, DJL-op layers %.2f ms (%.2f per image); max |dfeature| direct vs DJL %.3e,"
+                    + " graph vs direct %.3e, graph from pixels vs direct %.3e (max |feature| %.2f)%n", n,
                     uploadMs, encodeMs[1], encodeMs[1] / n, System.getProperty("retina.visionGraphMaxImages", "2"),
-                    encodeMs[2], encodeMs[0], encodeMs[0] / n, maxDiff, graphDiff, maxAbs);
+                    encodeMs[2], encodeMs[3], encodeMs[0], encodeMs[0] / n, maxDiff, graphDiff, pixelDiff, maxAbs);
         }
     }
 

@@ -61,6 +61,14 @@ final class AttentionMetadata {
     }
 
     AttentionMetadata(ForwardBatch batch, int blockSize, NDManager step, Layout layout) {
+        this(batch, blockSize, step, layout, null);
+    }
+
+    /**
+     * @param uploads where the non-padded layouts' arrays go up without waiting for the device's queued work (see
+     *                {@link DeviceUploads}); null: DJL's {@code create}
+     */
+    AttentionMetadata(ForwardBatch batch, int blockSize, NDManager step, Layout layout, DeviceUploads uploads) {
         this.blockSize = blockSize;
         numSeqs = batch.numSeqs();
         int numTokens = batch.numTokens();
@@ -85,9 +93,9 @@ final class AttentionMetadata {
         }
         long[] logits = new long[numSeqs];
         for (int s = 0; s < numSeqs; s++) logits[s] = batch.logitsIndices()[s];
-        positions = step.create(positionValues);
-        slotMapping = step.create(slots);
-        logitsIndices = step.create(logits);
+        positions = longs(positionValues, step, uploads);
+        slotMapping = longs(slots, step, uploads);
+        logitsIndices = longs(logits, step, uploads);
         int paged = switch (layout) {
             case PAGED -> numSeqs;
             case MIXED -> decodePrefix(batch);
@@ -105,8 +113,8 @@ final class AttentionMetadata {
                 int[] table = batch.blockTables()[s];
                 System.arraycopy(table, 0, tables, s * maxBlocks, table.length);
             }
-            blockTables = step.create(tables, new Shape(paged, maxBlocks));
-            contextLens = step.create(java.util.Arrays.copyOf(batch.seqLens(), paged));
+            blockTables = ints(tables, new Shape(paged, maxBlocks), step, uploads);
+            contextLens = ints(java.util.Arrays.copyOf(batch.seqLens(), paged), new Shape(paged), step, uploads);
         } else {
             blockTables = null;
             contextLens = null;
@@ -130,9 +138,9 @@ final class AttentionMetadata {
                 for (int j = 0, len = batch.seqLens()[paged + i]; j < len; j++)
                     ctx[cuK[i] + j] = (long) table[j / blockSize] * blockSize + j % blockSize;
             }
-            cuSeqQ = step.create(cuQ);
-            cuSeqK = step.create(cuK);
-            packedContextSlots = step.create(ctx);
+            cuSeqQ = ints(cuQ, new Shape(cuQ.length), step, uploads);
+            cuSeqK = ints(cuK, new Shape(cuK.length), step, uploads);
+            packedContextSlots = longs(ctx, step, uploads);
             packedMaxQueryLen = packedMaxQ;
             packedMaxSeqLen = packedMaxK;
         } else {
@@ -177,6 +185,14 @@ final class AttentionMetadata {
         queryUnpadIndex = step.create(unpad);
         contextSlots = step.create(ctx);
         mask = step.create(maskValues, new Shape(numSeqs, 1, 1, maxQ, maxS));
+    }
+
+    private static NDArray longs(long[] values, NDManager step, DeviceUploads uploads) {
+        return uploads != null ? uploads.longs(values, step) : step.create(values);
+    }
+
+    private static NDArray ints(int[] values, Shape shape, NDManager step, DeviceUploads uploads) {
+        return uploads != null ? uploads.ints(values, shape, step) : step.create(values, shape);
     }
 
     /**

@@ -44,7 +44,9 @@ final class ClipVisionTower {
     private java.util.function.Supplier<Cublas> cublas;
     private boolean directEnabled = DIRECT;
     private boolean graphsEnabled = true;
+    private boolean pixelGraphs = !"false".equals(System.getProperty("retina.visionGraphPixels"));
     private DirectVision direct;                // made on the first call that can take it
+    private NDArray graphPatchWeight;           // (hidden, kPad) for the direct tower's graphs from pixels
     private boolean directUnavailable;          // cuBLAS, the kernels or the activation missing: DJL ops
 
     ClipVisionTower(LlavaConfig.VisionConfig config, int numLayersToRun, WeightSource weights, NDManager manager,
@@ -96,11 +98,16 @@ final class ClipVisionTower {
      * Runs the tower and returns HF's {@code hidden_states[i]} for each requested non-negative index (0: embeddings
      * after pre_layrnorm; i: output of encoder layer i - 1).
      *
-     * @param pixelValues (numImages, 3, imageSize, imageSize), model dtype
+     * @param pixelValues (numImages, 3, imageSize, imageSize), float32 or model dtype (cast to it first, as HF casts)
      * @return one (numImages, numPatches + 1, hidden) array per index, in pixelValues' manager
      */
     NDArray[] hiddenStates(NDArray pixelValues, int[] indices) {
         long b = pixelValues.getShape().get(0);
+        DirectVision graphed = direct();
+        if (graphed != null && graphed.takesPixels((int) b, indices) && kernels.isContiguous(pixelValues))
+            return graphed.hiddenStatesFromPixels(pixelValues, indices); // embeddings inside the graph: no DJL op
+        DataType dtype = patchEmbeddingWeight.getDataType();
+        if (pixelValues.getDataType() != dtype) pixelValues = pixelValues.toType(dtype, false);
         long p = config.patchSize();
         long g = config.imageSize() / p;
         long c = config.numChannels();
@@ -218,6 +225,12 @@ final class ClipVisionTower {
         if (direct != null) direct.setGraphsEnabled(enabled);
     }
 
+    /** Whether the direct tower's graphs start from the pixels (on by default; off only to compare). */
+    void setPixelGraphs(boolean enabled) {
+        pixelGraphs = enabled;
+        if (direct != null) direct.setPixelGraphs(enabled);
+    }
+
     private DirectVision direct() {
         if (!directEnabled || directUnavailable || flash == null || kernels == null) return null;
         if (direct != null) return direct;
@@ -244,7 +257,38 @@ final class ClipVisionTower {
         }
         direct = new DirectVision(config, kernels, c, flash, weightsManager, w, activation);
         direct.setGraphsEnabled(graphsEnabled);
+        direct.setEmbeddings(graphEmbeddings());
+        direct.setPixelGraphs(pixelGraphs);
         return direct;
+    }
+
+    /**
+     * The embeddings a vision graph needs to start from pixels ({@link DirectVision.Embeddings}), or null where an
+     * array is not dense: the patch weight transposed back to the convolution's (hidden, C * patch * patch) rows and
+     * zero-padded to a multiple of 8 columns (16-byte rows for the GEMM; zero columns add nothing), made once here.
+     */
+    private DirectVision.Embeddings graphEmbeddings() {
+        for (NDArray a : new NDArray[] {classEmbedding, positionEmbedding, preLayrnormWeight, preLayrnormBias})
+            if (!kernels.isContiguous(a)) return null;
+        long h = config.hiddenSize();
+        int k = (int) patchEmbeddingWeight.getShape().get(0);
+        int kPad = (k + 7) / 8 * 8;
+        NDArray rows;
+        try (NDManager scope = weightsManager.newSubManager()) {
+            NDArray w = patchEmbeddingWeight.transpose(); // (hidden, k)
+            w.attach(scope);
+            if (kPad > k) {
+                NDArray zeros = scope.zeros(new Shape(h, kPad - k), w.getDataType());
+                w = w.concat(zeros, 1);
+            }
+            rows = w.duplicate(); // dense (hidden, kPad)
+            rows.attach(weightsManager);
+        }
+        graphPatchWeight = rows;
+        long side = config.imageSize() / config.patchSize();
+        return new DirectVision.Embeddings(kernels.address(rows), kPad, kernels.address(classEmbedding),
+                kernels.address(positionEmbedding), kernels.address(preLayrnormWeight),
+                kernels.address(preLayrnormBias), (int) config.numChannels(), (int) config.patchSize(), (int) side);
     }
 
     private NDArray encoderLayer(EncoderLayer w, NDArray x, NDArray cuSeq) {

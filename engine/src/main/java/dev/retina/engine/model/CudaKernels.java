@@ -40,6 +40,7 @@ final class CudaKernels {
     private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT;
     private static final AddressLayout PTR = ValueLayout.ADDRESS;
     private static final int MAX_PARAMS = 16;
+    private static final int CUDA_ERROR_NOT_READY = 600;
     /** Rows (sequences) the GEMV kernels take: gemv_m1 .. gemv_m4. */
     static final int GEMV_MAX_ROWS = 4;
     /** The GEMV prologue variants, in the order of {@link #gemv}'s {@code variant} argument. */
@@ -76,12 +77,14 @@ final class CudaKernels {
     private final MemorySegment attentionReduce;
     private final MemorySegment addLayerNorm; // null in a PTX built before the direct vision tower
     private final MemorySegment actFill;      // likewise
+    private final MemorySegment patchRows;    // null in a PTX built before the vision graph took pixels
     private final MemorySegment[][] gemv = new MemorySegment[GEMV_MAX_ROWS][GEMV_VARIANTS.length]; // null: not in PTX
     private final int multiprocessors;
     private final MethodHandle cuEventCreate;      // (CUevent*, flags) -> CUresult
     private final MethodHandle cuEventRecord;      // (CUevent, CUstream) -> CUresult
     private final MethodHandle cuEventSynchronize; // (CUevent) -> CUresult
     private final MethodHandle cuEventElapsedTime; // (float*, CUevent, CUevent) -> CUresult
+    private final MethodHandle cuEventQuery;       // (CUevent) -> CUresult: 0 done, 600 not ready
     private MemorySegment[] events = new MemorySegment[0];
     private final MethodHandle cuOccupancy; // cuOccupancyMaxActiveBlocksPerMultiprocessor(int*, f, block, smem)
     private final java.util.Map<Long, Integer> gemvGrid = new java.util.HashMap<>(); // (rows, variant, k) -> blocks
@@ -113,6 +116,7 @@ final class CudaKernels {
         cuEventRecord = handle(linker, cuda, "cuEventRecord", FunctionDescriptor.of(I32, PTR, PTR));
         cuEventSynchronize = handle(linker, cuda, "cuEventSynchronize", FunctionDescriptor.of(I32, PTR));
         cuEventElapsedTime = handle(linker, cuda, "cuEventElapsedTime", FunctionDescriptor.of(I32, PTR, PTR, PTR));
+        cuEventQuery = handle(linker, cuda, "cuEventQuery", FunctionDescriptor.of(I32, PTR));
         getDataPtr = handle(linker, torch, "aoti_torch_get_data_ptr", FunctionDescriptor.of(I32, PTR, PTR));
         getSizes = handle(linker, torch, "aoti_torch_get_sizes", FunctionDescriptor.of(I32, PTR, PTR));
         getStrides = handle(linker, torch, "aoti_torch_get_strides", FunctionDescriptor.of(I32, PTR, PTR));
@@ -163,6 +167,7 @@ final class CudaKernels {
             attentionReduce = optionalFunction(getFunction, module, "paged_attention_reduce");
             addLayerNorm = optionalFunction(getFunction, module, "add_layer_norm");
             actFill = optionalFunction(getFunction, module, "act_fill");
+            patchRows = optionalFunction(getFunction, module, "patch_rows");
             MethodHandle setAttribute = handle(linker, cuda, "cuFuncSetAttribute", FunctionDescriptor.of(I32, PTR, I32, I32));
             for (int m = 0; m < GEMV_MAX_ROWS; m++)
                 for (int v = 0; v < GEMV_VARIANTS.length; v++) {
@@ -515,6 +520,65 @@ final class CudaKernels {
         }
     }
 
+    /** A new CUDA event with timing (for {@link GpuSpans}); never destroyed, so callers pool them. */
+    MemorySegment newEvent() {
+        try {
+            makeCurrent();
+            check((int) cuEventCreate.invokeExact(out, 0), "cuEventCreate");
+            return out.get(PTR, 0);
+        } catch (RuntimeException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException("cuEventCreate failed", t);
+        }
+    }
+
+    /** Records {@code event} on the legacy stream: the GPU's clock when it gets there in its queue. */
+    void record(MemorySegment event) {
+        record(event, MemorySegment.NULL);
+    }
+
+    /** Records {@code event} on {@code stream} (a CUstream; NULL: the legacy stream). */
+    void record(MemorySegment event, MemorySegment stream) {
+        try {
+            makeCurrent();
+            check((int) cuEventRecord.invokeExact(event, stream), "cuEventRecord");
+        } catch (RuntimeException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException("cuEventRecord failed", t);
+        }
+    }
+
+    /** Whether the GPU has passed {@code event} (never waits). */
+    boolean passed(MemorySegment event) {
+        try {
+            makeCurrent();
+            int err = (int) cuEventQuery.invokeExact(event);
+            if (err == CUDA_ERROR_NOT_READY) return false;
+            check(err, "cuEventQuery");
+            return true;
+        } catch (RuntimeException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException("cuEventQuery failed", t);
+        }
+    }
+
+    /** Milliseconds of GPU time from {@code from} to {@code to}, waiting for {@code to} if the GPU has not passed it. */
+    float elapsedMs(MemorySegment from, MemorySegment to) {
+        try {
+            makeCurrent();
+            check((int) cuEventSynchronize.invokeExact(to), "cuEventSynchronize");
+            check((int) cuEventElapsedTime.invokeExact(out, from, to), "cuEventElapsedTime");
+            return out.get(F32, 0);
+        } catch (RuntimeException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException("cuEventElapsedTime failed", t);
+        }
+    }
+
     /** Whether this PTX has {@code rms_norm} (the direct decode path needs it). */
     boolean hasRmsNorm() {
         return rmsNorm != null;
@@ -628,6 +692,33 @@ final class CudaKernels {
         long most = Math.max(total, fillTotal);
         int blocks = (int) Math.max(1, Math.min((most + threads - 1) / threads, (long) multiprocessors * 16));
         launch(actFill, blocks, 1, threads, "act_fill");
+    }
+
+    /** Whether this PTX has {@code patch_rows} (the vision graph's patch embedding). */
+    boolean hasPatchRows() {
+        return patchRows != null;
+    }
+
+    /**
+     * The patch-embedding convolution's input as {@code rows * kPad} fp16 GEMM rows at out (row (image, gy, gx),
+     * column (c, ky, kx), zero past C * patch * patch), from (images, C, grid * patch, grid * patch) pixels at
+     * {@code pixels}, fp32 ({@code f32}) or fp16, each rounded to fp16 once. Addresses the caller has checked.
+     */
+    void patchRows(long out, long pixels, boolean f32, int channels, int patch, int grid, int kPad, long rows) {
+        if (patchRows == null) throw new IllegalStateException("this PTX has no patch_rows");
+        int i = 0;
+        values.set(I64, 8L * i++, out);
+        values.set(I64, 8L * i++, pixels);
+        values.set(I32, 8L * i++, f32 ? 1 : 0);
+        values.set(I32, 8L * i++, channels);
+        values.set(I32, 8L * i++, patch);
+        values.set(I32, 8L * i++, grid);
+        values.set(I32, 8L * i++, kPad);
+        long total = rows * kPad;
+        values.set(I64, 8L * i++, total);
+        int threads = 256;
+        int blocks = (int) Math.max(1, Math.min((total + threads - 1) / threads, (long) multiprocessors * 16));
+        launch(patchRows, blocks, 1, threads, "patch_rows");
     }
 
     /** Whether a GPU array is contiguous row-major (every stride the product of the sizes after it). */

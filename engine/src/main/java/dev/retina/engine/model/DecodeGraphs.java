@@ -61,6 +61,13 @@ final class DecodeGraphs {
     };
     private int captures;
     private long replays;
+    /**
+     * -Dretina.graphTiming=true: each replay's GPU time (CUDA events on the graph's stream around the launch, read
+     * without waiting), to tell the graph's own time from the host's gaps around it inside the engine.
+     */
+    private static final boolean TIMING = Boolean.getBoolean("retina.graphTiming");
+    private GpuSpans timing;
+    private long timedNanos;
 
     /** What a graph's launches depend on besides its buffers: rows, the split-K grid, token ids or embeddings in. */
     private record Key(int bucket, int parts, int partitionSize, boolean embed) {}
@@ -168,7 +175,13 @@ final class DecodeGraphs {
     private NDArray run(Key key, int rows, int blockSize, long cos, long sin, long embedTable, NDManager step) {
         CudaGraphs.Graph graph = graphs.get(key);
         if (graph != null) {
+            if (TIMING) {
+                if (timing == null) timing = new GpuSpans(kernels);
+                timedNanos += timing.settledNanos();
+                timing.begin(cuda.stream());
+            }
             graph.launch();
+            if (TIMING) timing.end(cuda.stream());
             replays++;
         } else {
             kernels.setStream(cuda.stream());
@@ -203,7 +216,11 @@ final class DecodeGraphs {
 
     /** Graphs captured and replayed so far, for logs and benchmarks. */
     String stats() {
-        return captures + " graphs captured, " + replays + " steps replayed, " + graphs.size() + " held";
+        String s = captures + " graphs captured, " + replays + " steps replayed, " + graphs.size() + " held";
+        if (timing == null) return s;
+        timedNanos += timing.awaitNanos();
+        return s + String.format(java.util.Locale.ROOT, "; replays' GPU time %.3f ms mean (CUDA events)",
+                timedNanos / 1e6 / Math.max(1, replays));
     }
 
     private void launches(Key key, int blockSize, long cos, long sin, long embedTable) {

@@ -276,17 +276,30 @@ final class DirectDecode {
         if (!ltOn || m > LT_MAX_ROWS || ltUnavailable) return;
         int vocab = (int) lmHead.getShape().get(0);
         if (lt != null && lt.tuned(m, vocab, hidden, false)) return;
-        if (lt == null) {
-            ltWorkspace = manager.create(new Shape(LT_WORKSPACE_BYTES), DataType.INT8);
-            lt = CublasLt.load(kernels.address(ltWorkspace), LT_WORKSPACE_BYTES).orElse(null);
-            if (lt == null) {
-                ltUnavailable = true;
-                ltWorkspace.close();
-                return;
-            }
-            ltScratch = manager.create(new Shape(LT_MAX_ROWS, Math.max(vocab, Math.max(qkvDim, 2 * inter))), dtype);
-        }
+        if (!ensureLt()) return;
         long y = kernels.address(ltScratch);
+        tuneLayers(m, y);
+        lt.tune(cublas, kernels, m, vocab, hidden, false, new long[] {kernels.address(lmHead)}, normedPtr, y);
+    }
+
+    /** cuBLASLt loaded with its workspace and tuning scratch; false where it cannot load. */
+    private boolean ensureLt() {
+        if (lt != null) return true;
+        if (ltUnavailable) return false;
+        int vocab = (int) lmHead.getShape().get(0);
+        ltWorkspace = manager.create(new Shape(LT_WORKSPACE_BYTES), DataType.INT8);
+        lt = CublasLt.load(kernels.address(ltWorkspace), LT_WORKSPACE_BYTES).orElse(null);
+        if (lt == null) {
+            ltUnavailable = true;
+            ltWorkspace.close();
+            return false;
+        }
+        ltScratch = manager.create(new Shape(LT_MAX_ROWS, Math.max(vocab, Math.max(qkvDim, 2 * inter))), dtype);
+        return true;
+    }
+
+    /** Tunes a layer's four GEMM shapes at m rows over every layer's weights, y scratch of m x the widest n. */
+    private String tuneLayers(int m, long y) {
         int n = layerWeights.length;
         long[] qkvW = new long[n];
         long[] oW = new long[n];
@@ -298,11 +311,24 @@ final class DirectDecode {
             gateUpW[i] = layerWeights[i][4];
             downW[i] = layerWeights[i][5];
         }
-        lt.tune(cublas, kernels, m, qkvDim, hidden, false, qkvW, normedPtr, y);
-        lt.tune(cublas, kernels, m, hidden, qDim, true, oW, attnPtr, y);
-        lt.tune(cublas, kernels, m, 2 * inter, hidden, false, gateUpW, normedPtr, y);
-        lt.tune(cublas, kernels, m, hidden, inter, true, downW, actPtr, y);
-        lt.tune(cublas, kernels, m, vocab, hidden, false, new long[] {kernels.address(lmHead)}, normedPtr, y);
+        return String.join("\n", lt.tune(cublas, kernels, m, qkvDim, hidden, false, qkvW, normedPtr, y),
+                lt.tune(cublas, kernels, m, hidden, qDim, true, oW, attnPtr, y),
+                lt.tune(cublas, kernels, m, 2 * inter, hidden, false, gateUpW, normedPtr, y),
+                lt.tune(cublas, kernels, m, hidden, inter, true, downW, actPtr, y));
+    }
+
+    /**
+     * Measurement only (DecodeBench {@code --tune-prefill}): tunes the direct prefill's four GEMM shapes at exactly
+     * {@code m} rows, as the decode GEMMs are tuned, so later prefills of m tokens take the faster algorithm. The
+     * engine does not call it. Returns the tuning's summary, one line per shape.
+     */
+    String tunePrefill(int m) {
+        kernels.ensureContext();
+        ensureCapacity(m);
+        if (!ltOn || !ensureLt()) return "cuBLASLt unavailable or off";
+        try (NDArray y = manager.create(new Shape(m, Math.max(hidden, Math.max(qkvDim, 2 * inter))), dtype)) {
+            return tuneLayers(m, kernels.address(y));
+        }
     }
 
     /** cuBLASLt's tuned GEMMs on or off (for comparisons; on by default, -Dretina.cublasLt=false off). */
@@ -384,7 +410,7 @@ final class DirectDecode {
                 long[] w = layerWeights[i];
                 kernels.rmsNorm(normedPtr, h, w[0], rows, hidden, eps);
                 if (PROFILE) lap(0);
-                cublas.linear(qkvPtr, normedPtr, w[1], rows, qkvDim, hidden, false);
+                gemm(cublas, qkvPtr, normedPtr, w[1], rows, qkvDim, hidden, false); // tuned where m was (tunePrefill)
                 if (PROFILE) lap(1);
                 kernels.ropeKvWrite(qkvPtr, positions, slots, cosPtr, sinPtr, keyPtr[i], valuePtr[i], rows, heads,
                         kvHeads, d, true);

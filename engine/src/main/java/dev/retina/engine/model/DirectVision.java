@@ -65,6 +65,11 @@ final class DirectVision {
     private NDArray fc1;
     private NDArray fc2;
     private NDArray input;               // (capacity, hidden): the embeddings, copied in for graph replays
+    /** The patch embedding, class and position embeddings and pre_layrnorm, for graphs that start from pixels. */
+    private Embeddings embeddings;
+    private NDArray pixels;              // (GRAPH_MAX_IMAGES, C, side, side) fp32 bytes: a pixel graph's input
+    /** Graphs start from the pixels (-Dretina.visionGraphPixels=false: from DJL's embeddings, to compare). */
+    private boolean pixelGraphs = true;
     private CudaGraphs cuda;             // the graphs' stream; null until the first graphed call
     private Cublas streamBlas;           // a cuBLAS handle on that stream
     private NDArray workspace;
@@ -80,8 +85,19 @@ final class DirectVision {
         }
     };
 
-    /** What a graph's launches depend on besides the buffers: the images, their length and the states asked for. */
-    private record Key(int images, int seqLen, String indices) {}
+    /**
+     * What a graph's launches depend on besides the buffers: the images, their length, the states asked for, and
+     * where it starts: 0 the embeddings, 1 fp16 pixels, 2 fp32 pixels.
+     */
+    private record Key(int images, int seqLen, String indices, int from) {}
+
+    /**
+     * CLIP's embeddings for graphs that start from pixels, as device addresses in the model manager: the patch
+     * convolution's weight as (hidden, kPad) GEMM rows, zero-padded from C * patch * patch to a multiple of 8; the
+     * class embedding (hidden); the position embedding (grid * grid + 1, hidden); pre_layrnorm's weight and bias.
+     */
+    record Embeddings(long patchWeight, int kPad, long classEmbedding, long positionEmbedding, long preNormWeight,
+                      long preNormBias, int channels, int patch, int grid) {}
 
     /** A captured call: the graph, its sequence starts, the states it writes, and what libtorch allocated in it. */
     private record Graph(CudaGraphs.Graph graph, NDArray cuSeq, NDArray[] states, NDManager owned)
@@ -142,6 +158,82 @@ final class DirectVision {
         }
         launches(cublas, kernels.address(embeddings), cuSeq, rows, s, indices, out, null);
         return out;
+    }
+
+    /** Gives graphs what they need to start from pixels (the embeddings and pre_layrnorm inside the graph). */
+    void setEmbeddings(Embeddings embeddings) {
+        this.embeddings = embeddings;
+    }
+
+    /**
+     * Whether a call of {@code images} images replays as a graph that starts from the pixels
+     * ({@link #hiddenStatesFromPixels}): graphs on, the embeddings given, and no request for state 0 (the embeddings
+     * themselves, which that graph does not copy out).
+     */
+    boolean takesPixels(int images, int[] indices) {
+        if (!pixelGraphs || embeddings == null || !kernels.hasPatchRows() || !graphed(images)) return false;
+        for (int i : indices) if (i == 0) return false;
+        return true;
+    }
+
+    /** Pixel graphs on or off (on by default; off only to compare). */
+    void setPixelGraphs(boolean enabled) {
+        pixelGraphs = enabled;
+    }
+
+    /**
+     * {@link #hiddenStates} from the pixels: the patch embedding (patch rows, one GEMM per image), the class and
+     * position embeddings and pre_layrnorm run inside the graph too, so the host's DJL ops before the tower (about
+     * 0.5 ms for one image, with the GPU idle) are one copy into the graph's pixel buffer.
+     *
+     * @param pixelValues (B, C, side, side) float32 or float16, contiguous, on the GPU; B as {@link #takesPixels}
+     * @return (B, grid * grid + 1, hidden) float16 arrays in pixelValues' manager
+     */
+    NDArray[] hiddenStatesFromPixels(NDArray pixelValues, int[] indices) {
+        Embeddings e = embeddings;
+        int b = (int) pixelValues.getShape().get(0);
+        int s = e.grid() * e.grid() + 1;
+        boolean f32 = pixelValues.getDataType() == DataType.FLOAT32;
+        if (!f32 && pixelValues.getDataType() != DataType.FLOAT16)
+            throw new IllegalArgumentException("pixels must be float32 or float16, not " + pixelValues.getDataType());
+        long side = (long) e.grid() * e.patch();
+        if (pixelValues.getShape().size() != (long) b * e.channels() * side * side || !kernels.isContiguous(pixelValues))
+            throw new IllegalArgumentException("pixels " + pixelValues.getShape() + " are not " + b + " contiguous "
+                    + e.channels() + "x" + side + "x" + side + " images");
+        ensureCapacity(Math.max(b * s, (int) Math.ceil((double) b * (s - 1) * e.kPad() / inter)));
+        kernels.ensureContext();
+        if (pixels == null)
+            pixels = manager.create(new Shape((long) GRAPH_MAX_IMAGES * e.channels() * side * side), DataType.FLOAT32);
+        ensureStream();
+        cuda.waitForLegacy(); // DJL uploaded the pixels on the legacy stream
+        cuda.copy(kernels.address(pixels), kernels.address(pixelValues),
+                pixelValues.getShape().size() * (f32 ? 4L : 2L));
+        return launchGraph(new Key(b, s, Arrays.toString(indices), f32 ? 2 : 1), indices, pixelValues.getManager());
+    }
+
+    /**
+     * The patch embedding, class and position embeddings and pre_layrnorm of the key's images from the pixel buffer
+     * into the input buffer (the residual stream's start): patch rows into fc1 (free until the first MLP), one GEMM
+     * per image into its rows 1.. of resid, the class embedding copied into its row 0, then per image the position
+     * embedding's add (rounded to fp16, as torch's add) and pre_layrnorm (fp32 inside) into the input buffer.
+     */
+    private void embedLaunches(Cublas blas, Key key) {
+        Embeddings e = embeddings;
+        int cells = e.grid() * e.grid();
+        int s = key.seqLen();
+        long patches = kernels.address(fc1);
+        long residPtr = kernels.address(resid);
+        long inputPtr = kernels.address(input);
+        kernels.patchRows(patches, kernels.address(pixels), key.from() == 2, e.channels(), e.patch(), e.grid(),
+                e.kPad(), (long) key.images() * cells);
+        for (int i = 0; i < key.images(); i++) {
+            long image = residPtr + 2L * i * s * hidden;
+            blas.linear(image + 2L * hidden, patches + 2L * i * cells * e.kPad(), e.patchWeight(), cells, hidden,
+                    e.kPad(), false);
+            kernels.addLayerNorm(image, e.classEmbedding(), 0L, 0L, 0L, 0L, 0L, 0L, 0, 0L, 0L, 0, 1, hidden, eps);
+            kernels.addLayerNorm(image, image, e.positionEmbedding(), inputPtr + 2L * i * s * hidden,
+                    e.preNormWeight(), e.preNormBias(), 0L, 0L, 0, 0L, 0L, 0, s, hidden, eps);
+        }
     }
 
     /** Whether a call of {@code images} images replays as a graph (then it needs no sequence starts of its own). */
@@ -209,26 +301,34 @@ final class DirectVision {
     /** A graphed call: the embeddings into the input buffer, the key's graph (captured on its first call), copies out. */
     private NDArray[] replay(NDArray embeddings, int b, int s, int[] indices) {
         int rows = b * s;
-        if (cuda == null) {
-            cuda = new CudaGraphs();
-            workspace = manager.create(new Shape(DecodeGraphs.WORKSPACE_BYTES), DataType.INT8);
-            streamBlas = Cublas.onStream(cuda.stream(), kernels.address(workspace), DecodeGraphs.WORKSPACE_BYTES);
-        }
+        ensureStream();
         cuda.waitForLegacy(); // DJL computed the embeddings on the legacy stream
         cuda.copy(kernels.address(input), kernels.address(embeddings), 2L * rows * hidden);
-        Key key = new Key(b, s, Arrays.toString(indices));
+        NDArray[] out = launchGraph(new Key(b, s, Arrays.toString(indices), 0), indices, embeddings.getManager());
+        for (int j = 0; j < indices.length; j++) if (indices[j] == 0) out[j] = embeddings;
+        return out;
+    }
+
+    private void ensureStream() {
+        if (cuda != null) return;
+        cuda = new CudaGraphs();
+        workspace = manager.create(new Shape(DecodeGraphs.WORKSPACE_BYTES), DataType.INT8);
+        streamBlas = Cublas.onStream(cuda.stream(), kernels.address(workspace), DecodeGraphs.WORKSPACE_BYTES);
+    }
+
+    /** Replays the key's graph (capturing it on its first call), then copies its states out into {@code step}. */
+    private NDArray[] launchGraph(Key key, int[] indices, NDManager step) {
         Graph graph = graphs.get(key);
         if (graph != null) {
             graph.graph().launch();
         } else {
-            graph = captured(key, b, s, indices);
+            graph = captured(key, key.images(), key.seqLen(), indices);
         }
         cuda.legacyWaits();
-        NDManager step = embeddings.getManager();
         NDArray[] out = new NDArray[indices.length];
         for (int j = 0; j < indices.length; j++) {
             if (indices[j] == 0) {
-                out[j] = embeddings;
+                continue; // the caller's embeddings (graphs from pixels do not take index 0)
             } else if (graph.states()[j] != null) {
                 out[j] = graph.states()[j].duplicate(); // on the legacy stream, after the replay
                 out[j].attach(step);
@@ -259,10 +359,12 @@ final class DirectVision {
         boolean ran = false; // the eager run on our stream finished: this call's states are in
         kernels.setStream(cuda.stream());
         try (AutoCloseable guard = shim.streamGuard(cuda.stream(), Math.max(device, 0))) {
+            if (key.from() > 0) embedLaunches(streamBlas, key);
             launches(streamBlas, x, cuSeq, rows, s, indices, states, null);
             ran = true;
             cuda.beginRelaxedCapture();
             try {
+                if (key.from() > 0) embedLaunches(streamBlas, key);
                 launches(streamBlas, x, cuSeq, rows, s, indices, states, owned);
             } catch (RuntimeException e) {
                 failure = e;
@@ -285,6 +387,7 @@ final class DirectVision {
             clearGraphs();
             if (!ran) { // this call's states from the legacy stream's launches instead
                 cuda.legacyWaits();
+                if (key.from() > 0) embedLaunches(cublas, key);
                 launches(cublas, x, cuSeq, rows, s, indices, states, null);
             }
             return new Graph(null, cuSeq, states, owned); // the eager run's states stand; freed once copied out

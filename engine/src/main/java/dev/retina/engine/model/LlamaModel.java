@@ -132,6 +132,20 @@ final class LlamaModel implements AutoCloseable {
         return nativeKernels ? shim : null;
     }
 
+    /**
+     * Uploads that do not wait for the device's queued work ({@link DeviceUploads}) where Retina's CUDA kernels are
+     * loaded (CUDA float16), else null (DJL's {@code create}); made on first use.
+     */
+    DeviceUploads uploads() {
+        if (kernels == null || !ASYNC_UPLOADS) return null;
+        if (uploads == null) uploads = new DeviceUploads(kernels);
+        return uploads;
+    }
+
+    /** {@code -Dretina.asyncUploads=false}: DJL's create for every upload (to compare). */
+    private static final boolean ASYNC_UPLOADS = !"false".equals(System.getProperty("retina.asyncUploads"));
+    private DeviceUploads uploads;
+
     /** Retina's CUDA kernels when they are on (native and Retina kernels, CUDA float16), else null. */
     CudaKernels retinaKernels() {
         return pagedDecode ? kernels : null;
@@ -221,7 +235,8 @@ final class LlamaModel implements AutoCloseable {
         else if (flashAttention && AttentionMetadata.newTokensTrail(batch))
             layout = pagedDecode && mixedAttention ? AttentionMetadata.Layout.MIXED : AttentionMetadata.Layout.PACKED;
         else layout = AttentionMetadata.Layout.PADDED;
-        AttentionMetadata meta = new AttentionMetadata(batch, cache.blockSize(), step, layout);
+        AttentionMetadata meta = new AttentionMetadata(batch, cache.blockSize(), step, layout,
+                layout == AttentionMetadata.Layout.PADDED ? null : uploads());
         if (layout == AttentionMetadata.Layout.PAGED || layout == AttentionMetadata.Layout.MIXED)
             rotaryEmb.ensureCapacity(meta.maxPosition); // the fused kernel reads the tables by position
         return new Prepared(batch, layout, meta);
@@ -308,6 +323,11 @@ final class LlamaModel implements AutoCloseable {
     /** The direct path's per-kind launch times (profiling runs), or a note that none ran. */
     String directProfile() {
         return direct == null ? "direct decode path not used" : direct.profile();
+    }
+
+    /** {@link DirectDecode#tunePrefill} where the direct path is loaded. */
+    String tunePrefillGemms(int rows) {
+        return direct == null ? "direct path not used" : direct.tunePrefill(rows);
     }
 
     /** Whether this pure-decode step goes the direct way (creating it on first use). */

@@ -8,6 +8,7 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
+import java.util.List;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -104,8 +105,8 @@ public final class LlavaModel implements AutoCloseable {
      * @return imageFeatures (numImages, numImageTokens, textHidden), model dtype, in pixelValues' manager
      */
     public NDArray encodeImages(NDArray pixelValues) {
-        NDArray pixels = pixelValues.getDataType() == dtype ? pixelValues : pixelValues.toType(dtype, false);
-        NDArray[] selected = visionTower.hiddenStates(pixels, visionFeatureIndices); // each (N, P + 1, visionHidden)
+        // the tower casts the pixels to the model dtype (inside its graph where it starts from pixels)
+        NDArray[] selected = visionTower.hiddenStates(pixelValues, visionFeatureIndices); // each (N, P + 1, visionHidden)
         boolean dropCls = config.visionFeatureSelectStrategy().equals("default");
         NDList features = new NDList(selected.length);
         for (NDArray hs : selected) features.add(dropCls ? hs.get(":, 1:, :") : hs);
@@ -176,17 +177,65 @@ public final class LlavaModel implements AutoCloseable {
      * @return inputsEmbeds
      */
     public NDArray mergeImageFeatures(NDArray inputsEmbeds, int[] imageTokenPositions, NDArray imageFeatures) {
+        if (imageTokenPositions.length == 0) return mergeImageFeatures(inputsEmbeds, null, 0, imageFeatures);
+        return mergeImageFeatures(inputsEmbeds, imageTokenIndex(imageTokenPositions, inputsEmbeds.getManager()),
+                imageTokenPositions.length, imageFeatures);
+    }
+
+    /**
+     * The image-token rows of a step as the int64 index {@link #mergeImageFeatures(NDArray, NDArray, int, NDArray)}
+     * takes, uploaded now into {@code step}: a caller uploads it before queueing the step's image encode, since the
+     * upload waits for the device's queued work.
+     */
+    public NDArray imageTokenIndex(int[] imageTokenPositions, NDManager step) {
+        long[] positions = new long[imageTokenPositions.length];
+        for (int i = 0; i < positions.length; i++) positions[i] = imageTokenPositions[i];
+        DeviceUploads uploads = languageModel.uploads();
+        return uploads != null ? uploads.longs(positions, step) : step.create(positions);
+    }
+
+    /**
+     * Uploads that do not wait for the device's queued work where the model runs on the GPU in float16
+     * ({@link DeviceUploads}), else null.
+     */
+    public DeviceUploads deviceUploads() {
+        return languageModel.uploads();
+    }
+
+    /**
+     * A step's token ids as an int32 array on the model's device, in {@code step}. On the GPU (float16) the copy is
+     * queued without waiting for the device's queued work ({@link DeviceUploads}).
+     */
+    public NDArray uploadTokenIds(int[] ids, NDManager step) {
+        DeviceUploads uploads = languageModel.uploads();
+        return uploads != null ? uploads.ints(ids, new Shape(ids.length), step) : step.create(ids);
+    }
+
+    /**
+     * Images' float32 pixels stacked into one (shape) array on the GPU through page-locked staging, queued without
+     * waiting for the device ({@link DeviceUploads}); null where the model has no such uploads (the CPU), so the
+     * caller makes the array itself.
+     */
+    public NDArray uploadPixels(List<float[]> images, Shape shape, NDManager step) {
+        DeviceUploads uploads = languageModel.uploads();
+        return uploads == null ? null : uploads.floats(images, shape, step);
+    }
+
+    /**
+     * {@link #mergeImageFeatures(NDArray, int[], NDArray)} with the positions already uploaded
+     * ({@link #imageTokenIndex}).
+     *
+     * @param index   (count) int64 on the model's device; null only when count is 0
+     * @param count   image-token rows
+     */
+    public NDArray mergeImageFeatures(NDArray inputsEmbeds, NDArray index, int count, NDArray imageFeatures) {
         long hidden = config.textConfig().hiddenSize();
         Shape fs = imageFeatures.getShape();
         long rows = fs.size() / hidden;
-        if (rows != imageTokenPositions.length || fs.get(fs.dimension() - 1) != hidden)
-            throw new IllegalArgumentException("imageFeatures " + fs + " do not match " + imageTokenPositions.length
+        if (rows != count || fs.get(fs.dimension() - 1) != hidden)
+            throw new IllegalArgumentException("imageFeatures " + fs + " do not match " + count
                     + " image-token positions");
-        if (imageTokenPositions.length == 0) return inputsEmbeds;
-        NDManager step = inputsEmbeds.getManager();
-        long[] positions = new long[imageTokenPositions.length];
-        for (int i = 0; i < positions.length; i++) positions[i] = imageTokenPositions[i];
-        NDArray index = step.create(positions);
+        if (count == 0) return inputsEmbeds;
         NDArray values = imageFeatures.reshape(rows, hidden);
         if (values.getDataType() != inputsEmbeds.getDataType()) values = values.toType(inputsEmbeds.getDataType(), false);
         inputsEmbeds.set(new NDIndex("{}", index), values);
@@ -252,7 +301,9 @@ public final class LlavaModel implements AutoCloseable {
         int calls = 0;
         for (int n = 1; visionTower.graphed(n); n++) {
             try (NDManager step = manager.newSubManager()) {
-                NDArray pixels = step.zeros(new Shape(n, config.visionConfig().numChannels(), side, side), dtype);
+                // float32, as the engine's pixels come (a graph from pixels is captured per pixel dtype)
+                NDArray pixels = step.zeros(new Shape(n, config.visionConfig().numChannels(), side, side),
+                        DataType.FLOAT32);
                 NDArray features = encodeImages(pixels);
                 features.attach(step);
                 features.get(0, 0, 0).getFloat(); // wait for it
@@ -367,6 +418,24 @@ public final class LlavaModel implements AutoCloseable {
     }
 
     /**
+     * Whether those graphs start from the pixels (patch, class and position embeddings and pre_layrnorm inside the
+     * graph) or from the embeddings DJL's ops computed. On by default ({@code -Dretina.visionGraphPixels=false} turns
+     * it off); off only to compare. Engine thread only.
+     */
+    public void setVisionPixelGraphs(boolean enabled) {
+        visionTower.setPixelGraphs(enabled);
+    }
+
+    /**
+     * A timer of GPU spans on the legacy stream ({@link GpuSpans}) where this model runs Retina's CUDA kernels, else
+     * null: on the CPU every op has finished when it returns, so wall time is the op's time.
+     */
+    public GpuSpans newGpuSpans() {
+        CudaKernels kernels = languageModel.retinaKernels();
+        return kernels == null ? null : new GpuSpans(kernels);
+    }
+
+    /**
      * With Retina's kernels on, whether pure decode steps take the direct path (cuBLAS and Retina's kernels on raw
      * device addresses, no DJL op per layer; see DirectDecode). On by default where it can load
      * ({@code -Dretina.directDecode=false} turns it off); off only to compare. Engine thread only.
@@ -432,6 +501,15 @@ public final class LlavaModel implements AutoCloseable {
     /** With {@code -Dretina.directProfile=true}: the direct decode path's time per launch kind since the last call. */
     public String directDecodeProfile() {
         return languageModel.directProfile();
+    }
+
+    /**
+     * Measurement only: tunes the direct prefill's GEMMs (cuBLASLt against cublasGemmEx, as the decode GEMMs are) at
+     * exactly {@code rows} rows, so later direct prefills of that many tokens take the fastest; returns the tuning's
+     * summary. The engine does not call it. Engine thread only.
+     */
+    public String tunePrefillGemms(int rows) {
+        return languageModel.tunePrefillGemms(rows);
     }
 
     /**

@@ -1026,3 +1026,31 @@ extern "C" __global__ void act_fill(__half* x, long long total, int act, __half*
     for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < fill_total; i += stride)
         fill[i] = bias[i % n_fill];
 }
+
+// The patch-embedding convolution's input (stride = kernel = patch, no padding) as GEMM rows: row (image, gy, gx),
+// column (c, ky, kx) as the conv weight flattens, zero from C*patch*patch up to k_pad. Pixels are rounded to fp16 once,
+// as torch's .to(float16) rounds them before HF's conv. pixels: (images, C, grid*patch, grid*patch), fp32 when f32 is
+// non-zero, else fp16. out: (images * grid * grid, k_pad) fp16.
+extern "C" __global__ void patch_rows(__half* __restrict__ out, const void* __restrict__ pixels, int f32, int channels,
+                                      int patch, int grid, int k_pad, long long total) {
+    const long long stride = (long long)gridDim.x * blockDim.x;
+    const int side = grid * patch;
+    const int pp = patch * patch;
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total; i += stride) {
+        const long long row = i / k_pad;
+        const int col = (int)(i - row * k_pad);
+        __half v = __float2half_rn(0.f);
+        if (col < channels * pp) {
+            const int c = col / pp;
+            const int ky = (col - c * pp) / patch;
+            const int kx = col - c * pp - ky * patch;
+            const long long image = row / (grid * grid);
+            const int cell = (int)(row - image * grid * grid);
+            const int gy = cell / grid;
+            const int gx = cell - gy * grid;
+            const long long at = ((image * channels + c) * side + (long long)gy * patch + ky) * side + gx * patch + kx;
+            v = f32 ? __float2half_rn(static_cast<const float*>(pixels)[at]) : static_cast<const __half*>(pixels)[at];
+        }
+        out[i] = v;
+    }
+}
