@@ -7,6 +7,7 @@ import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
+import dev.retina.engine.model.DeviceUploads;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.BitSet;
@@ -26,6 +27,21 @@ import java.util.Map;
  * is in the batch. Only the chosen ids (and requested logprobs) come back to the host, in one transfer.
  */
 public final class Sampler {
+    /** Where the sampling parameters go up without waiting for the device (the GPU), or null: DJL's create. */
+    private final DeviceUploads uploads;
+
+    public Sampler() {
+        this(null);
+    }
+
+    /**
+     * @param uploads page-locked uploads for the per-row parameters on the GPU, so that the sampling ops are queued
+     *                behind the forward pass while it runs instead of each parameter's copy waiting for it; null:
+     *                DJL's create (the CPU)
+     */
+    public Sampler(DeviceUploads uploads) {
+        this.uploads = uploads;
+    }
 
     /**
      * @param logits        (numSeqs, vocabSize) float32 (or f16) on the model's device, one row per sampling sequence
@@ -54,7 +70,7 @@ public final class Sampler {
             x = applyAllowedTokens(sm, x, samplingSeqs, vocabSize);
 
             NDArray chosen = x.argMax(1); // (numSeqs,) int64
-            if (!allGreedy) chosen = sampleRandom(sm, x, samplingSeqs, vocabSize, chosen);
+            if (!allGreedy) chosen = sampleRandom(sm, x, samplingSeqs, vocabSize, chosen, uploads);
 
             if (maxTopLogprobs < 0) {
                 long[] ids = chosen.toLongArray(); // the step's one host sync
@@ -258,7 +274,7 @@ public final class Sampler {
      * over the unsorted one for rows without ({@link #isUnfiltered}). Greedy rows keep {@code greedyIds}.
      */
     private static NDArray sampleRandom(NDManager sm, NDArray x, List<ScheduledSequence> seqs, int vocabSize,
-                                        NDArray greedyIds) {
+                                        NDArray greedyIds, DeviceUploads uploads) {
         int numSeqs = seqs.size();
         boolean[] unfiltered = new boolean[numSeqs];
         boolean anyFiltered = false;
@@ -284,28 +300,37 @@ public final class Sampler {
         }
         Device device = x.getDevice();
         Shape col = new Shape(numSeqs, 1);
-        NDArray scaled = x.div(sm.create(temp, col).toDevice(device, false));
-        NDArray uniformCol = sm.create(uniform, col).toDevice(device, false);
-        NDArray isGreedy = sm.create(greedy).toDevice(device, false);
+        NDArray scaled = x.div(floats(sm, temp, col, device, uploads));
+        NDArray uniformCol = floats(sm, uniform, col, device, uploads);
+        NDArray isGreedy = bools(sm, greedy, device, uploads);
         NDArray unsortedIds = sampleUnsorted(scaled, uniformCol, vocabSize);
         if (!anyFiltered) return NDArrays.where(isGreedy, greedyIds, unsortedIds);
         NDArray order = scaled.argSort(1, false);                      // (numSeqs, vocab) ids, most likely first
         NDArray sorted = scaled.gather(order, 1);
         NDArray probs = sorted.softmax(1);                             // (numSeqs, vocab), descending
         NDArray positions = sm.arange(0f, (float) vocabSize, 1f).toDevice(device, false).reshape(1, vocabSize);
-        NDArray keep = positions.lt(sm.create(topK, col).toDevice(device, false));
-        keep = keep.logicalAnd(probs.gte(probs.get(":, 0:1").mul(sm.create(minP, col).toDevice(device, false))));
+        NDArray keep = positions.lt(floats(sm, topK, col, device, uploads));
+        keep = keep.logicalAnd(probs.gte(probs.get(":, 0:1").mul(floats(sm, minP, col, device, uploads))));
         NDArray kept = NDArrays.where(keep, probs, sm.zeros(new Shape(1)).toDevice(device, false));
         kept = kept.div(kept.sum(new int[] {1}, true));
         NDArray exclusiveCum = kept.cumSum(1).sub(kept);
-        keep = keep.logicalAnd(exclusiveCum.lt(sm.create(topP, col).toDevice(device, false)));
+        keep = keep.logicalAnd(exclusiveCum.lt(floats(sm, topP, col, device, uploads)));
         NDArray finalProbs = NDArrays.where(keep, kept, sm.zeros(new Shape(1)).toDevice(device, false));
         NDArray cum = finalProbs.cumSum(1);
         NDArray target = cum.get(":, -1:").mul(uniformCol);
         NDArray index = cum.lt(target).sum(new int[] {1}, true).toType(DataType.INT64, false).clip(0, vocabSize - 1);
         NDArray sortedIds = order.gather(index, 1).reshape(numSeqs);
-        NDArray sampledIds = NDArrays.where(sm.create(unfiltered).toDevice(device, false), unsortedIds, sortedIds);
+        NDArray sampledIds = NDArrays.where(bools(sm, unfiltered, device, uploads), unsortedIds, sortedIds);
         return NDArrays.where(isGreedy, greedyIds, sampledIds);
+    }
+
+    private static NDArray floats(NDManager sm, float[] v, Shape shape, Device device, DeviceUploads uploads) {
+        return uploads != null && device.isGpu() ? uploads.floats(v, shape, sm) : sm.create(v, shape).toDevice(device, false);
+    }
+
+    private static NDArray bools(NDManager sm, boolean[] v, Device device, DeviceUploads uploads) {
+        return uploads != null && device.isGpu() ? uploads.bools(v, new Shape(v.length), sm)
+                : sm.create(v).toDevice(device, false);
     }
 
     /** Logprobs of the raw distribution: the chosen id's and the top ones, pulled to the host in one transfer. */
