@@ -35,7 +35,8 @@ import java.util.concurrent.locks.LockSupport;
  * table of throughput and latency (vLLM's benchmark_throughput/benchmark_serving numbers). No pass or fail.
  *
  * <p>Prompts are random token ids (no tokenizer needed), each optionally starting with one image of random pixels;
- * every request samples (temperature 1, seeded) exactly {@code --output-len} tokens with EOS ignored.
+ * every request samples (temperature 1 by default, as vLLM's offline benchmark; seeded) exactly {@code --output-len}
+ * tokens with EOS ignored. {@code --temperature 0} samples greedily, as Hugging Face's {@code generate} does by default.
  */
 @Command(name = "bench", mixinStandardHelpOptions = true, showDefaultValues = true,
         subcommands = BenchServeCommand.class,
@@ -61,6 +62,10 @@ public final class BenchCommand implements Callable<Integer> {
     @Option(names = "--sequential", description = "Send each request only after the previous one finished "
             + "(single-stream latency: TTFT without queueing); overrides --request-rate.")
     boolean sequential;
+
+    @Option(names = "--temperature", defaultValue = "1", description = "Sampling temperature of every request "
+            + "(1: vLLM's offline benchmark; 0: greedy, as transformers' generate by default).")
+    float temperature;
 
     @Option(names = "--num-warmup", defaultValue = "2", description = "Untimed requests run first (JIT, allocator).")
     int numWarmup;
@@ -89,6 +94,7 @@ public final class BenchCommand implements Callable<Integer> {
             if (numRequests < 1) throw new ConfigException("--num-requests must be >= 1");
             if (outputLen < 1) throw new ConfigException("--output-len must be >= 1");
             if (numWarmup < 0) throw new ConfigException("--num-warmup must be >= 0");
+            if (!(temperature >= 0)) throw new ConfigException("--temperature must be >= 0, got " + temperature);
         } catch (ConfigException e) {
             System.err.println("retina bench: " + e.getMessage());
             return 2;
@@ -113,9 +119,10 @@ public final class BenchCommand implements Callable<Integer> {
             out.printf(Locale.ROOT, "retina bench: model %s (%s), %s %s, %d KV blocks of %d%n", modelOptions.model,
                     modelOptions.loadFormat.name().toLowerCase(Locale.ROOT), llm.deviceName(), llm.dtypeName(), llm.numKvBlocks(),
                     config.engine().blockSize());
-            out.printf(Locale.ROOT, "  %d requests, prompt %d tokens (%d image tokens), output %d tokens, rate %s, "
-                            + "max-num-seqs %d, max-num-batched-tokens %d; model load %.1f s%n", numRequests, len,
-                    numImages * numImageTokens, outputLen, sequential ? "sequential" : requestRate, config.engine().maxNumSeqs(),
+            out.printf(Locale.ROOT, "  %d requests, prompt %d tokens (%d image tokens), output %d tokens, temperature %s,"
+                            + " rate %s, max-num-seqs %d, max-num-batched-tokens %d; model load %.1f s%n", numRequests,
+                    len, numImages * numImageTokens, outputLen, temperature == 0 ? "0 (greedy)" : Float.toString(temperature),
+                    sequential ? "sequential" : requestRate, config.engine().maxNumSeqs(),
                     config.engine().maxNumBatchedTokens(), loadSeconds);
             if (numWarmup > 0) llm.generate(prompts.subList(0, numWarmup));
             EngineStats before = llm.engineStats();
@@ -169,7 +176,7 @@ public final class BenchCommand implements Callable<Integer> {
             do id = rnd.nextInt(llm.vocabSize()); while (id == imageTokenId);
             ids[k] = id;
         }
-        SamplingParams params = new SamplingParams(1, 1f, 1f, -1, 0f, modelOptions.seed + index, 0f, 0f, 1f, outputLen, 0,
+        SamplingParams params = new SamplingParams(1, temperature, 1f, -1, 0f, modelOptions.seed + index, 0f, 0f, 1f, outputLen, 0,
                 List.of(), true, null);
         if (numImages == 0) return Prompt.ofTokens(ids, params);
         int side = llm.imageSize();

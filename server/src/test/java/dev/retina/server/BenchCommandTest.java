@@ -43,6 +43,26 @@ class BenchCommandTest {
     }
 
     @Test
+    void temperatureMustNotBeNegative() {
+        BenchCommand bench = new BenchCommand();
+        ByteArrayOutputStream bytes = new ByteArrayOutputStream();
+        bench.out = new PrintStream(bytes, true, StandardCharsets.UTF_8);
+        java.io.PrintStream err = System.err;
+        ByteArrayOutputStream errBytes = new ByteArrayOutputStream();
+        System.setErr(new PrintStream(errBytes, true, StandardCharsets.UTF_8));
+        try {
+            int rc = new CommandLine(bench).setCaseInsensitiveEnumValuesAllowed(true)
+                    .execute("--device", "cpu", "--temperature", "-0.5");
+            assertEquals(2, rc);
+        } finally {
+            System.setErr(err);
+        }
+        assertTrue(errBytes.toString(StandardCharsets.UTF_8).contains("--temperature must be >= 0, got -0.5"),
+                errBytes.toString(StandardCharsets.UTF_8));
+        assertEquals("", bytes.toString(StandardCharsets.UTF_8), "nothing loaded or printed");
+    }
+
+    @Test
     void requestRateIsInfOrPositive() {
         assertEquals(Double.POSITIVE_INFINITY, BenchCommand.parseRate("inf"));
         assertEquals(2.5, BenchCommand.parseRate("2.5"));
@@ -63,7 +83,7 @@ class BenchCommandTest {
                 "--max-num-seqs", "4", "--num-gpu-blocks-override", "256");
         String table = bytes.toString(StandardCharsets.UTF_8);
         assertEquals(0, rc, table);
-        assertTrue(table.contains("prompt 591 tokens (576 image tokens), output 3 tokens"), table);
+        assertTrue(table.contains("prompt 591 tokens (576 image tokens), output 3 tokens, temperature 1.0,"), table);
         assertTrue(table.contains("max-num-batched-tokens 8192;"), "the CPU keeps the serving default:\n" + table);
         for (String metric : new String[]{"requests/s", "output tokens/s", "mean TTFT (ms)", "P50 TTFT (ms)",
                 "P99 TTFT (ms)", "mean TPOT (ms)", "P50 TPOT (ms)", "P99 TPOT (ms)", "total time (s)"})
