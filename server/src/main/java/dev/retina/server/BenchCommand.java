@@ -11,6 +11,7 @@ import dev.retina.server.config.Device;
 import dev.retina.server.config.EngineArgs;
 import dev.retina.server.config.ServerConfig;
 import dev.retina.server.config.VlmConfig;
+import dev.retina.server.offline.CompletionOutput;
 import dev.retina.server.offline.ImagePixelData;
 import dev.retina.server.offline.LLM;
 import dev.retina.server.offline.Prompt;
@@ -147,6 +148,8 @@ public final class BenchCommand implements Callable<Integer> {
             double seconds = (System.nanoTime() - start) / 1e9;
             EngineStats stats = llm.engineStats();
             printTable(out, results, seconds, len, stats.numPreemptions() - preemptionsBefore);
+            out.printf(Locale.ROOT, "output tokens checksum: %016x (requests in order; seeded sampling, so two runs with"
+                    + " the same flags and model give the same value)%n", tokenChecksum(results));
             long prompt = stats.numPromptSteps() - before.numPromptSteps();
             long decode = stats.numDecodeSteps() - before.numDecodeSteps();
             double promptS = (stats.promptStepNanos() - before.promptStepNanos()) / 1e9;
@@ -183,6 +186,17 @@ public final class BenchCommand implements Callable<Integer> {
         byte[] rgb = new byte[3 * side * side];
         rnd.nextBytes(rgb);
         return Prompt.ofTokens(ids, params, ImagePixelData.of(new RgbImage(side, side, rgb)));
+    }
+
+    /** A hash of every request's output token ids, in request order: compares two runs' outputs at a glance. */
+    static long tokenChecksum(List<RequestResult> results) {
+        long h = 1;
+        for (RequestResult r : results)
+            for (CompletionOutput o : r.outputs()) {
+                h = 31 * h + o.index();
+                for (int t : o.tokenIds()) h = 31 * h + t;
+            }
+        return h;
     }
 
     static void printTable(PrintStream out, List<RequestResult> results, double seconds, int promptLen,

@@ -89,6 +89,7 @@ class BenchCommandTest {
                 "P99 TTFT (ms)", "mean TPOT (ms)", "P50 TPOT (ms)", "P99 TPOT (ms)", "total time (s)"})
             assertTrue(table.contains("| " + metric), metric + " missing:\n" + table);
         assertTrue(table.matches("(?s).*\\| requests +\\| +4 \\|.*"), table);
+        assertTrue(table.matches("(?s).*output tokens checksum: [0-9a-f]{16} .*"), table);
         // every request's prompt goes through at least one step with prompt tokens, and its 3 tokens take 3 steps
         // (one token per step; whether later ones are decode-only depends on when the other prompts arrived)
         java.util.regex.Matcher steps = java.util.regex.Pattern.compile(
