@@ -76,17 +76,15 @@ public final class DecodeBench {
             // cuBLAS; direct-gemv: up to 4 sequences, the GEMV kernels; direct-nosplit: cuBLAS and no split-K;
             // direct-cublas and direct-nosplit replay decode steps as CUDA graphs (as -Dretina.cudaGraph says),
             // direct-eager launches them from the host (graphs off); graph: direct-eager then direct-cublas;
-            // direct-nolt: graphs, GEMMs all cublasGemmEx (no cuBLASLt autotuning); lt: direct-nolt then direct-cublas;
-            // direct-l2: graphs that prefetch the o weights into L2; l2: direct-cublas and direct-l2, twice each
+            // direct-nolt: graphs, GEMMs all cublasGemmEx (no cuBLASLt autotuning); lt: direct-nolt then direct-cublas
             List<String> modes = switch (kernels) {
                 case "djl", "libtorch", "native", "direct", "direct-nosplit", "direct-cublas", "direct-gemv",
-                     "direct-eager", "direct-nolt", "direct-l2" ->
+                     "direct-eager", "direct-nolt" ->
                         List.of(kernels);
                 case "all" -> List.of("djl", "libtorch", "native", "direct-nosplit", "direct-cublas", "direct-gemv");
                 case "new" -> List.of("native", "direct-cublas", "direct-gemv");
                 case "graph" -> List.of("direct-eager", "direct-cublas");
                 case "lt" -> List.of("direct-nolt", "direct-cublas");
-                case "l2" -> List.of("direct-cublas", "direct-l2", "direct-cublas", "direct-l2");
                 default -> List.of("djl", "native");
             };
             if (compare) compare(model, batches, context);
@@ -234,7 +232,6 @@ public final class DecodeBench {
         model.setGemv(mode.equals("direct-gemv") || (mode.equals("direct") && LlavaModel.GEMV_DEFAULT));
         model.setCudaGraph(!mode.equals("direct-eager") && !"false".equals(System.getProperty("retina.cudaGraph")));
         model.setCublasLt(!mode.equals("direct-nolt") && !"false".equals(System.getProperty("retina.cublasLt")));
-        model.setL2Prefetch(mode.equals("direct-l2") || Boolean.getBoolean("retina.l2Prefetch"));
     }
 
     /**
@@ -294,19 +291,6 @@ public final class DecodeBench {
                 }
                 System.out.printf(Locale.ROOT, "[compare] batch %d, context %d: graph from token ids vs eager direct %s%n",
                         b, context, tokens == null ? "not taken" : logitDiff(out[1], tokens, b, vocab));
-                // The same with the L2 prefetch forked into the graph (it writes nothing: the logits must not move).
-                mode(model, "direct-l2");
-                float[] prefetched = null;
-                for (int r = 0; r < 2; r++) {
-                    try (NDManager step = model.manager().newSubManager()) {
-                        NDArray logits = model.forwardTokens(ids, batch, cache, step);
-                        prefetched = logits == null ? null : logits.toFloatArray();
-                    }
-                }
-                System.out.printf(Locale.ROOT, "[compare] batch %d, context %d: graph with the L2 prefetch vs without %s%n",
-                        b, context, prefetched == null || tokens == null ? "not taken"
-                                : logitDiff(tokens, prefetched, b, vocab));
-                mode(model, "direct-cublas");
             }
         }
     }

@@ -52,11 +52,6 @@ final class CudaGraphs implements AutoCloseable {
     private final MemorySegment copy2d;       // CUDA_MEMCPY2D (128 bytes)
     private final MemorySegment stagingCopied; // recorded after each host-to-device copy of the staging buffer
     private boolean stagingInFlight;
-    private MemorySegment side;               // a second stream a capture forks onto (l2 prefetches), made on first use
-    private MemorySegment forked;             // recorded on ours, waited for by the side stream
-    private MemorySegment sideDone;           // recorded on the side stream, waited for by ours
-    private final MethodHandle streamCreate;
-    private final MethodHandle eventCreate;
 
     /** A captured and instantiated graph; {@link #close} destroys both. */
     final class Graph implements AutoCloseable {
@@ -89,8 +84,8 @@ final class CudaGraphs implements AutoCloseable {
         out = arena.allocate(64, 8);
         copy2d = arena.allocate(128, 8);
         cuGetErrorString = driver.apply("cuGetErrorString", FunctionDescriptor.of(I32, I32, PTR));
-        streamCreate = driver.apply("cuStreamCreate", FunctionDescriptor.of(I32, PTR, I32));
-        eventCreate = driver.apply("cuEventCreate", FunctionDescriptor.of(I32, PTR, I32));
+        MethodHandle streamCreate = driver.apply("cuStreamCreate", FunctionDescriptor.of(I32, PTR, I32));
+        MethodHandle eventCreate = driver.apply("cuEventCreate", FunctionDescriptor.of(I32, PTR, I32));
         cuStreamBeginCapture = driver.apply("cuStreamBeginCapture_v2", FunctionDescriptor.of(I32, PTR, I32));
         cuStreamEndCapture = driver.apply("cuStreamEndCapture", FunctionDescriptor.of(I32, PTR, PTR));
         cuGraphInstantiate = driver.apply("cuGraphInstantiateWithFlags",
@@ -187,30 +182,6 @@ final class CudaGraphs implements AutoCloseable {
         call(() -> (int) cuMemsetD32Async.invokeExact(dst, value, count, stream), "cuMemsetD32Async");
     }
 
-    /**
-     * The side stream, after it waits for everything queued so far on ours (inside a capture: a fork of the graph).
-     * Work queued on it must be joined back ({@link #joinSide}) before our stream's capture ends.
-     */
-    MemorySegment forkSide() {
-        if (side == null) {
-            call(() -> (int) streamCreate.invokeExact(out, STREAM_NON_BLOCKING), "cuStreamCreate");
-            side = out.get(PTR, 0);
-            call(() -> (int) eventCreate.invokeExact(out, EVENT_DISABLE_TIMING), "cuEventCreate");
-            forked = out.get(PTR, 0);
-            call(() -> (int) eventCreate.invokeExact(out, EVENT_DISABLE_TIMING), "cuEventCreate");
-            sideDone = out.get(PTR, 0);
-        }
-        call(() -> (int) cuEventRecord.invokeExact(forked, stream), "cuEventRecord");
-        call(() -> (int) cuStreamWaitEvent.invokeExact(side, forked, 0), "cuStreamWaitEvent");
-        return side;
-    }
-
-    /** Our stream waits for what was queued on the side stream since {@link #forkSide} (a join inside a capture). */
-    void joinSide() {
-        call(() -> (int) cuEventRecord.invokeExact(sideDone, side), "cuEventRecord");
-        call(() -> (int) cuStreamWaitEvent.invokeExact(stream, sideDone, 0), "cuStreamWaitEvent");
-    }
-
     /** Starts capturing our stream (this thread's unsafe calls would fail the capture, other threads' not). */
     void beginCapture() {
         call(() -> (int) cuStreamBeginCapture.invokeExact(stream, CAPTURE_THREAD_LOCAL), "cuStreamBeginCapture");
@@ -239,7 +210,6 @@ final class CudaGraphs implements AutoCloseable {
 
     @Override
     public void close() {
-        if (side != null) call(() -> (int) cuStreamDestroy.invokeExact(side), "cuStreamDestroy");
         call(() -> (int) cuStreamDestroy.invokeExact(stream), "cuStreamDestroy");
     }
 

@@ -78,7 +78,6 @@ final class CudaKernels {
     private final MemorySegment addLayerNorm; // null in a PTX built before the direct vision tower
     private final MemorySegment actFill;      // likewise
     private final MemorySegment patchRows;    // null in a PTX built before the vision graph took pixels
-    private final MemorySegment l2Prefetch;   // null in a PTX without l2_prefetch
     private final MemorySegment[][] gemv = new MemorySegment[GEMV_MAX_ROWS][GEMV_VARIANTS.length]; // null: not in PTX
     private final int multiprocessors;
     private final MethodHandle cuEventCreate;      // (CUevent*, flags) -> CUresult
@@ -169,7 +168,6 @@ final class CudaKernels {
             addLayerNorm = optionalFunction(getFunction, module, "add_layer_norm");
             actFill = optionalFunction(getFunction, module, "act_fill");
             patchRows = optionalFunction(getFunction, module, "patch_rows");
-            l2Prefetch = optionalFunction(getFunction, module, "l2_prefetch");
             MethodHandle setAttribute = handle(linker, cuda, "cuFuncSetAttribute", FunctionDescriptor.of(I32, PTR, I32, I32));
             for (int m = 0; m < GEMV_MAX_ROWS; m++)
                 for (int v = 0; v < GEMV_VARIANTS.length; v++) {
@@ -694,22 +692,6 @@ final class CudaKernels {
         long most = Math.max(total, fillTotal);
         int blocks = (int) Math.max(1, Math.min((most + threads - 1) / threads, (long) multiprocessors * 16));
         launch(actFill, blocks, 1, threads, "act_fill");
-    }
-
-    /** Whether this PTX has {@code l2_prefetch}. */
-    boolean hasL2Prefetch() {
-        return l2Prefetch != null;
-    }
-
-    /** Bulk-prefetches {@code bytes} at device address p (16-byte aligned) into L2 on the current stream. */
-    void l2Prefetch(long p, long bytes) {
-        if (l2Prefetch == null) throw new IllegalStateException("this PTX has no l2_prefetch");
-        values.set(I64, 0, p);
-        values.set(I64, 8, bytes);
-        long chunks = (bytes + 65535) / 65536;
-        int threads = 128;
-        int blocks = (int) Math.max(1, Math.min((chunks + threads - 1) / threads, multiprocessors));
-        launch(l2Prefetch, blocks, 1, threads, "l2_prefetch");
     }
 
     /** Whether this PTX has {@code patch_rows} (the vision graph's patch embedding). */

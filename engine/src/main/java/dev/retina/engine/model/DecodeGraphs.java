@@ -227,25 +227,8 @@ final class DecodeGraphs {
         long h = kernels.address(residual);
         long base = kernels.address(inputs);
         if (key.embed()) kernels.embedRows(h, embedTable, base, key.bucket(), hidden);
-        DirectDecode.SideWork side = !decode.l2Prefetch() ? null : new DirectDecode.SideWork() {
-            @Override
-            public void prefetch(long p, long bytes) {
-                MemorySegment step = kernels.stream();
-                kernels.setStream(cuda.forkSide());
-                try {
-                    kernels.l2Prefetch(p, bytes);
-                } finally {
-                    kernels.setStream(step);
-                }
-            }
-
-            @Override
-            public void join() {
-                cuda.joinSide();
-            }
-        };
         decode.layers(blas, h, key.bucket(), base + posOffset(), base + slotOffset(), base + tableOffset(),
-                base + ctxOffset(), stride, blockSize, cos, sin, key.parts(), key.partitionSize(), side);
+                base + ctxOffset(), stride, blockSize, cos, sin, key.parts(), key.partitionSize());
         decode.head(blas, h, key.bucket(), kernels.address(last), kernels.address(logits));
     }
 

@@ -207,26 +207,6 @@ final class DirectDecode {
      */
     void layers(Cublas blas, long h, int rows, long positions, long slots, long blockTables, long contextLens,
                 int maxBlocks, int blockSize, long cosPtr, long sinPtr, int parts, int partitionSize) {
-        layers(blas, h, rows, positions, slots, blockTables, contextLens, maxBlocks, blockSize, cosPtr, sinPtr, parts,
-                partitionSize, null);
-    }
-
-    /** Where a captured step forks work that reads but never writes (L2 prefetches) and joins it back. */
-    interface SideWork {
-        /** Prefetches {@code bytes} at device address p into L2 on a side stream forked from the step's. */
-        void prefetch(long p, long bytes);
-
-        /** The step's stream waits for the side stream's work. */
-        void join();
-    }
-
-    /**
-     * {@link #layers} with {@code side} non-null: each layer's o-projection weights are prefetched into L2 on a side
-     * stream right after its qkv GEMM, while rotary and attention (latency-bound, the memory bus mostly idle) run,
-     * and joined at the layer's end. The prefetch writes nothing, so the step's values do not change.
-     */
-    void layers(Cublas blas, long h, int rows, long positions, long slots, long blockTables, long contextLens,
-                int maxBlocks, int blockSize, long cosPtr, long sinPtr, int parts, int partitionSize, SideWork side) {
         int heads = config.numAttentionHeads();
         int kvHeads = config.numKeyValueHeads();
         int d = config.headDim();
@@ -239,7 +219,6 @@ final class DirectDecode {
             if (PROFILE) lap(0);
             gemm(blas, qkvPtr, normedPtr, w[1], rows, qkvDim, hidden, false);
             if (PROFILE) lap(1);
-            if (side != null) side.prefetch(w[2], 2L * hidden * qDim);
             kernels.ropeKvWrite(qkvPtr, positions, slots, cosPtr, sinPtr, keyPtr[i], valuePtr[i], rows, heads, kvHeads, d);
             if (PROFILE) lap(2);
             if (parts > 1)
@@ -253,25 +232,8 @@ final class DirectDecode {
             residualGemm(blas, h, attnPtr, w[2], rows, qDim, normedPtr);
             if (PROFILE) lap(4);
             mlp(blas, w, h, rows);
-            if (side != null) side.join();
         }
     }
-
-    /**
-     * Whether captured decode steps prefetch each layer's o-projection weights into L2 ({@link SideWork};
-     * {@code -Dretina.l2Prefetch=true}; off by default).
-     */
-    boolean l2Prefetch() {
-        return l2Prefetch && kernels.hasL2Prefetch();
-    }
-
-    /** The L2 prefetch on or off (for comparisons); graphs captured either way are recaptured. */
-    void setL2Prefetch(boolean enabled) {
-        if (enabled != l2Prefetch) generation++;
-        l2Prefetch = enabled;
-    }
-
-    private boolean l2Prefetch = Boolean.getBoolean("retina.l2Prefetch");
 
     /**
      * The final RMSNorm of {@code rows} rows at h into {@code last} and lm_head into fp16 {@code logits} (rows, vocab):

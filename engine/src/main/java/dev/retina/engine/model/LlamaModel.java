@@ -60,7 +60,6 @@ final class LlamaModel implements AutoCloseable {
     private boolean gemv = LlavaModel.GEMV_DEFAULT;
     private boolean cudaGraph = !"false".equals(System.getProperty("retina.cudaGraph"));
     private boolean cublasLt = !"false".equals(System.getProperty("retina.cublasLt"));
-    private boolean l2Prefetch = Boolean.getBoolean("retina.l2Prefetch");
     private boolean directUnavailable;     // cuBLAS or rms_norm missing: stay on the DJL-op path
     private Cublas cublas;                 // loaded on first use by a direct path (decode, vision tower)
     private boolean cublasUnavailable;
@@ -305,12 +304,6 @@ final class LlamaModel implements AutoCloseable {
         if (direct != null) direct.setGemv(enabled);
     }
 
-    /** The decode graphs' L2 prefetch of the o-projection weights on or off (for comparisons). */
-    void setL2Prefetch(boolean enabled) {
-        l2Prefetch = enabled;
-        if (direct != null) direct.setL2Prefetch(enabled);
-    }
-
     /** CUDA graphs of the direct decode step on or off (for comparisons). */
     void setCudaGraph(boolean enabled) {
         cudaGraph = enabled;
@@ -366,7 +359,6 @@ final class LlamaModel implements AutoCloseable {
             direct.setGemv(gemv);
             direct.setCudaGraph(cudaGraph);
             direct.setCublasLt(cublasLt);
-            direct.setL2Prefetch(l2Prefetch);
         }
         return true;
     }

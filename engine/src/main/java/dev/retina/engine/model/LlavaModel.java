@@ -481,15 +481,6 @@ public final class LlavaModel implements AutoCloseable {
     }
 
     /**
-     * Whether captured decode steps prefetch each layer's o-projection weights into L2 on a side stream while rotary
-     * and attention run (off by default; {@code -Dretina.l2Prefetch=true} on). It writes nothing, so the step's values
-     * are the same either way. Engine thread only.
-     */
-    public void setL2Prefetch(boolean enabled) {
-        languageModel.setL2Prefetch(enabled);
-    }
-
-    /**
      * The decode step's GEMMs through cuBLASLt, autotuned per shape for up to 8 rows, on or off (on by default;
      * {@code -Dretina.cublasLt=false} off: cublasGemmEx's heuristic pick).
      */

@@ -1054,16 +1054,3 @@ extern "C" __global__ void patch_rows(__half* __restrict__ out, const void* __re
         out[i] = v;
     }
 }
-
-// Pulls `bytes` at p (16-byte aligned) into L2 with Hopper's bulk prefetch, one thread per 64 KiB chunk; reads no
-// value into registers and writes nothing. Launched on a side stream of a decode graph while the small kernels after
-// the qkv GEMM run, so the o projection's weights can come from L2 (-Dretina.l2Prefetch).
-extern "C" __global__ void l2_prefetch(const char* __restrict__ p, long long bytes) {
-    const long long chunk = 65536;
-    const long long step = (long long)gridDim.x * blockDim.x * chunk;
-    for (long long off = ((long long)blockIdx.x * blockDim.x + threadIdx.x) * chunk; off < bytes; off += step) {
-        long long n = bytes - off < chunk ? bytes - off : chunk;
-        n &= ~15LL;
-        if (n > 0) asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(p + off), "r"((unsigned)n) : "memory");
-    }
-}
