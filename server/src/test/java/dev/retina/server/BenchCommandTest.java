@@ -43,6 +43,47 @@ class BenchCommandTest {
     }
 
     @Test
+    void checksumFollowsEveryTokenAndTheRequestOrder() {
+        java.util.function.Function<int[][], java.util.List<dev.retina.server.offline.RequestResult>> results = ids -> {
+            java.util.List<dev.retina.server.offline.RequestResult> out = new java.util.ArrayList<>();
+            for (int i = 0; i < ids.length; i++)
+                out.add(new dev.retina.server.offline.RequestResult("r" + i, new int[] {1},
+                        java.util.List.of(new dev.retina.server.offline.CompletionOutput(0, "", ids[i],
+                                dev.retina.engine.FinishReason.LENGTH, null)),
+                        new dev.retina.server.offline.RequestMetrics(0, 1, 2)));
+            return out;
+        };
+        long base = BenchCommand.tokenChecksum(results.apply(new int[][] {{3, 4}, {5}}));
+        assertEquals(base, BenchCommand.tokenChecksum(results.apply(new int[][] {{3, 4}, {5}})));
+        assertTrue(base != BenchCommand.tokenChecksum(results.apply(new int[][] {{3, 4}, {6}})), "one token differs");
+        assertTrue(base != BenchCommand.tokenChecksum(results.apply(new int[][] {{5}, {3, 4}})), "another order");
+    }
+
+    @Test
+    void twoGreedyRunsPrintTheSameOutputChecksum() {
+        Path model = Path.of(System.getProperty("retina.fixtures", "src/test/resources/fixtures"))
+                .resolve("models/llava15-336-mha");
+        assumeTrue(Files.isRegularFile(model.resolve("config.json")), "fixtures not present");
+        String[] sums = new String[2];
+        for (int run = 0; run < 2; run++) {
+            BenchCommand bench = new BenchCommand();
+            ByteArrayOutputStream bytes = new ByteArrayOutputStream();
+            bench.out = new PrintStream(bytes, true, StandardCharsets.UTF_8);
+            int rc = new CommandLine(bench).setCaseInsensitiveEnumValuesAllowed(true).execute("--model",
+                    model.toString(), "--device", "cpu", "--num-requests", "2", "--output-len", "3", "--num-warmup",
+                    "0", "--max-num-seqs", "2", "--num-gpu-blocks-override", "256", "--temperature", "0");
+            String table = bytes.toString(StandardCharsets.UTF_8);
+            assertEquals(0, rc, table);
+            assertTrue(table.contains("output 3 tokens, temperature 0 (greedy),"), table);
+            java.util.regex.Matcher m = java.util.regex.Pattern.compile("output tokens checksum: ([0-9a-f]{16})")
+                    .matcher(table);
+            assertTrue(m.find(), table);
+            sums[run] = m.group(1);
+        }
+        assertEquals(sums[0], sums[1], "the same prompts, greedy, on the CPU: the same tokens");
+    }
+
+    @Test
     void temperatureMustNotBeNegative() {
         BenchCommand bench = new BenchCommand();
         ByteArrayOutputStream bytes = new ByteArrayOutputStream();

@@ -2,6 +2,7 @@ package dev.retina.engine.model;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import com.google.gson.JsonObject;
 import org.junit.jupiter.api.AfterAll;
@@ -16,6 +17,8 @@ import java.util.Random;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** Batching invariances and loading paths of {@link LlavaModel} on a tiny random checkpoint (CPU, float32). */
@@ -63,6 +66,32 @@ class LlavaModelTest {
             assertEquals(0, model.warmUpDecodeGraphs(cache, 8));
         }
         assertEquals(before, ((ai.djl.ndarray.BaseNDManager) model.manager()).getManagedArrays().size());
+    }
+
+    @Test
+    void theCpuUploadsThroughDjlAndTimesNothingOnADevice() {
+        // GpuSpans and DeviceUploads need CUDA: on the CPU the model hands out none and uploads through DJL's create.
+        assertNull(model.newGpuSpans());
+        assertNull(model.deviceUploads());
+        try (NDManager step = model.manager().newSubManager()) {
+            assertNull(model.uploadPixels(java.util.List.of(new float[12]), new Shape(1, 3, 2, 2), step));
+            NDArray ids = model.uploadTokenIds(new int[] {5, 0, 7}, step);
+            assertEquals(DataType.INT32, ids.getDataType());
+            assertArrayEquals(new int[] {5, 0, 7}, ids.toIntArray());
+            NDArray index = model.imageTokenIndex(new int[] {2, 3}, step);
+            assertEquals(DataType.INT64, index.getDataType());
+            assertArrayEquals(new long[] {2, 3}, index.toLongArray());
+            // the merge through an uploaded index writes the same rows as through positions
+            long hidden = model.config().textConfig().hiddenSize();
+            NDArray features = step.randomNormal(new Shape(2, hidden));
+            NDArray a = model.mergeImageFeatures(step.zeros(new Shape(5, hidden)), new int[] {2, 3}, features);
+            NDArray b = model.mergeImageFeatures(step.zeros(new Shape(5, hidden)), index, 2, features);
+            assertArrayEquals(a.toFloatArray(), b.toFloatArray());
+            assertArrayEquals(features.toFloatArray(), b.get("2:4").toFloatArray());
+            assertEquals(0f, b.get("0:2").abs().sum().getFloat());
+            assertThrows(IllegalArgumentException.class,
+                    () -> model.mergeImageFeatures(step.zeros(new Shape(5, hidden)), index, 3, features));
+        }
     }
 
     @Test
