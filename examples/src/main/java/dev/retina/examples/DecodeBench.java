@@ -133,7 +133,7 @@ public final class DecodeBench {
                 }
                 model.directDecodeProfile();
             }
-            double prefillMs = median(Math.min(warmup, 3), Math.min(steps, 10), () -> {
+            Runnable timedPrefill = () -> {
                 try (NDManager step = model.manager().newSubManager()) {
                     NDArray embeds = model.embedTokens(step.create(prompt));
                     long t = System.nanoTime();
@@ -141,7 +141,8 @@ public final class DecodeBench {
                     prefillHost.add((System.nanoTime() - t) / 1e6);
                     logits.argMax(1).toLongArray(); // sync, as greedy sampling would
                 }
-            });
+            };
+            double prefillMs = median(Math.min(warmup, 3), Math.min(steps, 10), timedPrefill);
             System.out.printf(Locale.ROOT, "[%s] encode 1 image: %.2f ms (host %.2f)   prefill %d tokens: %.2f ms (host"
                     + " %.2f)%n", label, encodeMs, medianOf(encodeHost, warmup), context, prefillMs,
                     medianOf(prefillHost, Math.min(warmup, 3)));
@@ -153,15 +154,7 @@ public final class DecodeBench {
                 System.out.println("[" + label + "] prefill GEMMs tuned at m = " + context + ":\n"
                         + model.tunePrefillGemms(context));
                 prefillHost.clear();
-                double tunedMs = median(Math.min(warmup, 3), Math.min(steps, 10), () -> {
-                    try (NDManager step = model.manager().newSubManager()) {
-                        NDArray embeds = model.embedTokens(step.create(prompt));
-                        long t = System.nanoTime();
-                        NDArray logits = model.forward(embeds, prefill, cache);
-                        prefillHost.add((System.nanoTime() - t) / 1e6);
-                        logits.argMax(1).toLongArray();
-                    }
-                });
+                double tunedMs = median(Math.min(warmup, 3), Math.min(steps, 10), timedPrefill);
                 System.out.printf(Locale.ROOT, "[%s] prefill %d tokens with the tuned GEMMs: %.2f ms (host %.2f),"
                         + " before %.2f ms%n", label, context, tunedMs, medianOf(prefillHost, Math.min(warmup, 3)),
                         prefillMs);

@@ -213,19 +213,7 @@ final class CudaGraphs implements AutoCloseable {
         call(() -> (int) cuStreamDestroy.invokeExact(stream), "cuStreamDestroy");
     }
 
-    private interface DriverCall {
-        int run() throws Throwable;
-    }
-
-    private void call(DriverCall c, String name) {
-        int err;
-        try {
-            err = c.run();
-        } catch (RuntimeException e) {
-            throw e;
-        } catch (Throwable t) {
-            throw new IllegalStateException(name + " failed", t);
-        }
-        if (err != 0) throw CudaKernels.cudaError(cuGetErrorString, err, name);
+    private void call(CudaKernels.DriverCall c, String name) {
+        CudaKernels.driverCall(cuGetErrorString, c, name);
     }
 }

@@ -508,16 +508,7 @@ final class CudaKernels {
 
     /** Milliseconds of GPU time between two recorded events, waiting for the later one. */
     float elapsedMs(int from, int to) {
-        try {
-            makeCurrent();
-            check((int) cuEventSynchronize.invokeExact(events[to]), "cuEventSynchronize");
-            check((int) cuEventElapsedTime.invokeExact(out, events[from], events[to]), "cuEventElapsedTime");
-            return out.get(F32, 0);
-        } catch (RuntimeException e) {
-            throw e;
-        } catch (Throwable t) {
-            throw new IllegalStateException("cuEventElapsedTime failed", t);
-        }
+        return elapsedMs(events[from], events[to]);
     }
 
     /** A new CUDA event with timing (for {@link GpuSpans}); never destroyed, so callers pool them. */
@@ -890,6 +881,24 @@ final class CudaKernels {
     }
 
     /** A downcall handle for a driver (or shim) symbol; fails naming the symbol where it is missing. */
+    /** A CUDA driver call through FFM, returning its CUresult. */
+    interface DriverCall {
+        int run() throws Throwable;
+    }
+
+    /** Runs a driver call; a non-zero CUresult throws with the driver's message ({@code cuGetErrorString}). */
+    static void driverCall(MethodHandle cuGetErrorString, DriverCall c, String name) {
+        int err;
+        try {
+            err = c.run();
+        } catch (RuntimeException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException(name + " failed", t);
+        }
+        if (err != 0) throw cudaError(cuGetErrorString, err, name);
+    }
+
     static MethodHandle handle(Linker linker, SymbolLookup lookup, String name, FunctionDescriptor fd) {
         return linker.downcallHandle(lookup.find(name).orElseThrow(() -> new IllegalStateException(name + " not found")),
                 fd);

@@ -161,19 +161,7 @@ public final class DeviceUploads {
         call(() -> (int) cuMemFreeHost.invokeExact(host), "cuMemFreeHost");
     }
 
-    private interface Call {
-        int run() throws Throwable;
-    }
-
-    private void call(Call c, String name) {
-        int err;
-        try {
-            err = c.run();
-        } catch (RuntimeException e) {
-            throw e;
-        } catch (Throwable t) {
-            throw new IllegalStateException(name + " failed", t);
-        }
-        if (err != 0) throw CudaKernels.cudaError(cuGetErrorString, err, name);
+    private void call(CudaKernels.DriverCall c, String name) {
+        CudaKernels.driverCall(cuGetErrorString, c, name);
     }
 }
