@@ -113,9 +113,9 @@ final class ImageFeatureStore implements AutoCloseable {
 
     /**
      * The step's image-token rows come from each request's image-token positions, known from its prompt before any
-     * encode, so their index goes to the device first: an upload waits for the device's queued work, and after the
-     * encode it would wait for the vision tower. Nothing here waits for the encode; the merge and the forward pass
-     * queue behind it.
+     * encode, so their index goes to the device first: an upload through DJL's create (the CPU, or
+     * {@code -Dretina.asyncUploads=false}) waits for the device's queued work, and after the encode it would wait for
+     * the vision tower. Nothing here waits for the encode; the merge and the forward pass queue behind it.
      */
     private StepImageFeatures gather(NDManager step, List<ScheduledSequence> seqs, int[] queryStartLoc) {
         List<ScheduledSequence> toEncode = new ArrayList<>();

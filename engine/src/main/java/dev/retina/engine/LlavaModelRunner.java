@@ -134,9 +134,10 @@ public final class LlavaModelRunner implements ModelRunner {
         long pixels0 = profile != null ? imageFeatures.pixelNanos() : 0;
         try (NDManager step = model.manager().newSubManager()) {
             // A step with prompt tokens always embeds here: its ids and attention metadata go up before any image is
-            // encoded, since each upload waits for the device's queued work (the encode, had it been queued first).
-            // ImageFeatureStore uploads the merge's index before the encode too and never waits for it, so the GPU
-            // goes from the vision tower to the merge and the prefill without waiting on the host.
+            // encoded. On the GPU the uploads wait for nothing (page-locked staging); through DJL's create each would
+            // wait for the device's queued work, the encode included had it been queued first. ImageFeatureStore
+            // uploads the merge's index before the encode too and never waits for it, so the GPU goes from the vision
+            // tower to the merge and the prefill without waiting on the host.
             NDArray ids = prompt ? model.uploadTokenIds(inputIds, step) : null;
             LlavaModel.PreparedStep prepared = prompt ? model.prepare(batch, cache, step) : null;
             ImageFeatureStore.StepImageFeatures stepImages = imageFeatures.forStep(step, seqs, queryStartLoc);

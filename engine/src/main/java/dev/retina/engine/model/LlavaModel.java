@@ -346,8 +346,9 @@ public final class LlavaModel implements AutoCloseable {
 
     /**
      * Uploads a step's attention metadata into {@code step} ahead of {@link #forward(NDArray, PreparedStep, KvCache)}.
-     * Each upload waits for the device's queued work, so a step that encodes images prepares first: then the uploads
-     * do not wait for the encode, and the forward pass starts as soon as the merged embeddings are queued.
+     * On the GPU the uploads go through page-locked staging and wait for nothing ({@link DeviceUploads}); through
+     * DJL's create ({@code -Dretina.asyncUploads=false}) each waits for the device's queued work, which is why a step
+     * that encodes images prepares first: then the uploads do not wait for the encode.
      */
     public PreparedStep prepare(ForwardBatch batch, KvCache cache, NDManager step) {
         return new PreparedStep(languageModel.prepare(batch, cache, step));
