@@ -73,7 +73,7 @@ public final class DecodeBench {
             // djl: DJL ops only; libtorch: + libtorch's flash attention / fused RMSNorm; native: + Retina's kernels
             // direct: native + the direct decode path (cuBLAS + Retina's kernels on raw addresses, no DJL op per layer),
             // as the engine runs it (split-K attention; the GEMV kernels as -Dretina.gemv says); direct-cublas: GEMMs in
-            // cuBLAS; direct-gemv: up to 4 sequences, the GEMV kernels; direct-nosplit: cuBLAS and no split-K;
+            // cuBLAS; direct-gemv: the GEMV kernels (up to -Dretina.gemvMaxRows sequences, 1 by default); direct-nosplit: cuBLAS and no split-K;
             // direct-cublas and direct-nosplit replay decode steps as CUDA graphs (as -Dretina.cudaGraph says),
             // direct-eager launches them from the host (graphs off); graph: direct-eager then direct-cublas;
             // direct-nolt: graphs, GEMMs all cublasGemmEx (no cuBLASLt autotuning); lt: direct-nolt then direct-cublas

@@ -41,17 +41,27 @@ final class CudaKernels {
     private static final AddressLayout PTR = ValueLayout.ADDRESS;
     private static final int MAX_PARAMS = 16;
     private static final int CUDA_ERROR_NOT_READY = 600;
-    /** Rows (sequences) the GEMV kernels take: gemv_m1 .. gemv_m4. */
+    /** Rows (sequences) the GEMV kernels take: gemv_m1, gemv_m2, gemv_m4. */
     static final int GEMV_MAX_ROWS = 4;
-    /** The GEMV prologue variants, in the order of {@link #gemv}'s {@code variant} argument. */
-    static final String[] GEMV_VARIANTS = {"plain", "norm", "silu", "norm_f32"};
-    static final int GEMV_PLAIN = 0;
-    static final int GEMV_NORM = 1;
-    static final int GEMV_SILU = 2;
-    static final int GEMV_NORM_F32 = 3;
+    /** The GEMV variants, in the order of {@link #gemv}'s {@code glu} argument: y = x W^T, and SwiGLU's. */
+    static final String[] GEMV_VARIANTS = {"plain", "glu"};
     private static final int GEMV_THREADS = 256;
-    /** Dynamic shared memory a GEMV block may ask for (the staged input rows); H100/H200 allow 227 KiB per block. */
-    static final int GEMV_MAX_SHARED = 200 * 1024;
+    /** Plain GEMVs with outputs up to this wide take 8 W rows per block (gemv_m*_plain_r8), others 4. */
+    private static final int GEMV_NARROW = 8192;
+    /**
+     * Programmatic dependent launch for the kernels that start with pdl_entry, while {@link #setProgrammatic} is on
+     * ({@code -Dretina.programmaticLaunch=false} never).
+     */
+    static final boolean PROGRAMMATIC_ON = !"false".equals(System.getProperty("retina.programmaticLaunch"));
+    /**
+     * Name prefixes of the kernels {@link #setProgrammatic} launches programmatically (the constructor's list); each
+     * of them starts with pdl_entry in the .cu (CudaKernelsTest reads the PTX to check that).
+     */
+    static final java.util.List<String> PROGRAMMATIC_KERNELS =
+            java.util.List.of("gemv_", "rope_kv_write", "paged_attention_", "silu_mul", "rms_norm");
+    private static final int LAUNCH_CONFIG_BYTES = 56;    // CUlaunchConfig: 7 uints, stream, attrs, numAttrs
+    private static final int LAUNCH_ATTRIBUTE_BYTES = 72; // CUlaunchAttribute: id, pad, 64-byte value union
+    private static final int PROGRAMMATIC_STREAM_SERIALIZATION = 6; // CU_LAUNCH_ATTRIBUTE_...
 
     private final MethodHandle cuCtxSetCurrent; // (CUcontext) -> CUresult
     private final MethodHandle cuLaunchKernel;  // (f, gx, gy, gz, bx, by, bz, smem, stream, params, extra) -> CUresult
@@ -78,7 +88,9 @@ final class CudaKernels {
     private final MemorySegment addLayerNorm; // null in a PTX built before the direct vision tower
     private final MemorySegment actFill;      // likewise
     private final MemorySegment patchRows;    // null in a PTX built before the vision graph took pixels
-    private final MemorySegment[][] gemv = new MemorySegment[GEMV_MAX_ROWS][GEMV_VARIANTS.length]; // null: not in PTX
+    // [input rows - 1][variant] (4 W rows per block) and [input rows - 1] (plain, 8 W rows); null: not in this PTX
+    private final MemorySegment[][] gemv = new MemorySegment[GEMV_MAX_ROWS][GEMV_VARIANTS.length];
+    private final MemorySegment[] gemvPlainR8 = new MemorySegment[GEMV_MAX_ROWS];
     private final int multiprocessors;
     private final MethodHandle cuEventCreate;      // (CUevent*, flags) -> CUresult
     private final MethodHandle cuEventRecord;      // (CUevent, CUstream) -> CUresult
@@ -86,8 +98,11 @@ final class CudaKernels {
     private final MethodHandle cuEventElapsedTime; // (float*, CUevent, CUevent) -> CUresult
     private final MethodHandle cuEventQuery;       // (CUevent) -> CUresult: 0 done, 600 not ready
     private MemorySegment[] events = new MemorySegment[0];
-    private final MethodHandle cuOccupancy; // cuOccupancyMaxActiveBlocksPerMultiprocessor(int*, f, block, smem)
-    private final java.util.Map<Long, Integer> gemvGrid = new java.util.HashMap<>(); // (rows, variant, k) -> blocks
+    private final MethodHandle cuLaunchKernelEx; // (const CUlaunchConfig*, f, params, extra) -> CUresult; null: none
+    private final MemorySegment launchConfig;  // CUlaunchConfig with one attribute: programmatic stream serialization
+    /** Kernels whose PTX entry starts with pdl_entry (see the .cu): the ones a programmatic launch may take. */
+    private final java.util.Set<Long> programmaticAware = new java.util.HashSet<>();
+    private boolean programmatic;         // launches of programmaticAware kernels go through cuLaunchKernelEx
     private final MemorySegment values;   // kernel argument values, 8 bytes each
     private final MemorySegment params;   // void*[]: pointers into values
     private final MemorySegment out;      // out-parameters of the shim and driver calls
@@ -111,8 +126,9 @@ final class CudaKernels {
         cuLaunchKernel = handle(linker, cuda, "cuLaunchKernel", FunctionDescriptor.of(I32, PTR, I32, I32, I32, I32, I32,
                 I32, I32, PTR, PTR, PTR));
         cuEventCreate = handle(linker, cuda, "cuEventCreate", FunctionDescriptor.of(I32, PTR, I32));
-        cuOccupancy = handle(linker, cuda, "cuOccupancyMaxActiveBlocksPerMultiprocessor",
-                FunctionDescriptor.of(I32, PTR, PTR, I32, I64));
+        cuLaunchKernelEx = PROGRAMMATIC_ON && cuda.find("cuLaunchKernelEx").isPresent()
+                ? handle(linker, cuda, "cuLaunchKernelEx", FunctionDescriptor.of(I32, PTR, PTR, PTR, PTR)) : null;
+        launchConfig = arena.allocate(LAUNCH_CONFIG_BYTES + LAUNCH_ATTRIBUTE_BYTES, 8);
         cuEventRecord = handle(linker, cuda, "cuEventRecord", FunctionDescriptor.of(I32, PTR, PTR));
         cuEventSynchronize = handle(linker, cuda, "cuEventSynchronize", FunctionDescriptor.of(I32, PTR));
         cuEventElapsedTime = handle(linker, cuda, "cuEventElapsedTime", FunctionDescriptor.of(I32, PTR, PTR, PTR));
@@ -168,14 +184,22 @@ final class CudaKernels {
             addLayerNorm = optionalFunction(getFunction, module, "add_layer_norm");
             actFill = optionalFunction(getFunction, module, "act_fill");
             patchRows = optionalFunction(getFunction, module, "patch_rows");
-            MethodHandle setAttribute = handle(linker, cuda, "cuFuncSetAttribute", FunctionDescriptor.of(I32, PTR, I32, I32));
-            for (int m = 0; m < GEMV_MAX_ROWS; m++)
-                for (int v = 0; v < GEMV_VARIANTS.length; v++) {
-                    MemorySegment f = optionalFunction(getFunction, module, "gemv_m" + (m + 1) + "_" + GEMV_VARIANTS[v]);
-                    // CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES (8): beyond 48 KiB needs the opt-in
-                    if (f != null) check((int) setAttribute.invokeExact(f, 8, GEMV_MAX_SHARED), "cuFuncSetAttribute");
-                    gemv[m][v] = f;
-                }
+            for (int m = 0; m < GEMV_MAX_ROWS; m++) {
+                for (int v = 0; v < GEMV_VARIANTS.length; v++)
+                    gemv[m][v] = optionalFunction(getFunction, module, "gemv_m" + (m + 1) + "_" + GEMV_VARIANTS[v]);
+                gemvPlainR8[m] = optionalFunction(getFunction, module, "gemv_m" + (m + 1) + "_plain_r8");
+            }
+            // The decode step's kernels; all of them start with pdl_entry in a PTX that has the instruction at all.
+            if (new String(ptx, java.nio.charset.StandardCharsets.US_ASCII).contains("griddepcontrol.wait")) {
+                java.util.List<MemorySegment> aware = new java.util.ArrayList<>(java.util.Arrays.asList(ropeKvWrite,
+                        ropeKvWriteKBack, ropeKvWriteVec, ropeKvWriteKBackVec, siluMul, siluMulVec, attentionReduce,
+                        rmsNorm, rmsNormVec));
+                aware.addAll(java.util.Arrays.asList(attentionByHeadDim));
+                aware.addAll(java.util.Arrays.asList(splitByHeadDim));
+                aware.addAll(java.util.Arrays.asList(gemvPlainR8));
+                for (MemorySegment[] byVariant : gemv) aware.addAll(java.util.Arrays.asList(byVariant));
+                for (MemorySegment f : aware) if (f != null) programmaticAware.add(f.address());
+            }
             MethodHandle attribute = handle(linker, cuda, "cuDeviceGetAttribute", FunctionDescriptor.of(I32, PTR, I32, I32));
             check((int) attribute.invokeExact(out, 16, device), "cuDeviceGetAttribute(MULTIPROCESSOR_COUNT)");
             multiprocessors = out.get(I32, 0);
@@ -433,57 +457,50 @@ final class CudaKernels {
         return i;
     }
 
-    /** Whether this PTX has the small-batch GEMV kernels (all rows counts and variants). */
+    /** Whether this PTX has the small-batch GEMV kernels (every row count {@link #gemvFits} takes, every variant). */
     boolean hasGemv() {
-        for (MemorySegment[] byVariant : gemv) for (MemorySegment f : byVariant) if (f == null) return false;
+        for (int rows = 1; rows <= GEMV_MAX_ROWS; rows++) {
+            if (!gemvFits(rows, 8)) continue;
+            if (gemvPlainR8[rows - 1] == null) return false;
+            for (MemorySegment f : gemv[rows - 1]) if (f == null) return false;
+        }
         return true;
     }
 
-    /** Whether {@link #gemv} takes {@code rows} input rows of length {@code k} (staged in shared memory). */
+    /** Whether {@link #gemv} takes {@code rows} input rows of length {@code k}. */
     static boolean gemvFits(int rows, int k) {
-        return rows >= 1 && rows <= GEMV_MAX_ROWS && k % 8 == 0 && 2L * rows * k <= GEMV_MAX_SHARED;
+        // 1, 2 or 4 rows: the decode graphs' small buckets (a 3-row eager step takes cuBLAS); 16-byte chunks
+        return (rows == 1 || rows == 2 || rows == 4) && k > 0 && k % 8 == 0;
+    }
+
+    /** W rows one GEMV block takes: 8 for plain outputs up to {@code GEMV_NARROW} wide (o, down), else 4. */
+    static int gemvBlockRows(boolean glu, int n) {
+        return !glu && n <= GEMV_NARROW ? 8 : 4;
     }
 
     /**
-     * Small-batch GEMV {@code y (rows, n) = in (rows, k) @ w (n, k)^T (+ y)}, fp32 accumulation, one rounding (see the
-     * .cu), where {@code in} is x itself ({@link #GEMV_PLAIN}), RMSNorm(x) * normWeight ({@link #GEMV_NORM},
-     * {@link #GEMV_NORM_F32} with float32 y) or silu(gate) * up of x = (rows, 2k) gate | up ({@link #GEMV_SILU}).
-     * Device addresses the caller has checked: fp16 contiguous rows, 16-byte aligned, {@link #gemvFits}; y does not
-     * alias x.
+     * Small-batch GEMV {@code y (rows, n) = x (rows, k) @ w (n, k)^T (+ y)}, fp32 accumulation, one rounding (see the
+     * .cu). With {@code glu}, w is gate | up ({@code n = 2 * inter} rows) and y (rows, inter) = silu(gate) * up (no
+     * accumulate). Device addresses the caller has checked: fp16 contiguous rows, 16-byte aligned, {@link #gemvFits};
+     * y does not alias x.
      */
-    void gemv(int variant, long y, long x, long w, long normWeight, int rows, int n, int k, float eps,
-              boolean accumulate) {
+    void gemv(boolean glu, long y, long x, long w, int rows, int n, int k, boolean accumulate) {
         if (!gemvFits(rows, k)) throw new IllegalArgumentException("gemv: " + rows + " rows of " + k);
-        MemorySegment f = gemv[rows - 1][variant];
-        if (f == null) throw new IllegalStateException("this PTX has no gemv_m" + rows + "_" + GEMV_VARIANTS[variant]);
+        int blockRows = gemvBlockRows(glu, n);
+        // GLU: a block takes blockRows / 2 gate rows and the same up rows, so each half divides into whole blocks
+        if (glu && (n % blockRows != 0 || accumulate))
+            throw new IllegalArgumentException("gemv glu: " + n + " rows of gate | up" + (accumulate ? ", accumulate" : ""));
+        MemorySegment f = blockRows == 8 ? gemvPlainR8[rows - 1] : gemv[rows - 1][glu ? 1 : 0];
+        String name = "gemv_m" + rows + "_" + (blockRows == 8 ? "plain_r8" : GEMV_VARIANTS[glu ? 1 : 0]);
+        if (f == null) throw new IllegalStateException("this PTX has no " + name);
         int i = 0;
         values.set(I64, 8L * i++, y);
         values.set(I64, 8L * i++, x);
         values.set(I64, 8L * i++, w);
-        values.set(I64, 8L * i++, normWeight);
         values.set(I32, 8L * i++, n);
         values.set(I32, 8L * i++, k);
-        values.set(F32, 8L * i++, eps);
         values.set(I32, 8L * i++, accumulate ? 1 : 0);
-        int shared = 2 * rows * k;
-        // persistent warps: as many blocks as are resident at once (fewer when w has fewer rows than warps)
-        long key = ((long) (rows * GEMV_VARIANTS.length + variant) << 32) | k;
-        Integer resident = gemvGrid.get(key);
-        if (resident == null) {
-            try {
-                makeCurrent();
-                check((int) cuOccupancy.invokeExact(out, f, GEMV_THREADS, (long) shared),
-                        "cuOccupancyMaxActiveBlocksPerMultiprocessor");
-            } catch (RuntimeException e) {
-                throw e;
-            } catch (Throwable t) {
-                throw new IllegalStateException("cuOccupancyMaxActiveBlocksPerMultiprocessor failed", t);
-            }
-            resident = Math.max(1, out.get(I32, 0)) * multiprocessors;
-            gemvGrid.put(key, resident);
-        }
-        int blocks = Math.min(resident, (n + GEMV_THREADS / 32 - 1) / (GEMV_THREADS / 32));
-        launch(f, blocks, 1, 1, GEMV_THREADS, shared, "gemv_m" + rows + "_" + GEMV_VARIANTS[variant]);
+        launch(f, (n + blockRows - 1) / blockRows, 1, 1, GEMV_THREADS, 0, name);
     }
 
     /** Records event {@code index} (created on first use) on stream 0: the GPU's clock at that point of its queue. */
@@ -739,6 +756,20 @@ final class CudaKernels {
      * The stream later launches go to: a CUDA graph's capture stream ({@link CudaGraphs#stream}), or
      * {@code MemorySegment.NULL} for the legacy default stream (in order with DJL's ops), the default.
      */
+    /**
+     * While on, the decode step's kernels (those that start with pdl_entry) launch with programmatic stream
+     * serialization: each may start while the kernel before it finishes, and waits inside for its results. Off where
+     * the driver lacks cuLaunchKernelEx, the PTX lacks the instruction, or {@code -Dretina.programmaticLaunch=false}.
+     */
+    void setProgrammatic(boolean on) {
+        programmatic = on;
+    }
+
+    /** Whether {@link #setProgrammatic} has any effect here. */
+    boolean programmaticAvailable() {
+        return cuLaunchKernelEx != null && !programmaticAware.isEmpty();
+    }
+
     void setStream(MemorySegment stream) {
         this.stream = stream == null ? MemorySegment.NULL : stream;
     }
@@ -782,6 +813,23 @@ final class CudaKernels {
                         int sharedBytes, String name) {
         try {
             makeCurrent();
+            if (programmatic && cuLaunchKernelEx != null && programmaticAware.contains(function.address())) {
+                launchConfig.set(I32, 0, gridX);
+                launchConfig.set(I32, 4, gridY);
+                launchConfig.set(I32, 8, gridZ);
+                launchConfig.set(I32, 12, blockX);
+                launchConfig.set(I32, 16, blockY);
+                launchConfig.set(I32, 20, 1);
+                launchConfig.set(I32, 24, sharedBytes);
+                launchConfig.set(PTR, 32, stream);
+                launchConfig.set(PTR, 40, launchConfig.asSlice(LAUNCH_CONFIG_BYTES));
+                launchConfig.set(I32, 48, 1);
+                launchConfig.set(I32, LAUNCH_CONFIG_BYTES, PROGRAMMATIC_STREAM_SERIALIZATION);
+                launchConfig.set(I32, LAUNCH_CONFIG_BYTES + 8, 1);
+                check((int) cuLaunchKernelEx.invokeExact(launchConfig, function, params, MemorySegment.NULL),
+                        "cuLaunchKernelEx(" + name + ")");
+                return;
+            }
             int err = (int) cuLaunchKernel.invokeExact(function, gridX, gridY, gridZ, blockX, blockY, 1, sharedBytes,
                     stream, params, MemorySegment.NULL);
             check(err, "cuLaunchKernel(" + name + ")");

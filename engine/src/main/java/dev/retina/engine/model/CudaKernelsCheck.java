@@ -69,12 +69,15 @@ public final class CudaKernelsCheck {
             }
             if (kernels.hasGemv()) {
                 for (int rows = 1; rows <= CudaKernels.GEMV_MAX_ROWS; rows++) {
-                    gemv(kernels, m, CudaKernels.GEMV_NORM, rows, 12288, 4096, false);  // the 7B's qkv
-                    gemv(kernels, m, CudaKernels.GEMV_PLAIN, rows, 4096, 4096, true);   // o + residual
-                    gemv(kernels, m, CudaKernels.GEMV_SILU, rows, 4096, 11008, true);   // down + residual
-                    gemv(kernels, m, CudaKernels.GEMV_NORM_F32, rows, 32000, 4096, false); // final norm + lm_head
-                    gemv(kernels, m, CudaKernels.GEMV_NORM, rows, 40, 32, false);       // tiny, N not a warp multiple
-                    gemv(kernels, m, CudaKernels.GEMV_SILU, rows, 24, 88, true);
+                    if (!CudaKernels.gemvFits(rows, 8)) continue;
+                    gemv(kernels, m, false, rows, 12288, 4096, false); // the 7B's qkv
+                    gemv(kernels, m, false, rows, 4096, 4096, true);   // o + residual (8 W rows per block)
+                    gemv(kernels, m, true, rows, 22016, 4096, false);  // gate_up + SiLU·up
+                    gemv(kernels, m, false, rows, 4096, 11008, true);  // down + residual
+                    gemv(kernels, m, false, rows, 32064, 4096, false); // lm_head
+                    gemv(kernels, m, false, rows, 44, 32, true);       // tiny, N not a block multiple
+                    gemv(kernels, m, false, rows, 8196, 88, false);    // 4 W rows per block, a partial last block
+                    gemv(kernels, m, true, rows, 48, 88, false);       // tiny gate | up
                 }
             } else {
                 System.out.println("this PTX has no gemv kernels");
@@ -381,38 +384,23 @@ public final class CudaKernelsCheck {
         }
     }
 
-    private static void gemv(CudaKernels kernels, NDManager root, int variant, int rows, int n, int k,
+    private static void gemv(CudaKernels kernels, NDManager root, boolean glu, int rows, int n, int k,
                              boolean accumulate) {
         try (NDManager m = root.newSubManager()) {
-            boolean silu = variant == CudaKernels.GEMV_SILU;
-            boolean norm = variant == CudaKernels.GEMV_NORM || variant == CudaKernels.GEMV_NORM_F32;
-            boolean f32 = variant == CudaKernels.GEMV_NORM_F32;
-            float eps = 1e-5f;
-            NDArray x = m.randomNormal(new Shape(rows, silu ? 2L * k : k)).mul(2).toType(DataType.FLOAT16, false);
+            NDArray x = m.randomNormal(new Shape(rows, k)).mul(2).toType(DataType.FLOAT16, false);
             NDArray w = m.randomNormal(new Shape(n, k)).mul(1 / Math.sqrt(k)).toType(DataType.FLOAT16, false);
-            NDArray normWeight = m.randomNormal(new Shape(k)).mul(0.2).add(1).toType(DataType.FLOAT16, false);
-            NDArray y0 = m.randomNormal(new Shape(rows, n)).toType(DataType.FLOAT16, false);
-            NDArray y = accumulate ? y0.duplicate()
-                    : m.full(new Shape(rows, n), Float.NaN, f32 ? DataType.FLOAT32 : DataType.FLOAT16);
-            kernels.gemv(variant, kernels.address(y), kernels.address(x), kernels.address(w),
-                    norm ? kernels.address(normWeight) : 0L, rows, n, k, eps, accumulate);
-            NDArray x32 = x.toType(DataType.FLOAT32, false);
-            NDArray in;
-            if (norm) {
-                NDArray rms = x32.square().mean(new int[] {1}, true).add(eps).sqrt();
-                NDArray normed = x32.div(rms).toType(DataType.FLOAT16, false).toType(DataType.FLOAT32, false);
-                in = normed.mul(normWeight.toType(DataType.FLOAT32, false));
-            } else if (silu) {
-                NDList gu = x32.split(2, 1);
+            long outCols = glu ? n / 2 : n;
+            NDArray y0 = m.randomNormal(new Shape(rows, outCols)).toType(DataType.FLOAT16, false);
+            NDArray y = accumulate ? y0.duplicate() : m.full(new Shape(rows, outCols), Float.NaN, DataType.FLOAT16);
+            kernels.gemv(glu, kernels.address(y), kernels.address(x), kernels.address(w), rows, n, k, accumulate);
+            NDArray ref = x.toType(DataType.FLOAT32, false).matMul(w.toType(DataType.FLOAT32, false).transpose());
+            if (glu) { // gate and up rounded to fp16 (as the GEMM's output would be), then silu(gate) * up
+                NDList gu = ref.toType(DataType.FLOAT16, false).toType(DataType.FLOAT32, false).split(2, 1);
                 NDArray g = gu.get(0);
-                in = g.mul(g.getNDArrayInternal().sigmoid()).mul(gu.get(1));
-            } else {
-                in = x32;
+                ref = g.mul(g.getNDArrayInternal().sigmoid()).mul(gu.get(1));
             }
-            in = in.toType(DataType.FLOAT16, false).toType(DataType.FLOAT32, false); // the kernel's rounded input
-            NDArray ref = in.matMul(w.toType(DataType.FLOAT32, false).transpose());
             if (accumulate) ref = ref.add(y0.toType(DataType.FLOAT32, false));
-            report(String.format(Locale.ROOT, "gemv_m%d_%s n %d k %d%s", rows, CudaKernels.GEMV_VARIANTS[variant], n, k,
+            report(String.format(Locale.ROOT, "gemv_m%d_%s n %d k %d%s", rows, glu ? "glu" : "plain", n, k,
                     accumulate ? " + y" : ""), y, ref);
         }
     }

@@ -59,10 +59,13 @@ final class DirectDecode {
     private long hostStart;
     private long forwardEntry;            // host time LlamaModel.forward began (profiling runs), 0: not marked
     private double preLaunchMs;           // summed: forward's entry to the first launch (metadata, views)
-    /** Small-batch GEMV kernels (norm / SwiGLU fused into their prologue) for steps of up to 4 sequences. */
+    /** Retina's GEMV kernels instead of cuBLAS for decode steps of few sequences (SwiGLU in gate_up's epilogue). */
     private boolean gemv = LlavaModel.GEMV_DEFAULT;
-    /** Most sequences a step may have to take the GEMV kernels (beyond it cuBLAS's GEMMs are faster). */
-    private static final int GEMV_MAX_ROWS = Integer.getInteger("retina.gemvMaxRows", CudaKernels.GEMV_MAX_ROWS);
+    /**
+     * Most sequences a step may have to take the GEMV kernels (-Dretina.gemvMaxRows, 1, 2 or 4): one by default. At
+     * two and four the H200 measured them slower than cuBLAS (5.4 and 7.3 ms per step against 4.8 and 4.9).
+     */
+    private static final int GEMV_MAX_ROWS = Integer.getInteger("retina.gemvMaxRows", 1);
     /** -Dretina.directResidual=hf: residual adds rounded as HF rounds them (see {@link #residualGemm}). */
     private static final boolean HF_RESIDUAL = "hf".equals(System.getProperty("retina.directResidual"));
     private static final int MAX_PARTIALS = 4096;   // (seq, head, partition) states the split-K buffers hold
@@ -115,9 +118,9 @@ final class DirectDecode {
      */
     NDArray forward(NDArray inputsEmbeds, AttentionMetadata meta, KvCache cache, NDArray cos, NDArray sin) {
         int rows = (int) inputsEmbeds.getShape().get(0);
-        boolean small = takesGemv(rows);
-        boolean graph = !small && graphsOn && !PROFILE && DecodeGraphs.fits(rows) && !graphsFailed;
+        boolean graph = graphsOn && !PROFILE && DecodeGraphs.fits(rows) && !graphsFailed;
         int m = graph ? DecodeGraphs.bucket(rows) : rows; // the GEMMs' rows: a graph's run over the padded bucket
+        boolean small = takesGemv(m);
         ensureCapacity(m);
         ensureCache(cache);
         kernels.ensureContext();
@@ -134,12 +137,7 @@ final class DirectDecode {
         int[] split = split(meta.maxSeqLen, rows);
         int parts = split[0];
         int partitionSize = split[1];
-        long partMPtr = parts > 1 ? kernels.address(partM) : 0L;
-        long partLPtr = parts > 1 ? kernels.address(partL) : 0L;
-        long partAccPtr = parts > 1 ? kernels.address(partAcc) : 0L;
         if (PROFILE) start();
-        if (small) return forwardSmall(inputsEmbeds, h, rows, positions, slots, blockTables, contextLens, maxBlocks,
-                cosPtr, sinPtr, meta.blockSize, parts, partitionSize, partMPtr, partLPtr, partAccPtr);
         layers(cublas, h, rows, positions, slots, blockTables, contextLens, maxBlocks, meta.blockSize, cosPtr, sinPtr,
                 parts, partitionSize);
         NDArray result = logits(h, rows, inputsEmbeds.getManager());
@@ -153,7 +151,7 @@ final class DirectDecode {
     /**
      * A pure decode step from token ids through a CUDA graph ({@link DecodeGraphs#stepTokens}: one host-to-device
      * copy of the step's inputs, the embedding lookup inside the graph), or null where graphs do not take it (off,
-     * failed, profiling, too many rows, small-batch GEMV on, or a PTX without embed_rows).
+     * failed, profiling, too many rows, or a PTX without embed_rows).
      *
      * @param embedTable (vocab, hidden) fp16 contiguous
      * @return (rows, vocab) float32 logits in {@code step}, or null
@@ -163,19 +161,18 @@ final class DirectDecode {
         int rows = batch.numSeqs();
         if (!graphsOn || graphsFailed || PROFILE || !DecodeGraphs.fits(rows) || !kernels.hasEmbedRows()) return null;
         if (inputIds.length != rows) throw new IllegalArgumentException(inputIds.length + " ids for " + rows + " rows");
-        if (takesGemv(rows)) return null;
         int m = DecodeGraphs.bucket(rows);
         ensureCapacity(m);
         ensureCache(cache);
         kernels.ensureContext();
-        tune(m);
+        if (!takesGemv(m)) tune(m);
         return graphs().stepTokens(inputIds, batch, cache, kernels.address(cos), kernels.address(sin),
                 kernels.address(embedTable), step);
     }
 
     /** Whether a step of {@code rows} sequences takes the small-batch GEMV kernels (on, and they fit). */
     private boolean takesGemv(int rows) {
-        return gemv && rows <= GEMV_MAX_ROWS && kernels.hasGemv() && CudaKernels.gemvFits(rows, hidden)
+        return gemv && !HF_RESIDUAL && rows <= GEMV_MAX_ROWS && kernels.hasGemv() && CudaKernels.gemvFits(rows, hidden)
                 && CudaKernels.gemvFits(rows, qDim) && CudaKernels.gemvFits(rows, inter);
     }
 
@@ -213,25 +210,35 @@ final class DirectDecode {
         long partMPtr = parts > 1 ? kernels.address(partM) : 0L;
         long partLPtr = parts > 1 ? kernels.address(partL) : 0L;
         long partAccPtr = parts > 1 ? kernels.address(partAcc) : 0L;
-        for (int i = 0; i < layerWeights.length; i++) {
-            long[] w = layerWeights[i];
-            kernels.rmsNorm(normedPtr, h, w[0], rows, hidden, eps);
-            if (PROFILE) lap(0);
-            gemm(blas, qkvPtr, normedPtr, w[1], rows, qkvDim, hidden, false);
-            if (PROFILE) lap(1);
-            kernels.ropeKvWrite(qkvPtr, positions, slots, cosPtr, sinPtr, keyPtr[i], valuePtr[i], rows, heads, kvHeads, d);
-            if (PROFILE) lap(2);
-            if (parts > 1)
-                kernels.pagedAttentionDecodeSplit(attnPtr, qDim, qkvPtr, qkvDim, keyPtr[i], valuePtr[i], blockTables,
-                        contextLens, rows, maxBlocks, blockSize, heads, kvHeads, d, scale, partitionSize, parts,
-                        partMPtr, partLPtr, partAccPtr);
-            else
-                kernels.pagedAttentionDecode(attnPtr, qDim, qkvPtr, qkvDim, keyPtr[i], valuePtr[i], blockTables,
-                        contextLens, rows, maxBlocks, blockSize, heads, kvHeads, d, scale);
-            if (PROFILE) lap(3);
-            residualGemm(blas, h, attnPtr, w[2], rows, qDim, normedPtr);
-            if (PROFILE) lap(4);
-            mlp(blas, w, h, rows);
+        boolean small = takesGemv(rows);
+        // Retina's kernels after the step's first launch start programmatically (cuBLAS's GEMMs launch as usual)
+        try {
+            for (int i = 0; i < layerWeights.length; i++) {
+                long[] w = layerWeights[i];
+                kernels.rmsNorm(normedPtr, h, w[0], rows, hidden, eps);
+                kernels.setProgrammatic(!PROFILE);
+                if (PROFILE) lap(0);
+                if (small) kernels.gemv(false, qkvPtr, normedPtr, w[1], rows, qkvDim, hidden, false);
+                else gemm(blas, qkvPtr, normedPtr, w[1], rows, qkvDim, hidden, false);
+                if (PROFILE) lap(1);
+                kernels.ropeKvWrite(qkvPtr, positions, slots, cosPtr, sinPtr, keyPtr[i], valuePtr[i], rows, heads,
+                        kvHeads, d);
+                if (PROFILE) lap(2);
+                if (parts > 1)
+                    kernels.pagedAttentionDecodeSplit(attnPtr, qDim, qkvPtr, qkvDim, keyPtr[i], valuePtr[i],
+                            blockTables, contextLens, rows, maxBlocks, blockSize, heads, kvHeads, d, scale,
+                            partitionSize, parts, partMPtr, partLPtr, partAccPtr);
+                else
+                    kernels.pagedAttentionDecode(attnPtr, qDim, qkvPtr, qkvDim, keyPtr[i], valuePtr[i], blockTables,
+                            contextLens, rows, maxBlocks, blockSize, heads, kvHeads, d, scale);
+                if (PROFILE) lap(3);
+                if (small) kernels.gemv(false, h, attnPtr, w[2], rows, hidden, qDim, true);
+                else residualGemm(blas, h, attnPtr, w[2], rows, qDim, normedPtr);
+                if (PROFILE) lap(4);
+                mlp(blas, w, h, rows, small);
+            }
+        } finally {
+            kernels.setProgrammatic(false);
         }
     }
 
@@ -240,8 +247,18 @@ final class DirectDecode {
      * the end of a captured step, on the current streams (the eager step's {@link #logits} uses DJL's linear).
      */
     void head(Cublas blas, long h, int rows, long last, long logits) {
-        kernels.rmsNorm(last, h, kernels.address(norm), rows, hidden, eps);
-        gemm(blas, logits, last, kernels.address(lmHead), rows, (int) lmHead.getShape().get(0), hidden, false);
+        int vocab = (int) lmHead.getShape().get(0);
+        kernels.setProgrammatic(true);
+        try {
+            kernels.rmsNorm(last, h, kernels.address(norm), rows, hidden, eps);
+            if (takesGemv(rows)) {
+                kernels.gemv(false, logits, last, kernels.address(lmHead), rows, vocab, hidden, false);
+                return;
+            }
+        } finally {
+            kernels.setProgrammatic(false);
+        }
+        gemm(blas, logits, last, kernels.address(lmHead), rows, vocab, hidden, false);
     }
 
     /**
@@ -336,15 +353,24 @@ final class DirectDecode {
         ltOn = enabled;
     }
 
-    /** A layer's MLP on {@code rows} rows of the residual stream at h: RMSNorm, gate_up, SiLU·up, down + residual. */
-    private void mlp(Cublas blas, long[] w, long h, int rows) {
+    /**
+     * A layer's MLP on {@code rows} rows of the residual stream at h: RMSNorm, gate_up, SiLU·up, down + residual; with
+     * {@code gemvs}, gate_up and SiLU·up are one GEMV kernel and down another.
+     */
+    private void mlp(Cublas blas, long[] w, long h, int rows, boolean gemvs) {
         kernels.rmsNorm(normedPtr, h, w[3], rows, hidden, eps);
         if (PROFILE) lap(0);
-        gemm(blas, gateUpPtr, normedPtr, w[4], rows, 2 * inter, hidden, false);
-        if (PROFILE) lap(5);
-        kernels.siluMul(actPtr, gateUpPtr, rows, inter);
-        if (PROFILE) lap(6);
-        residualGemm(blas, h, actPtr, w[5], rows, inter, normedPtr);
+        if (gemvs) {
+            kernels.gemv(true, actPtr, normedPtr, w[4], rows, 2 * inter, hidden, false);
+            if (PROFILE) lap(5);
+            kernels.gemv(false, h, actPtr, w[5], rows, hidden, inter, true);
+        } else {
+            gemm(blas, gateUpPtr, normedPtr, w[4], rows, 2 * inter, hidden, false);
+            if (PROFILE) lap(5);
+            kernels.siluMul(actPtr, gateUpPtr, rows, inter);
+            if (PROFILE) lap(6);
+            residualGemm(blas, h, actPtr, w[5], rows, inter, normedPtr);
+        }
         if (PROFILE) lap(7);
     }
 
@@ -431,7 +457,7 @@ final class DirectDecode {
                             normedPtr + 2L * numDecode * hidden);
                     if (PROFILE) lap(4);
                 } // freed into torch's caching allocator; the GEMM reading it is ahead in the same stream
-                mlp(cublas, w, h, rows);
+                mlp(cublas, w, h, rows, false);
             }
         }
         NDArray last = LlamaModel.rows(meta.logitsIndices, inputsEmbeds, step); // (numSeqs, hidden), contiguous
@@ -441,49 +467,6 @@ final class DirectDecode {
             finish();
         }
         return result;
-    }
-
-    /**
-     * A step of at most {@link CudaKernels#GEMV_MAX_ROWS} sequences: six launches per layer (seven with split-K), the
-     * GEMMs as GEMV kernels that stream each weight once with RMSNorm or SiLU·up computed in their prologue, the
-     * residual adds in their epilogue, and the final norm, lm_head and the float32 logits in one more.
-     */
-    private NDArray forwardSmall(NDArray inputsEmbeds, long h, int rows, long positions, long slots, long blockTables,
-                                 long contextLens, int maxBlocks, long cosPtr, long sinPtr, int blockSize, int parts,
-                                 int partitionSize, long partMPtr, long partLPtr, long partAccPtr) {
-        int heads = config.numAttentionHeads();
-        int kvHeads = config.numKeyValueHeads();
-        int d = config.headDim();
-        for (int i = 0; i < layerWeights.length; i++) {
-            long[] w = layerWeights[i];
-            kernels.gemv(CudaKernels.GEMV_NORM, qkvPtr, h, w[1], w[0], rows, qkvDim, hidden, eps, false);
-            if (PROFILE) lap(1);
-            kernels.ropeKvWrite(qkvPtr, positions, slots, cosPtr, sinPtr, keyPtr[i], valuePtr[i], rows, heads, kvHeads, d);
-            if (PROFILE) lap(2);
-            if (parts > 1)
-                kernels.pagedAttentionDecodeSplit(attnPtr, qDim, qkvPtr, qkvDim, keyPtr[i], valuePtr[i], blockTables,
-                        contextLens, rows, maxBlocks, blockSize, heads, kvHeads, d, scale, partitionSize, parts,
-                        partMPtr, partLPtr, partAccPtr);
-            else
-                kernels.pagedAttentionDecode(attnPtr, qDim, qkvPtr, qkvDim, keyPtr[i], valuePtr[i], blockTables,
-                        contextLens, rows, maxBlocks, blockSize, heads, kvHeads, d, scale);
-            if (PROFILE) lap(3);
-            kernels.gemv(CudaKernels.GEMV_PLAIN, h, attnPtr, w[2], 0L, rows, hidden, qDim, 0f, true);
-            if (PROFILE) lap(4);
-            kernels.gemv(CudaKernels.GEMV_NORM, gateUpPtr, h, w[4], w[3], rows, 2 * inter, hidden, eps, false);
-            if (PROFILE) lap(5);
-            kernels.gemv(CudaKernels.GEMV_SILU, h, gateUpPtr, w[5], 0L, rows, hidden, inter, 0f, true);
-            if (PROFILE) lap(7);
-        }
-        int vocab = (int) lmHead.getShape().get(0);
-        NDArray logits = inputsEmbeds.getManager().create(new Shape(rows, vocab), DataType.FLOAT32);
-        kernels.gemv(CudaKernels.GEMV_NORM_F32, kernels.address(logits), h, kernels.address(lmHead),
-                kernels.address(norm), rows, vocab, hidden, eps, false);
-        if (PROFILE) {
-            lap(8);
-            finish();
-        }
-        return logits;
     }
 
     /** Marks when the model's forward call began (profiling runs): the host time before the first launch. */

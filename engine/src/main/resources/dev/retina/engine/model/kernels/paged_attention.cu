@@ -31,6 +31,19 @@ __device__ __forceinline__ float warp_sum(float v) {
     return v;
 }
 
+// Programmatic dependent launch (Hopper): a kernel that CudaKernels launches with the programmatic-serialization
+// attribute may start while the kernel before it in the stream is still running. Every kernel CudaKernels may launch
+// that way (the decode step's: CudaKernels.PROGRAMMATIC) starts with pdl_entry: it lets the next kernel launch, then
+// waits until the previous kernel has finished and its writes are visible, before it reads or writes anything. The
+// GEMV issues its first weight loads before that wait (weights are never written during a step). Launched without
+// the attribute, both instructions return at once.
+__device__ __forceinline__ void pdl_release() { asm volatile("griddepcontrol.launch_dependents;" :::); }
+__device__ __forceinline__ void pdl_wait() { asm volatile("griddepcontrol.wait;" ::: "memory"); }
+__device__ __forceinline__ void pdl_entry() {
+    pdl_release();
+    pdl_wait();
+}
+
 namespace {
 
 // Sum of v over the block (blockDim.x a multiple of 32, at most 1024); every thread gets the total. `partial` is 32
@@ -300,6 +313,7 @@ __device__ void paged_attention_decode(__half* __restrict__ out, long long out_s
         __half* out, long long out_stride, const __half* q, long long q_stride, const __half* k_cache,               \
         const __half* v_cache, const int* block_tables, const int* context_lens, int max_blocks_per_seq,             \
         int block_size, int num_heads, int num_kv_heads, float scale) {                                               \
+        pdl_entry();                                                                                                  \
         paged_attention_decode<D>(out, out_stride, q, q_stride, k_cache, v_cache, block_tables, context_lens,        \
                                   max_blocks_per_seq, block_size, num_heads, num_kv_heads, scale, 0, nullptr,       \
                                   nullptr, nullptr);                                                                 \
@@ -308,6 +322,7 @@ __device__ void paged_attention_decode(__half* __restrict__ out, long long out_s
         const __half* q, long long q_stride, const __half* k_cache, const __half* v_cache, const int* block_tables,  \
         const int* context_lens, int max_blocks_per_seq, int block_size, int num_heads, int num_kv_heads,            \
         float scale, int partition_size, float* part_m, float* part_l, float* part_acc) {                            \
+        pdl_entry();                                                                                                  \
         paged_attention_decode<D>(nullptr, 0, q, q_stride, k_cache, v_cache, block_tables, context_lens,             \
                                   max_blocks_per_seq, block_size, num_heads, num_kv_heads, scale, partition_size,   \
                                   part_m, part_l, part_acc);                                                         \
@@ -469,6 +484,7 @@ __device__ void paged_attention_grouped(__half* __restrict__ out, long long out_
         __half* out, long long out_stride, const __half* q, long long q_stride, const __half* k_cache,               \
         const __half* v_cache, const int* block_tables, const int* context_lens, int max_blocks_per_seq,             \
         int block_size, int num_heads, int num_kv_heads, float scale) {                                               \
+        pdl_entry();                                                                                                  \
         paged_attention_grouped<D, U>(out, out_stride, q, q_stride, k_cache, v_cache, block_tables, context_lens,    \
                                       max_blocks_per_seq, block_size, num_heads, num_kv_heads, scale, 0, nullptr,   \
                                       nullptr, nullptr);                                                             \
@@ -477,6 +493,7 @@ __device__ void paged_attention_grouped(__half* __restrict__ out, long long out_
         const __half* q, long long q_stride, const __half* k_cache, const __half* v_cache, const int* block_tables,  \
         const int* context_lens, int max_blocks_per_seq, int block_size, int num_heads, int num_kv_heads,            \
         float scale, int partition_size, float* part_m, float* part_l, float* part_acc) {                            \
+        pdl_entry();                                                                                                  \
         paged_attention_grouped<D, U>(nullptr, 0, q, q_stride, k_cache, v_cache, block_tables, context_lens,         \
                                       max_blocks_per_seq, block_size, num_heads, num_kv_heads, scale,               \
                                       partition_size, part_m, part_l, part_acc);                                     \
@@ -550,6 +567,7 @@ __device__ __forceinline__ void rope_kv_write_impl(__half* qkv, const long long*
     extern "C" __global__ void name(__half* qkv, const long long* positions, const long long* slots,              \
                                     const __half* __restrict__ cos, const __half* __restrict__ sin,               \
                                     __half* k_cache, __half* v_cache, int num_heads, int num_kv_heads, int D) {   \
+        pdl_entry();                                                                                              \
         impl<kback>(qkv, positions, slots, cos, sin, k_cache, v_cache, num_heads, num_kv_heads, D);                \
     }
 
@@ -632,6 +650,7 @@ RETINA_ROPE_ENTRY(rope_kv_write_kback_vec, rope_kv_write_vec_impl, true)
 //   gate_up: (numTokens, 2 * inter) fp16 contiguous; out: (numTokens, inter) fp16 contiguous
 extern "C" __global__ void silu_mul(__half* __restrict__ out, const __half* __restrict__ gate_up, long long num_tokens,
                                     int inter) {
+    pdl_entry();
     // x over a row's inter values, y over tokens (both grid-strided): no 64-bit division per element
     for (long long t = blockIdx.y; t < num_tokens; t += gridDim.y) {
         const __half* row = gate_up + t * 2 * inter;
@@ -665,6 +684,7 @@ __device__ __forceinline__ __half silu_mul_one(__half g, __half u) {
 
 extern "C" __global__ void silu_mul_vec(__half* __restrict__ out, const __half* __restrict__ gate_up,
                                         long long num_tokens, int inter) {
+    pdl_entry();
     const int vecs = inter >> 3;
     for (long long t = blockIdx.y; t < num_tokens; t += gridDim.y) {
         const uint4* g4 = reinterpret_cast<const uint4*>(gate_up + t * 2 * inter);
@@ -691,6 +711,7 @@ extern "C" __global__ void embed_rows(__half* __restrict__ out, const __half* __
 //   x, out: (rows, hidden) fp16 contiguous (out may not alias x); w: (hidden) fp16
 extern "C" __global__ void rms_norm(__half* __restrict__ out, const __half* __restrict__ x, const __half* __restrict__ w,
                                     int hidden, float eps) {
+    pdl_entry();
     __shared__ float partial[32];
     const __half* row = x + (long long)blockIdx.x * hidden;
     __half* out_row = out + (long long)blockIdx.x * hidden;
@@ -727,6 +748,7 @@ __device__ __forceinline__ __half rms_norm_one(__half x, __half w, float rstd) {
 
 extern "C" __global__ void rms_norm_vec(__half* __restrict__ out, const __half* __restrict__ x,
                                         const __half* __restrict__ w, int hidden, float eps) {
+    pdl_entry();
     __shared__ float partial[32];
     const uint4* row4 = reinterpret_cast<const uint4*>(x + (long long)blockIdx.x * hidden);
     uint4* out4 = reinterpret_cast<uint4*>(out + (long long)blockIdx.x * hidden);
@@ -755,6 +777,7 @@ extern "C" __global__ void paged_attention_reduce(__half* __restrict__ out, long
                                                   const float* __restrict__ part_m, const float* __restrict__ part_l,
                                                   const float* __restrict__ part_acc, int num_heads, int num_parts,
                                                   int head_dim) {
+    pdl_entry();
     const int head = blockIdx.x;
     const int seq = blockIdx.y;
     const long long base = ((long long)seq * num_heads + head) * num_parts;
@@ -778,190 +801,138 @@ extern "C" __global__ void paged_attention_reduce(__half* __restrict__ out, long
 
 namespace {
 
-// Small-batch GEMV for the decode step's projections: y (M, N) = in (M, K) @ W (N, K)^T, M <= 4 rows, fp32
-// accumulation, each output rounded once (after adding y's old value when accumulate != 0: the residual add, as
-// cuBLAS's beta = 1). At M <= 4 a GEMM is a stream over W, against `in` staged in shared memory, where the prologue
-// makes it:
-//   PRO 0: in = x                          x: (M, K)
-//   PRO 1: in = rms_norm(x) * norm_w       x: (M, K), rounded as the rms_norm kernel rounds (norm_w: (K) fp16)
-//   PRO 2: in = silu(gate) * up            x: (M, 2K) gate | up, rounded as silu_mul rounds
-// so the norm and SwiGLU kernels and their round trips through memory go away. F32: y is float32 (the logits), each
-// value rounded to fp16 first (what torch's fp16 linear followed by .float() gives).
-// Persistent warps: the grid is what fits on the device at once; warp w of the grid takes W rows w, w + warps, ...,
-// each as tiles of 32 * U 16-byte chunks, and loads the next tile while it computes the current one (two register
-// buffers), its first tile issued before the prologue so that staging `in` hides behind it.
-// Needs K % 8 == 0 and 16-byte aligned rows; dynamic shared memory M * K * 2 bytes; y may not alias x.
-template <int M>
-struct GemvUnroll {
-    static constexpr int value = M <= 2 ? 8 : 4; // 16-byte W loads per lane per tile (4 registers each, 2 buffers)
-};
+// Small-batch GEMV for a decode step of one sequence (the decode graphs' M = 1 bucket; M = 2 and 4 exist for
+// measurements): y (M, N) = x (M, K) @ W (N, K)^T, M <= 4 rows, fp32 accumulation, each output rounded once (after
+// adding y's old value when accumulate != 0: the residual add, as cuBLAS's beta = 1). x is read through L1.
+//   GLU: W is gate | up (N = 2 * inter rows); y (M, inter) = silu(gate) * up, gate and up each rounded to fp16 first,
+//        then rounded as silu_mul rounds: the SwiGLU kernel and the gate_up round trip go away.
+// A block of kGemvThreads threads takes ROWS rows of W (grid: ceil(N / ROWS); with GLU ROWS / 2 gate rows and the
+// matching up rows) as one run of 16-byte chunks, thread t the chunks t, t + kGemvThreads, ..., kGemvLoads of them in
+// flight at a time. Many short blocks keep every SM's loads in flight, and the block scheduler balances them. The
+// first loads go out before pdl_entry's wait, so under programmatic launch they overlap the previous kernel's tail.
+// The partial sums meet in shared memory. Needs K % 8 == 0 and 16-byte aligned rows; y may not alias x.
+// (A version that computed RMSNorm in each block's prologue read the input row and the norm weight once per block,
+// 16 KiB of L2 traffic per 32 KiB of weights, and was slower than the rms_norm kernel followed by this one.)
+constexpr int kGemvThreads = 256;
+constexpr int kGemvLoads = 8;
 
-template <int U>
-__device__ __forceinline__ void gemv_load(uint4 (&dst)[U], const __half* __restrict__ W, int row, int tile, int K,
-                                          int chunks, int lane) {
-    const uint4* wr = reinterpret_cast<const uint4*>(W + (long long)row * K);
-#pragma unroll
-    for (int u = 0; u < U; u++) {
-        const int c = tile * 32 * U + lane + 32 * u;
-        dst[u] = c < chunks ? __ldcs(wr + c) : make_uint4(0u, 0u, 0u, 0u);
-    }
+// Chunk q of a block's run over W: its rows are consecutive, or with GLU two runs of ROWS / 2 rows (gate, then up).
+// No division here: the loads go out as soon as their address is known.
+template <bool GLU>
+__device__ __forceinline__ uint4 gemv_load(const uint4* __restrict__ w0, const uint4* __restrict__ w1, int half, int q,
+                                           int total) {
+    if (q >= total) return make_uint4(0u, 0u, 0u, 0u);
+    if constexpr (GLU) return q < half ? __ldcs(w0 + q) : __ldcs(w1 + (q - half));
+    return __ldcs(w0 + q);
 }
 
-template <int M, int U>
-__device__ __forceinline__ void gemv_fma(float (&acc)[M], const uint4 (&w)[U], const uint4* xv, int tile, int chunks,
-                                         int lane) {
-#pragma unroll
-    for (int u = 0; u < U; u++) {
-        const int c = tile * 32 * U + lane + 32 * u;
-        if (c < chunks) {
-            const __half2* w2 = reinterpret_cast<const __half2*>(&w[u]);
-#pragma unroll
-            for (int m = 0; m < M; m++) {
-                const uint4 xr = xv[m * chunks + c];
-                const __half2* x2 = reinterpret_cast<const __half2*>(&xr);
-#pragma unroll
-                for (int j = 0; j < 4; j++) {
-                    const float2 wf = __half22float2(w2[j]);
-                    const float2 xf = __half22float2(x2[j]);
-                    acc[m] = fmaf(wf.x, xf.x, acc[m]);
-                    acc[m] = fmaf(wf.y, xf.y, acc[m]);
-                }
-            }
-        }
-    }
-}
-
-template <int M, bool F32>
-__device__ __forceinline__ void gemv_store(float (&acc)[M], void* __restrict__ y_, int row, int N, int accumulate,
-                                           int lane) {
-#pragma unroll
-    for (int m = 0; m < M; m++) acc[m] = warp_sum(acc[m]);
-    if (lane == 0) {
-#pragma unroll
-        for (int m = 0; m < M; m++) {
-            const long long o = (long long)m * N + row;
-            if constexpr (F32) {
-                static_cast<float*>(y_)[o] = __half2float(__float2half_rn(acc[m]));
-            } else {
-                __half* y = static_cast<__half*>(y_);
-                const float prev = accumulate ? __half2float(y[o]) : 0.f;
-                y[o] = __float2half_rn(acc[m] + prev);
-            }
-        }
-    }
-#pragma unroll
-    for (int m = 0; m < M; m++) acc[m] = 0.f;
-}
-
-template <int M, int PRO, bool F32>
-__device__ __forceinline__ void gemv(void* __restrict__ y_, const __half* __restrict__ x, const __half* __restrict__ W,
-                                     const __half* __restrict__ norm_w, int N, int K, float eps, int accumulate) {
-    constexpr int U = GemvUnroll<M>::value;
-    extern __shared__ __align__(16) __half xs[];
+template <int M, int ROWS, bool GLU>
+__device__ __forceinline__ void gemv(__half* __restrict__ y, const __half* __restrict__ x, const __half* __restrict__ W,
+                                     int N, int K, int accumulate) {
+    constexpr int T = kGemvThreads;
+    constexpr int U = kGemvLoads;
+    constexpr int kW = T / 32;
+    __shared__ float red[kW][ROWS * M];
     const int tid = threadIdx.x;
     const int lane = tid & 31;
     const int warp = tid >> 5;
-    const int nwarps = blockDim.x >> 5;
-    const int total_warps = gridDim.x * nwarps;
-    const int chunks = K / 8;
-    const int tiles = (chunks + 32 * U - 1) / (32 * U); // per row
-    int row = blockIdx.x * nwarps + warp;
-    int tile = 0;
-    uint4 buf0[U];
-    uint4 buf1[U];
-    if (row < N) gemv_load<U>(buf0, W, row, 0, K, chunks, lane);
+    const int cpr = K >> 3; // 16-byte chunks per row
+    // GLU: rows (of each half) row0 .. row0 + ROWS / 2 - 1; else row0 .. row0 + ROWS - 1
+    const int row0 = blockIdx.x * (GLU ? ROWS / 2 : ROWS);
+    const int valid = GLU ? min(ROWS / 2, N / 2 - row0) : min(ROWS, N - row0); // rows (per half) in range
+    const int total = (GLU ? ROWS : valid) * cpr; // GLU: N / 2 is a multiple of ROWS / 2 (the launcher checks)
+    const uint4* w0 = reinterpret_cast<const uint4*>(W + (long long)row0 * K);
+    const uint4* w1 = GLU ? reinterpret_cast<const uint4*>(W + (long long)(N / 2 + row0) * K) : w0;
+    const int half = (ROWS / 2) * cpr;
+    uint4 w[U];
+#pragma unroll
+    for (int u = 0; u < U; u++) w[u] = gemv_load<GLU>(w0, w1, half, tid + T * u, total);
+    pdl_entry();
 
-    if constexpr (PRO == 1) {
-        __shared__ float red[M][32];
-        float ss[M];
+    const uint4* xv = reinterpret_cast<const uint4*>(x);
+    float acc[ROWS][M];
 #pragma unroll
-        for (int m = 0; m < M; m++) ss[m] = 0.f;
-        for (int k = tid; k < K; k += blockDim.x) {
+    for (int r = 0; r < ROWS; r++)
 #pragma unroll
-            for (int m = 0; m < M; m++) {
-                const float v = __half2float(x[(long long)m * K + k]);
-                ss[m] += v * v;
+        for (int m = 0; m < M; m++) acc[r][m] = 0.f;
+    for (int q0 = tid;; q0 += T * U) {
+#pragma unroll
+        for (int u = 0; u < U; u++) {
+            const int q = q0 + T * u;
+            if (q < total) {
+                const int r = q / cpr;
+                const int c = q - r * cpr;
+                const __half2* w2 = reinterpret_cast<const __half2*>(&w[u]);
+#pragma unroll
+                for (int m = 0; m < M; m++) {
+                    const uint4 xr = __ldg(xv + m * cpr + c);
+                    const __half2* x2 = reinterpret_cast<const __half2*>(&xr);
+                    float d = 0.f;
+#pragma unroll
+                    for (int j = 0; j < 4; j++) {
+                        const float2 wf = __half22float2(w2[j]);
+                        const float2 xf = __half22float2(x2[j]);
+                        d = fmaf(wf.x, xf.x, d);
+                        d = fmaf(wf.y, xf.y, d);
+                    }
+#pragma unroll
+                    for (int rr = 0; rr < ROWS; rr++)
+                        if (rr == r) acc[rr][m] += d;
+                }
             }
         }
+        if (q0 + T * U >= total) break;
 #pragma unroll
-        for (int m = 0; m < M; m++) {
-            const float t = warp_sum(ss[m]);
-            if (lane == 0) red[m][warp] = t;
-        }
-        __syncthreads();
-        float rstd[M];
-#pragma unroll
-        for (int m = 0; m < M; m++) {
-            float t = 0.f;
-            for (int w = 0; w < nwarps; w++) t += red[m][w];
-            rstd[m] = rsqrtf(t / (float)K + eps);
-        }
-        for (int k = tid; k < K; k += blockDim.x) {
-            const float wk = __half2float(norm_w[k]);
-#pragma unroll
-            for (int m = 0; m < M; m++) {
-                const __half n = __float2half_rn(__half2float(x[(long long)m * K + k]) * rstd[m]);
-                xs[m * K + k] = __float2half_rn(wk * __half2float(n));
-            }
-        }
-    } else if constexpr (PRO == 2) {
-        for (int k = tid; k < K; k += blockDim.x) {
-#pragma unroll
-            for (int m = 0; m < M; m++) {
-                const float g = __half2float(x[(long long)m * 2 * K + k]);
-                const float u = __half2float(x[(long long)m * 2 * K + K + k]);
-                xs[m * K + k] = __float2half_rn(g / (1.f + __expf(-g)) * u);
-            }
-        }
-    } else {
-        const uint4* src = reinterpret_cast<const uint4*>(x);
-        uint4* dst = reinterpret_cast<uint4*>(xs);
-        for (int c = tid; c < M * chunks; c += blockDim.x) dst[c] = src[c];
+        for (int u = 0; u < U; u++) w[u] = gemv_load<GLU>(w0, w1, half, q0 + T * U + T * u, total);
     }
-    __syncthreads();
-
-    const uint4* xv = reinterpret_cast<const uint4*>(xs);
-    float acc[M];
 #pragma unroll
-    for (int m = 0; m < M; m++) acc[m] = 0.f;
-    // Two tiles per pass so that the buffers alternate without copies: compute one while the other loads.
-    while (row < N) {
-        int next_row = row;
-        int next_tile = tile + 1;
-        if (next_tile == tiles) { next_tile = 0; next_row += total_warps; }
-        if (next_row < N) gemv_load<U>(buf1, W, next_row, next_tile, K, chunks, lane);
-        gemv_fma<M, U>(acc, buf0, xv, tile, chunks, lane);
-        if (tile == tiles - 1) gemv_store<M, F32>(acc, y_, row, N, accumulate, lane);
-        row = next_row;
-        tile = next_tile;
-        if (row >= N) break;
-        next_row = row;
-        next_tile = tile + 1;
-        if (next_tile == tiles) { next_tile = 0; next_row += total_warps; }
-        if (next_row < N) gemv_load<U>(buf0, W, next_row, next_tile, K, chunks, lane);
-        gemv_fma<M, U>(acc, buf1, xv, tile, chunks, lane);
-        if (tile == tiles - 1) gemv_store<M, F32>(acc, y_, row, N, accumulate, lane);
-        row = next_row;
-        tile = next_tile;
+    for (int r = 0; r < ROWS; r++)
+#pragma unroll
+        for (int m = 0; m < M; m++) {
+            const float t = warp_sum(acc[r][m]);
+            if (lane == 0) red[warp][r * M + m] = t;
+        }
+    __syncthreads();
+    constexpr int kOut = (GLU ? ROWS / 2 : ROWS) * M; // outputs per block
+    if (tid < kOut) {
+        const int r = tid / M;
+        const int m = tid - r * M;
+        if (r < valid) {
+            float t = 0.f;
+#pragma unroll
+            for (int v = 0; v < kW; v++) t += red[v][tid];
+            if constexpr (GLU) {
+                float u = 0.f;
+#pragma unroll
+                for (int v = 0; v < kW; v++) u += red[v][tid + (ROWS / 2) * M];
+                const float g = __half2float(__float2half_rn(t));
+                const float up = __half2float(__float2half_rn(u));
+                y[(long long)m * (N / 2) + row0 + r] = __float2half_rn(g / (1.f + __expf(-g)) * up);
+            } else {
+                const long long o = (long long)m * N + row0 + r;
+                const float prev = accumulate ? __half2float(y[o]) : 0.f;
+                y[o] = __float2half_rn(t + prev);
+            }
+        }
     }
 }
 
 }  // namespace
 
-#define RETINA_GEMV(M, PRO, F32, NAME)                                                                                 \
-    extern "C" __global__ void __launch_bounds__(256) gemv_m##M##_##NAME(                                            \
-        void* y, const __half* x, const __half* W, const __half* norm_w, int N, int K, float eps, int accumulate) {  \
-        gemv<M, PRO, F32>(y, x, W, norm_w, N, K, eps, accumulate);                                                   \
+// gemv_m<M>_plain / _glu take 4 rows of W per block; gemv_m<M>_plain_r8 takes 8 (CudaKernels picks it for outputs up
+// to 8192 wide: the o and down projections).
+#define RETINA_GEMV(M, ROWS, GLU, NAME)                                                                                \
+    extern "C" __global__ void __launch_bounds__(kGemvThreads) gemv_m##M##_##NAME(                                   \
+        __half* y, const __half* x, const __half* W, int N, int K, int accumulate) {                                 \
+        gemv<M, ROWS, GLU>(y, x, W, N, K, accumulate);                                                               \
     }
-#define RETINA_GEMV_ALL(M)                \
-    RETINA_GEMV(M, 0, false, plain)       \
-    RETINA_GEMV(M, 1, false, norm)        \
-    RETINA_GEMV(M, 2, false, silu)        \
-    RETINA_GEMV(M, 1, true, norm_f32)
+#define RETINA_GEMV_ALL(M)                  \
+    RETINA_GEMV(M, 4, false, plain)         \
+    RETINA_GEMV(M, 8, false, plain_r8)      \
+    RETINA_GEMV(M, 4, true, glu)
 
 RETINA_GEMV_ALL(1)
 RETINA_GEMV_ALL(2)
-RETINA_GEMV_ALL(3)
 RETINA_GEMV_ALL(4)
 
 // ---- The direct vision tower (DirectVision.java): CLIP's pre-norm encoder layers around cuBLAS GEMMs. ----
