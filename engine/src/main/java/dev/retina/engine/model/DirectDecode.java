@@ -520,7 +520,7 @@ final class DirectDecode {
         return sb.toString();
     }
 
-    /** The small-batch GEMV kernels on or off (for comparisons; off by default, {@code -Dretina.gemv=true} on). */
+    /** The GEMV kernels on or off (for comparisons; on by default, {@code -Dretina.gemv=false} off). */
     void setGemv(boolean enabled) {
         gemv = enabled;
     }

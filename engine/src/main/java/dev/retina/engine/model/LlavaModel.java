@@ -460,14 +460,15 @@ public final class LlavaModel implements AutoCloseable {
     }
 
     /**
-     * Whether the direct path's small-batch GEMV kernels start on ({@code -Dretina.gemv=true}); off by default: on the
-     * H200 cuBLAS's GEMMs were faster at 1 to 4 sequences (docs/BENCHMARKS.md).
+     * Whether the direct path's GEMV kernels start on ({@code -Dretina.gemv=false} off): decode steps of one sequence
+     * take them instead of cuBLAS (-Dretina.gemvMaxRows raises the limit to 2 or 4). On the H200 they made a batch-1
+     * step's graph 0.07 ms faster (docs/BENCHMARKS.md).
      */
-    public static final boolean GEMV_DEFAULT = Boolean.getBoolean("retina.gemv");
+    public static final boolean GEMV_DEFAULT = !"false".equals(System.getProperty("retina.gemv"));
 
     /**
-     * The direct path's small-batch GEMV kernels (RMSNorm / SwiGLU in their prologue) for steps of up to 4 sequences
-     * on or off; see {@link #GEMV_DEFAULT}.
+     * The direct path's GEMV kernels (SwiGLU in gate_up's epilogue) for decode steps of few sequences on or off; see
+     * {@link #GEMV_DEFAULT}.
      */
     public void setGemv(boolean enabled) {
         languageModel.setGemv(enabled);
