@@ -753,23 +753,19 @@ final class CudaKernels {
     }
 
     /**
-     * The stream later launches go to: a CUDA graph's capture stream ({@link CudaGraphs#stream}), or
-     * {@code MemorySegment.NULL} for the legacy default stream (in order with DJL's ops), the default.
-     */
-    /**
      * While on, the decode step's kernels (those that start with pdl_entry) launch with programmatic stream
-     * serialization: each may start while the kernel before it finishes, and waits inside for its results. Off where
-     * the driver lacks cuLaunchKernelEx, the PTX lacks the instruction, or {@code -Dretina.programmaticLaunch=false}.
+     * serialization: each may start while the kernel before it finishes, and waits inside for its results. No effect
+     * where the driver lacks cuLaunchKernelEx, the PTX lacks the instruction, or with
+     * {@code -Dretina.programmaticLaunch=false}.
      */
     void setProgrammatic(boolean on) {
         programmatic = on;
     }
 
-    /** Whether {@link #setProgrammatic} has any effect here. */
-    boolean programmaticAvailable() {
-        return cuLaunchKernelEx != null && !programmaticAware.isEmpty();
-    }
-
+    /**
+     * The stream later launches go to: a CUDA graph's capture stream ({@link CudaGraphs#stream}), or
+     * {@code MemorySegment.NULL} for the legacy default stream (in order with DJL's ops), the default.
+     */
     void setStream(MemorySegment stream) {
         this.stream = stream == null ? MemorySegment.NULL : stream;
     }
