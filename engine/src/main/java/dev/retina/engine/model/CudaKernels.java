@@ -54,8 +54,8 @@ final class CudaKernels {
      */
     static final boolean PROGRAMMATIC_ON = !"false".equals(System.getProperty("retina.programmaticLaunch"));
     /**
-     * Name prefixes of the kernels {@link #setProgrammatic} launches programmatically (the constructor's list); each
-     * of them starts with pdl_entry in the .cu (CudaKernelsTest reads the PTX to check that).
+     * Name prefixes of the kernels {@link #setProgrammatic} launches programmatically; each of them starts with
+     * pdl_entry in the .cu (CudaKernelsTest reads the PTX to check that).
      */
     static final java.util.List<String> PROGRAMMATIC_KERNELS =
             java.util.List.of("gemv_", "rope_kv_write", "paged_attention_", "silu_mul", "rms_norm");
@@ -189,16 +189,16 @@ final class CudaKernels {
                     gemv[m][v] = optionalFunction(getFunction, module, "gemv_m" + (m + 1) + "_" + GEMV_VARIANTS[v]);
                 gemvPlainR8[m] = optionalFunction(getFunction, module, "gemv_m" + (m + 1) + "_plain_r8");
             }
-            // The decode step's kernels; all of them start with pdl_entry in a PTX that has the instruction at all.
-            if (new String(ptx, java.nio.charset.StandardCharsets.US_ASCII).contains("griddepcontrol.wait")) {
-                java.util.List<MemorySegment> aware = new java.util.ArrayList<>(java.util.Arrays.asList(ropeKvWrite,
-                        ropeKvWriteKBack, ropeKvWriteVec, ropeKvWriteKBackVec, siluMul, siluMulVec, attentionReduce,
-                        rmsNorm, rmsNormVec));
-                aware.addAll(java.util.Arrays.asList(attentionByHeadDim));
-                aware.addAll(java.util.Arrays.asList(splitByHeadDim));
-                aware.addAll(java.util.Arrays.asList(gemvPlainR8));
-                for (MemorySegment[] byVariant : gemv) aware.addAll(java.util.Arrays.asList(byVariant));
-                for (MemorySegment f : aware) if (f != null) programmaticAware.add(f.address());
+            // The PTX's entries named in PROGRAMMATIC_KERNELS (all start with pdl_entry), in a PTX that has the
+            // instruction at all; the driver hands out the same handle for a name each time
+            String text = new String(ptx, java.nio.charset.StandardCharsets.US_ASCII);
+            if (text.contains("griddepcontrol.wait")) {
+                java.util.regex.Matcher entry = java.util.regex.Pattern.compile("\\.entry\\s+(\\w+)\\(").matcher(text);
+                while (entry.find()) {
+                    String name = entry.group(1);
+                    if (PROGRAMMATIC_KERNELS.stream().anyMatch(name::startsWith))
+                        programmaticAware.add(function(getFunction, module, name).address());
+                }
             }
             MethodHandle attribute = handle(linker, cuda, "cuDeviceGetAttribute", FunctionDescriptor.of(I32, PTR, I32, I32));
             check((int) attribute.invokeExact(out, 16, device), "cuDeviceGetAttribute(MULTIPROCESSOR_COUNT)");
@@ -924,7 +924,6 @@ final class CudaKernels {
         }
     }
 
-    /** A downcall handle for a driver (or shim) symbol; fails naming the symbol where it is missing. */
     /** A CUDA driver call through FFM, returning its CUresult. */
     interface DriverCall {
         int run() throws Throwable;
@@ -943,6 +942,7 @@ final class CudaKernels {
         if (err != 0) throw cudaError(cuGetErrorString, err, name);
     }
 
+    /** A downcall handle for a driver (or shim) symbol; fails naming the symbol where it is missing. */
     static MethodHandle handle(Linker linker, SymbolLookup lookup, String name, FunctionDescriptor fd) {
         return linker.downcallHandle(lookup.find(name).orElseThrow(() -> new IllegalStateException(name + " not found")),
                 fd);

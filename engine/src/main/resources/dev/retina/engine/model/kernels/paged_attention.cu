@@ -33,10 +33,10 @@ __device__ __forceinline__ float warp_sum(float v) {
 
 // Programmatic dependent launch (Hopper): a kernel that CudaKernels launches with the programmatic-serialization
 // attribute may start while the kernel before it in the stream is still running. Every kernel CudaKernels may launch
-// that way (the decode step's: CudaKernels.PROGRAMMATIC) starts with pdl_entry: it lets the next kernel launch, then
-// waits until the previous kernel has finished and its writes are visible, before it reads or writes anything. The
-// GEMV issues its first weight loads before that wait (weights are never written during a step). Launched without
-// the attribute, both instructions return at once.
+// that way (names starting with CudaKernels.PROGRAMMATIC_KERNELS) starts with pdl_entry: it lets the next kernel
+// launch, then waits until the previous kernel has finished and its writes are visible, before it reads or writes
+// anything. The GEMV issues its first weight loads before that wait (weights are never written during a step).
+// Launched without the attribute, both instructions return at once.
 __device__ __forceinline__ void pdl_release() { asm volatile("griddepcontrol.launch_dependents;" :::); }
 __device__ __forceinline__ void pdl_wait() { asm volatile("griddepcontrol.wait;" ::: "memory"); }
 __device__ __forceinline__ void pdl_entry() {
