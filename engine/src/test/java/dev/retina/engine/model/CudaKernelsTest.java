@@ -89,6 +89,20 @@ class CudaKernelsTest {
         assertEquals(3 * 3, gemvs); // plain, plain_r8, glu at 1, 2 and 4 rows
     }
 
+    /**
+     * The one-row GEMVs (the decode graphs' batch-1 kernels) are held to 4 resident blocks per SM, so the glu variant
+     * keeps the plain kernel's loads in flight (left alone it took 80 registers: 3 blocks per SM). Entry bodies start
+     * with the performance directives.
+     */
+    @Test
+    void oneRowGemvsKeepFourBlocksPerSm() throws IOException {
+        Map<String, String[]> entries = ptxEntries();
+        for (String name : List.of("gemv_m1_plain", "gemv_m1_plain_r8", "gemv_m1_glu")) {
+            String head = entries.get(name)[1].substring(0, entries.get(name)[1].indexOf('{'));
+            assertTrue(head.contains(".maxntid 256") && head.contains(".minnctapersm 4"), name + ": " + head);
+        }
+    }
+
     /** name -> {parameter list, body} of every .entry in the shipped PTX. */
     private static Map<String, String[]> ptxEntries() throws IOException {
         String ptx;

@@ -921,8 +921,15 @@ __device__ __forceinline__ void gemv(__half* __restrict__ y, const __half* __res
 
 // gemv_m<M>_plain / _glu take 4 rows of W per block; gemv_m<M>_plain_r8 takes 8 (CudaKernels picks it for outputs up
 // to 8192 wide: the o and down projections).
+// At M = 1 every variant is held to 4 resident blocks per SM (at most 64 registers), as many loads in flight as the
+// plain kernel's 56 registers allow: left alone, the glu variant took 80 registers, so 3 blocks per SM, and streamed
+// gate_up's weights at 3.5 TB/s against the plain kernel's 4.2 (ptxas: 62 registers, no spills, with the bound). At
+// M = 2 and 4 the bound would spill.
+#define RETINA_GEMV_BOUNDS_1 __launch_bounds__(kGemvThreads, 4)
+#define RETINA_GEMV_BOUNDS_2 __launch_bounds__(kGemvThreads)
+#define RETINA_GEMV_BOUNDS_4 __launch_bounds__(kGemvThreads)
 #define RETINA_GEMV(M, ROWS, GLU, NAME)                                                                                \
-    extern "C" __global__ void __launch_bounds__(kGemvThreads) gemv_m##M##_##NAME(                                   \
+    extern "C" __global__ void RETINA_GEMV_BOUNDS_##M gemv_m##M##_##NAME(                                            \
         __half* y, const __half* x, const __half* W, int N, int K, int accumulate) {                                 \
         gemv<M, ROWS, GLU>(y, x, W, N, K, accumulate);                                                               \
     }
