@@ -3,6 +3,7 @@ package dev.retina.engine;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.index.NDIndex;
+import dev.retina.engine.model.DeviceUploads;
 import dev.retina.engine.model.ForwardBatch;
 import dev.retina.engine.model.KvCache;
 import dev.retina.engine.model.LlavaConfig;
@@ -83,6 +84,24 @@ public final class LlavaModelRunner implements ModelRunner {
 
     @Override
     public RunnerOutput execute(SchedulerOutput so) {
+        return submit(so, null).await();
+    }
+
+    /** On a GPU (unless step profiling, which synchronizes each phase): see {@link #submit}. */
+    @Override
+    public boolean canRunAhead() {
+        return model.deviceUploads() != null && profile == null;
+    }
+
+    /**
+     * Queues the step. On a GPU, a step whose every sampling sequence can be sampled on the device (no logprobs)
+     * returns as soon as its work is queued: the chosen ids stay on the device, and one page-locked copy brings them
+     * to the host when {@link PendingStep#await} asks. A run-ahead step's tokens ({@link
+     * ScheduledSequence#FROM_PREVIOUS_STEP}) are then read on the device from {@code previous}'s ids by the decode
+     * graph; where the step does not take that path, they are read back from previous first.
+     */
+    @Override
+    public PendingStep submit(SchedulerOutput so, PendingStep previous) {
         long inputsStart = System.nanoTime();
         for (String requestId : so.finishedRequestIds()) imageFeatures.drop(requestId);
         List<ScheduledSequence> scheduled = so.sequences();
@@ -98,9 +117,11 @@ public final class LlavaModelRunner implements ModelRunner {
         int[] seqLens = new int[numSeqs];
         int[][] blockTables = new int[numSeqs][];
         int[] logitsIndices = new int[numSeqs];
+        boolean fed = false;
         int t = 0;
         for (int s = 0; s < numSeqs; s++) {
             ScheduledSequence seq = seqs.get(s);
+            fed |= seq.fedFromPreviousStep();
             queryStartLoc[s] = t;
             for (int i = 0; i < seq.numNewTokens(); i++, t++) {
                 int pos = seq.startPosition() + i;
@@ -132,7 +153,8 @@ public final class LlavaModelRunner implements ModelRunner {
         long t0 = profile != null ? profile.start() : 0;
         long encoder0 = profile != null ? imageFeatures.stats().encoderNanos() : 0;
         long pixels0 = profile != null ? imageFeatures.pixelNanos() : 0;
-        try (NDManager step = model.manager().newSubManager()) {
+        NDManager step = model.manager().newSubManager();
+        try {
             // A step with prompt tokens always embeds here: its ids and attention metadata go up before any image is
             // encoded. On the GPU the uploads wait for nothing (page-locked staging); through DJL's create each would
             // wait for the device's queued work, the encode included had it been queued first. ImageFeatureStore
@@ -146,9 +168,18 @@ public final class LlavaModelRunner implements ModelRunner {
             if (profile != null)
                 profile.encoder(imageFeatures.stats().encoderNanos() - encoder0, imageFeatures.pixelNanos() - pixels0);
             // A text-only decode step goes from token ids straight into a replayed CUDA graph where the GPU path has
-            // one (null otherwise); every other step embeds here.
+            // one (null otherwise); every other step embeds here. A run-ahead step's ids come from the previous
+            // step's samples on the device where the graph takes them.
             long forwardStart = System.nanoTime();
-            NDArray logits = stepImages == null ? model.forwardTokens(inputIds, batch, cache, step) : null;
+            NDArray logits = null;
+            if (stepImages == null) {
+                NDArray deviceIds = fed && !prompt ? fedIds(seqs, previous, step) : null;
+                logits = deviceIds != null ? model.forwardTokens(deviceIds, batch, cache, step) : null;
+                if (logits == null && fed) fed = resolveOnHost(inputIds, seqs, queryStartLoc, previous);
+                if (logits == null) logits = model.forwardTokens(inputIds, batch, cache, step);
+            } else if (fed) {
+                resolveOnHost(inputIds, seqs, queryStartLoc, previous);
+            }
             if (logits == null) {
                 NDArray inputsEmbeds = model.embedTokens(ids != null ? ids : model.uploadTokenIds(inputIds, step));
                 if (stepImages != null)
@@ -159,7 +190,8 @@ public final class LlavaModelRunner implements ModelRunner {
             }
             long t2 = profile != null ? profile.mark(model) : 0;
             long sampleStart = System.nanoTime();
-            RunnerOutput out;
+            RunnerOutput out = null;
+            NDArray chosen = null;
             if (samplingSeqs.isEmpty()) {
                 out = new RunnerOutput(new int[0], List.of());
             } else {
@@ -167,14 +199,97 @@ public final class LlavaModelRunner implements ModelRunner {
                     long[] rows = samplingRows.stream().mapToLong(Integer::longValue).toArray();
                     logits = logits.get(new NDIndex("{}", step.create(rows)));
                 }
-                out = sampler.sample(logits, samplingSeqs);
+                if (model.deviceUploads() != null && !Sampler.wantsLogprobs(samplingSeqs))
+                    chosen = sampler.sampleIds(logits, samplingSeqs); // stays on the device; awaited later
+                else
+                    out = sampler.sample(logits, samplingSeqs);
             }
             if (profile != null) profile.add(prompt, t0, t1, t2, profile.mark(model), numTokens);
-            long end = System.nanoTime();
             lastStepNanos[0] = forwardStart - inputsStart;
             lastStepNanos[1] = sampleStart - forwardStart;
-            lastStepNanos[2] = end - sampleStart;
-            return out;
+            lastStepNanos[2] = System.nanoTime() - sampleStart;
+            if (out != null) {
+                step.close();
+                return PendingStep.done(so, out);
+            }
+            Queued queued = new Queued(so, step, chosen, model.deviceUploads().longsToHost(chosen));
+            step = null; // the queued step closes it
+            return queued;
+        } finally {
+            if (step != null) step.close();
+        }
+    }
+
+    /**
+     * The device ids of a run-ahead step's rows (all fed, in row order): previous's chosen ids, gathered where the rows
+     * are not previous's sampling rows in order. Null where previous keeps none on the device (its tokens are then
+     * read back on the host).
+     */
+    private static NDArray fedIds(List<ScheduledSequence> rows, PendingStep previous, NDManager step) {
+        if (!(previous instanceof Queued q) || q.chosen == null) return null;
+        java.util.Map<Long, Integer> index = new java.util.HashMap<>();
+        int k = 0;
+        for (ScheduledSequence s : q.schedulerOutput().sequences()) if (s.sample()) index.put(s.seqId(), k++);
+        long[] pick = new long[rows.size()];
+        boolean identity = rows.size() == k;
+        for (int r = 0; r < rows.size(); r++) {
+            ScheduledSequence s = rows.get(r);
+            Integer at = s.fedFromPreviousStep() ? index.get(s.seqId()) : null;
+            if (at == null) return null;
+            pick[r] = at;
+            identity &= at == r;
+        }
+        if (identity) return q.chosen;
+        return q.chosen.get(new NDIndex("{}", step.create(pick).toDevice(q.chosen.getDevice(), false)));
+    }
+
+    /** Writes previous's tokens into the fed rows' input ids (waiting for them). Returns false: nothing fed remains. */
+    private static boolean resolveOnHost(int[] inputIds, List<ScheduledSequence> rows, int[] queryStartLoc,
+                                         PendingStep previous) {
+        if (previous == null) throw new IllegalStateException("a run-ahead step without the step before it");
+        SchedulerOutput resolved = ScheduledSequence.resolve(new SchedulerOutput(rows, inputIds.length, List.of(),
+                java.util.Set.of()), previous.schedulerOutput(), previous.await());
+        for (int r = 0; r < rows.size(); r++)
+            if (rows.get(r).fedFromPreviousStep()) inputIds[queryStartLoc[r]] = resolved.sequences().get(r).tokenIds()[0];
+        return false;
+    }
+
+    /** A step whose chosen ids are on their way to the host; its NDManager lives until they have come back. */
+    private static final class Queued implements PendingStep {
+        private final SchedulerOutput so;
+        private NDManager step;
+        private NDArray chosen; // (samplingSeqs) int64 on the device, until awaited
+        private final DeviceUploads.Download download;
+        private RunnerOutput out;
+        private RuntimeException failure;
+
+        Queued(SchedulerOutput so, NDManager step, NDArray chosen, DeviceUploads.Download download) {
+            this.so = so;
+            this.step = step;
+            this.chosen = chosen;
+            this.download = download;
+        }
+
+        @Override
+        public SchedulerOutput schedulerOutput() { return so; }
+
+        @Override
+        public RunnerOutput await() {
+            if (out != null) return out;
+            if (failure != null) throw failure;
+            try {
+                long[] ids = download.longs();
+                int[] tokens = new int[ids.length];
+                for (int i = 0; i < ids.length; i++) tokens[i] = Math.toIntExact(ids[i]);
+                out = new RunnerOutput(tokens, null);
+                return out;
+            } catch (RuntimeException e) {
+                failure = e;
+                throw e;
+            } finally {
+                chosen = null;
+                step.close();
+            }
         }
     }
 

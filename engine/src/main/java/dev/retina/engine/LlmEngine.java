@@ -42,6 +42,16 @@ public final class LlmEngine implements AutoCloseable {
     private long numDecodeSteps;
     private long decodeStepNanos;
     private StepPhases decodePhases = StepPhases.NONE;
+    /** A run-ahead decode step queued on the runner behind the step being applied; the next step() applies it. */
+    private PendingStep ahead;
+    private boolean aheadFailed; // logged once
+
+    /**
+     * Async scheduling ({@code -Dretina.asyncScheduling=false} turns it off): where the runner can run ahead (a GPU),
+     * each decode step is queued behind the one before it before that one's tokens come back, as vLLM's
+     * {@code --async-scheduling} does.
+     */
+    static final boolean ASYNC_SCHEDULING = !"false".equals(System.getProperty("retina.asyncScheduling"));
 
     /**
      * Starts the engine thread. The engine owns {@code runner} from now on and closes it on its own thread at
@@ -105,14 +115,15 @@ public final class LlmEngine implements AutoCloseable {
     private void loop() {
         try {
             while (true) {
-                Command command = scheduler.hasWork() ? inbox.poll() : inbox.take(); // idle: block, never spin
+                boolean busy = ahead != null || scheduler.hasWork();
+                Command command = busy ? inbox.poll() : inbox.take(); // idle: block, never spin
                 boolean shutdown = false;
                 while (command != null) {
                     shutdown |= handle(command);
                     command = inbox.poll();
                 }
                 if (shutdown) break;
-                if (scheduler.hasWork()) step();
+                if (ahead != null || scheduler.hasWork()) step();
                 publishStats();
             }
         } catch (InterruptedException e) {
@@ -122,6 +133,7 @@ public final class LlmEngine implements AutoCloseable {
             log.error("engine loop died", t);
         } finally {
             if (!closed && deathCause == null) deathCause = "the engine thread ended";
+            dropAhead();
             for (String requestId : List.copyOf(sinks.keySet())) failRequest(requestId, "engine shut down");
             drainInbox();
             publishStats();
@@ -192,9 +204,16 @@ public final class LlmEngine implements AutoCloseable {
         sinks.put(req.requestId(), add.sink());
     }
 
+    /**
+     * One step: plans it (or takes the run-ahead step queued last time), queues it on the runner, queues the next
+     * decode step behind it where the scheduler can plan that one already ({@link Scheduler#scheduleAhead}), then
+     * waits for this step's tokens and applies them.
+     */
     private void step() {
         long scheduleStart = System.nanoTime();
-        SchedulerOutput schedulerOutput = scheduler.schedule();
+        PendingStep current = ahead;
+        ahead = null;
+        SchedulerOutput schedulerOutput = current != null ? current.schedulerOutput() : scheduler.schedule();
         if (schedulerOutput.isEmpty()) {
             // Cannot happen while the cache holds one maxModelLen sequence and waiting sequences hold no blocks.
             throw new IllegalStateException("scheduler made no progress: running=" + scheduler.numRunning()
@@ -206,7 +225,9 @@ public final class LlmEngine implements AutoCloseable {
         boolean decodeOnly = schedulerOutput.numBatchedTokens() <= schedulerOutput.sequences().size();
         long updateStart;
         try {
-            RunnerOutput runnerOutput = runner.execute(schedulerOutput);
+            if (current == null) current = runner.submit(schedulerOutput, null);
+            queueAhead(current);
+            RunnerOutput runnerOutput = current.await();
             updateStart = System.nanoTime();
             updates = scheduler.update(schedulerOutput, runnerOutput);
             long nanos = System.nanoTime() - stepStart;
@@ -222,6 +243,7 @@ public final class LlmEngine implements AutoCloseable {
             publishStats();
         } catch (RuntimeException | Error e) {
             if (e instanceof VirtualMachineError vme && !(e instanceof OutOfMemoryError)) throw vme;
+            dropAhead(); // it was fed this step's tokens
             Set<String> inStep = new LinkedHashSet<>();
             for (ScheduledSequence s : schedulerOutput.sequences()) inStep.add(s.requestId());
             if (inStep.size() > 1) {
@@ -263,6 +285,35 @@ public final class LlmEngine implements AutoCloseable {
             decodePhases = decodePhases.plus(new StepPhases(1, stepStart - scheduleStart, inputs, forward, sample,
                     outputsStart - updateStart, end - outputsStart));
         }
+    }
+
+    /** Plans the decode step after {@code current} and queues it behind it, where the scheduler and runner can. */
+    private void queueAhead(PendingStep current) {
+        if (!ASYNC_SCHEDULING || !runner.canRunAhead()) return;
+        SchedulerOutput next = scheduler.scheduleAhead(current.schedulerOutput());
+        if (next == null) return;
+        try {
+            ahead = runner.submit(next, current);
+        } catch (RuntimeException e) {
+            // The plan stays valid for a normal step (its blocks and draws are the ones that step takes); only the
+            // finished requests it was to tell the runner about go back to the scheduler. The next step is planned
+            // after this one is applied, and fails (and is isolated) there if the cause is a request's.
+            scheduler.requeueFinished(next.finishedRequestIds());
+            if (!aheadFailed) log.warn("queueing a decode step ahead failed ({}); it runs after this one", e.toString());
+            else log.debug("queueing a decode step ahead failed", e);
+            aheadFailed = true;
+        }
+    }
+
+    /** Waits for a run-ahead step whose input step failed, and forgets it (its sequences were not advanced). */
+    private void dropAhead() {
+        if (ahead == null) return;
+        try {
+            ahead.await();
+        } catch (RuntimeException e) {
+            log.debug("dropped run-ahead step failed too", e);
+        }
+        ahead = null;
     }
 
     private void failRequest(String requestId, String message) {

@@ -51,33 +51,64 @@ public final class Sampler {
         int numSeqs = samplingSeqs.size();
         if (logits.getShape().dimension() != 2 || logits.getShape().get(0) != numSeqs)
             throw new IllegalArgumentException("logits " + logits.getShape() + " for " + numSeqs + " sequences");
-        int vocabSize = (int) logits.getShape().get(1);
-        if (isPlainGreedy(samplingSeqs)) return greedyFastPath(logits);
+        if (!wantsLogprobs(samplingSeqs)) {
+            try (NDArray chosen = sampleIds(logits, samplingSeqs)) {
+                return new RunnerOutput(toInts(chosen.toLongArray()), null); // the step's one host sync
+            }
+        }
+        int maxTopLogprobs = -1;
+        for (ScheduledSequence s : samplingSeqs) {
+            Integer lp = s.params().logprobs();
+            if (lp != null) maxTopLogprobs = Math.max(maxTopLogprobs, lp);
+        }
         try (NDManager sm = logits.getManager().newSubManager()) {
             NDArray raw = logits.toType(DataType.FLOAT32, true); // (numSeqs, vocab), a copy owned by this step
             raw.attach(sm);
-            int maxTopLogprobs = -1;
-            boolean allGreedy = true;
-            for (ScheduledSequence s : samplingSeqs) {
-                Integer lp = s.params().logprobs();
-                if (lp != null) maxTopLogprobs = Math.max(maxTopLogprobs, lp);
-                allGreedy &= s.params().isGreedy();
-            }
-
-            NDArray x = applyPenalties(sm, raw, samplingSeqs, vocabSize);
-            x = applyMinTokens(sm, x, samplingSeqs, vocabSize);
-            x = applyLogitBias(sm, x, samplingSeqs, vocabSize);
-            x = applyAllowedTokens(sm, x, samplingSeqs, vocabSize);
-
-            NDArray chosen = x.argMax(1); // (numSeqs,) int64
-            if (!allGreedy) chosen = sampleRandom(sm, x, samplingSeqs, vocabSize, chosen, uploads);
-
-            if (maxTopLogprobs < 0) {
-                long[] ids = chosen.toLongArray(); // the step's one host sync
-                return new RunnerOutput(toInts(ids), null);
-            }
+            NDArray chosen = choose(sm, raw, samplingSeqs);
             return withLogprobs(sm, raw, chosen, samplingSeqs, maxTopLogprobs);
         }
+    }
+
+    /** Whether any sequence asks for logprobs (then only {@link #sample} serves the batch). */
+    public static boolean wantsLogprobs(List<ScheduledSequence> samplingSeqs) {
+        for (ScheduledSequence s : samplingSeqs) if (s.params().logprobs() != null) return true;
+        return false;
+    }
+
+    /**
+     * The chosen ids, left on the logits' device, queued behind the forward pass and never waited for: the engine can
+     * then queue the next decode step (fed these ids on the device) before they come back. Same ids as {@link #sample}.
+     *
+     * @return (numSeqs,) int64 in the logits' manager
+     * @throws IllegalArgumentException where a sequence asks for logprobs ({@link #wantsLogprobs})
+     */
+    public NDArray sampleIds(NDArray logits, List<ScheduledSequence> samplingSeqs) {
+        int numSeqs = samplingSeqs.size();
+        if (logits.getShape().dimension() != 2 || logits.getShape().get(0) != numSeqs)
+            throw new IllegalArgumentException("logits " + logits.getShape() + " for " + numSeqs + " sequences");
+        if (wantsLogprobs(samplingSeqs)) throw new IllegalArgumentException("logprobs need sample()");
+        if (isPlainGreedy(samplingSeqs)) return logits.argMax(1); // greedy fast path: no float32 copy
+        try (NDManager sm = logits.getManager().newSubManager()) {
+            NDArray raw = logits.toType(DataType.FLOAT32, true); // (numSeqs, vocab), a copy owned by this step
+            raw.attach(sm);
+            NDArray chosen = choose(sm, raw, samplingSeqs);
+            chosen.attach(logits.getManager());
+            return chosen;
+        }
+    }
+
+    /** Penalties, min_tokens, logit_bias and constraints on the float32 logits, then argmax or a random draw. */
+    private NDArray choose(NDManager sm, NDArray raw, List<ScheduledSequence> samplingSeqs) {
+        int vocabSize = (int) raw.getShape().get(1);
+        boolean allGreedy = true;
+        for (ScheduledSequence s : samplingSeqs) allGreedy &= s.params().isGreedy();
+        NDArray x = applyPenalties(sm, raw, samplingSeqs, vocabSize);
+        x = applyMinTokens(sm, x, samplingSeqs, vocabSize);
+        x = applyLogitBias(sm, x, samplingSeqs, vocabSize);
+        x = applyAllowedTokens(sm, x, samplingSeqs, vocabSize);
+        NDArray chosen = x.argMax(1); // (numSeqs,) int64
+        if (!allGreedy) chosen = sampleRandom(sm, x, samplingSeqs, vocabSize, chosen, uploads);
+        return chosen;
     }
 
     /** vLLM's penalties: repetition over prompt and output, frequency and presence over output, on raw logits. */
@@ -232,13 +263,6 @@ public final class Sampler {
             if (s.outputTokenIds().length < p.minTokens()) return false;
         }
         return true;
-    }
-
-    /** Greedy fast path: argmax on the device, no float32 copy, one host sync. */
-    static RunnerOutput greedyFastPath(NDArray logits) {
-        try (NDArray chosen = logits.argMax(1)) { // (numSeqs,) int64
-            return new RunnerOutput(toInts(chosen.toLongArray()), null);
-        }
     }
 
     /**

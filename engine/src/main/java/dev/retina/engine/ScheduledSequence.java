@@ -30,7 +30,53 @@ public record ScheduledSequence(long seqId, String requestId, int choiceIndex, i
         this(seqId, requestId, choiceIndex, tokenIds, startPosition, blockTable, sample, promptTokenIds,
                 outputTokenIds, uniform, params, eosTokenIds, images, null);
     }
+    /**
+     * The token id of a run-ahead decode step ({@link Scheduler#scheduleAhead}) whose token the step before samples:
+     * the runner takes it from that step, on the device where it can ({@link ModelRunner#submit}).
+     */
+    public static final int FROM_PREVIOUS_STEP = -1;
+
     public int numNewTokens() { return tokenIds.length; }
+
+    /** Whether this share's token is the previous step's sample ({@link #FROM_PREVIOUS_STEP}). */
+    public boolean fedFromPreviousStep() {
+        return tokenIds.length == 1 && tokenIds[0] == FROM_PREVIOUS_STEP;
+    }
+
+    /** This share with its one token (and last output id) set to {@code tokenId}: a run-ahead token resolved. */
+    ScheduledSequence withFedToken(int tokenId) {
+        int[] outputs = outputTokenIds.clone();
+        if (outputs.length > 0 && outputs[outputs.length - 1] == FROM_PREVIOUS_STEP) outputs[outputs.length - 1] = tokenId;
+        return new ScheduledSequence(seqId, requestId, choiceIndex, new int[] {tokenId}, startPosition, blockTable,
+                sample, promptTokenIds, outputs, uniform, params, eosTokenIds, images, allowedTokenIds);
+    }
+
+    /**
+     * {@code step} with every {@link #FROM_PREVIOUS_STEP} token replaced by what {@code previous} sampled for the same
+     * sequence ({@code previousOutput}, in previous's sampling order).
+     *
+     * @throws IllegalStateException where a fed sequence was not sampled by previous
+     */
+    static SchedulerOutput resolve(SchedulerOutput step, SchedulerOutput previous, RunnerOutput previousOutput) {
+        java.util.Map<Long, Integer> sampled = new java.util.HashMap<>();
+        int k = 0;
+        for (ScheduledSequence s : previous.sequences()) if (s.sample()) sampled.put(s.seqId(), previousOutput.sampledTokenIds()[k++]);
+        List<ScheduledSequence> out = new java.util.ArrayList<>(step.sequences().size());
+        boolean any = false;
+        for (ScheduledSequence s : step.sequences()) {
+            if (!s.fedFromPreviousStep()) {
+                out.add(s);
+                continue;
+            }
+            Integer token = sampled.get(s.seqId());
+            if (token == null)
+                throw new IllegalStateException("sequence " + s.seqId() + " is fed from a step that did not sample it");
+            out.add(s.withFedToken(token));
+            any = true;
+        }
+        return any ? new SchedulerOutput(out, step.numBatchedTokens(), step.preemptedSeqIds(), step.finishedRequestIds(),
+                step.ahead()) : step;
+    }
 
     /** Context length after this step (what attention sees), {@code startPosition + numNewTokens}. */
     public int seqLen() { return startPosition + tokenIds.length; }

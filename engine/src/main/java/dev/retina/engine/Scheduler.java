@@ -141,6 +141,59 @@ public final class Scheduler {
     }
 
     /**
+     * Plans a run-ahead decode step: the step after {@code current}, planned while current runs, before its tokens are
+     * applied, so the runner can queue it behind current and the device never waits for the host between the two
+     * (vLLM's async scheduling). Each of current's sequences decodes once more, fed the token current samples for it
+     * ({@link ScheduledSequence#FROM_PREVIOUS_STEP}) at the next position, with blocks allocated for it now and the
+     * uniform draw it would get planned after current is applied. A sequence that current's token brings to
+     * max_tokens or the model's length is left out; one that stops on current's token (EOS, a stop id) or is aborted
+     * meanwhile has its sample dropped by {@link #update}.
+     *
+     * <p>Null (plan normally after applying current) unless current is a decode step of every running sequence, no
+     * sequence waits, and no sequence's next step depends on current's token on the host: penalties (counts of
+     * output ids) and constraints (the next allowed set) do. Never preempts: null when the blocks are not free.
+     */
+    public SchedulerOutput scheduleAhead(SchedulerOutput current) {
+        if (!suspects.isEmpty() || !waiting.isEmpty() || !pendingSiblings.isEmpty() || current.isEmpty()) return null;
+        List<Sequence> next = new ArrayList<>();
+        int live = 0;
+        int blocksNeeded = 0;
+        for (ScheduledSequence s : current.sequences()) {
+            if (s.numNewTokens() != 1 || !s.sample() || s.hasPromptTokens()) return null;
+            Sequence seq = liveById.get(s.seqId());
+            if (seq == null || seq.status() != Sequence.Status.RUNNING) continue; // stopped or aborted meanwhile
+            live++;
+            if (s.startPosition() != seq.numComputedTokens() || seq.numTokens() != seq.numComputedTokens() + 1)
+                return null;
+            SamplingParams p = seq.params();
+            if (seq.constraint() != null || p.repetitionPenalty() != 1f || p.frequencyPenalty() != 0f
+                    || p.presencePenalty() != 0f) return null;
+            if (seq.numOutputTokens() + 1 >= p.maxTokens() || seq.numTokens() + 1 >= config.maxModelLen()) continue;
+            blocksNeeded += blockManager.numNewBlocksNeeded(seq, 2);
+            next.add(seq);
+        }
+        if (live != running.size() || next.isEmpty() || blocksNeeded > blockManager.numFreeBlocks()) return null;
+        List<ScheduledSequence> scheduled = new ArrayList<>(next.size());
+        for (Sequence seq : next) {
+            blockManager.allocate(seq, 2);
+            int[] outputs = java.util.Arrays.copyOf(seq.outputTokenIds(), seq.numOutputTokens() + 1);
+            outputs[outputs.length - 1] = ScheduledSequence.FROM_PREVIOUS_STEP;
+            scheduled.add(new ScheduledSequence(seq.seqId(), seq.requestId(), seq.choiceIndex(),
+                    new int[] {ScheduledSequence.FROM_PREVIOUS_STEP}, seq.numTokens(), seq.blockTableCopy(), true,
+                    seq.promptTokenIds(), outputs, seq.nextUniformAhead(), seq.params(), seq.eosTokenIds(),
+                    seq.images(), null));
+        }
+        SchedulerOutput out = new SchedulerOutput(scheduled, scheduled.size(), List.of(), finishedRequestIds, true);
+        finishedRequestIds.clear();
+        return out;
+    }
+
+    /** Finished requests a run-ahead step was to report to the runner and could not: the next step reports them. */
+    void requeueFinished(Set<String> requestIds) {
+        finishedRequestIds.addAll(requestIds);
+    }
+
+    /**
      * Requests that were batched into a step that failed: until each has run a step alone, they run one request per
      * step, so a request that makes the forward pass fail is found and failed alone, and the others go on.
      */
@@ -214,13 +267,18 @@ public final class Scheduler {
 
     /**
      * Applies a step's results: advances computed counts, appends sampled tokens, forks pending n &gt; 1 siblings
-     * once choice 0 has its prompt in the cache, checks stop conditions and frees finished sequences' blocks.
+     * once choice 0 has its prompt in the cache, checks stop conditions and frees finished sequences' blocks. In a
+     * run-ahead step, a sequence that finished (or was aborted) after it was planned has its sample dropped.
      */
     public List<SequenceUpdate> update(SchedulerOutput schedulerOutput, RunnerOutput runnerOutput) {
         List<SequenceUpdate> updates = new ArrayList<>();
         int k = 0;
         for (ScheduledSequence s : schedulerOutput.sequences()) {
             Sequence seq = liveById.get(s.seqId());
+            if (schedulerOutput.ahead() && (seq == null || seq.status() != Sequence.Status.RUNNING)) {
+                if (s.sample()) k++;
+                continue;
+            }
             if (seq == null || seq.status() != Sequence.Status.RUNNING)
                 throw new IllegalStateException("scheduled sequence " + s.seqId() + " is not running");
             seq.advanceComputed(s.numNewTokens());

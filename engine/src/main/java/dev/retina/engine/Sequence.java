@@ -102,6 +102,18 @@ public final class Sequence {
     }
 
     private double pendingUniform = Double.NaN;
+    /** The draw after the pending one, taken by a run-ahead step; it becomes pending when a token is appended. */
+    private double aheadUniform = Double.NaN;
+
+    /**
+     * The uniform draw for the sample after the pending one (a run-ahead step, planned before the pending step's token
+     * is appended): the same draw, in the same order, as that step would get planned afterwards.
+     */
+    double nextUniformAhead() {
+        nextUniform();
+        if (Double.isNaN(aheadUniform)) aheadUniform = rng.nextDouble();
+        return aheadUniform;
+    }
 
     public TokenConstraint constraint() { return constraint; }
 
@@ -142,7 +154,8 @@ public final class Sequence {
     }
 
     void appendOutput(int tokenId) {
-        pendingUniform = Double.NaN;
+        pendingUniform = aheadUniform;
+        aheadUniform = Double.NaN;
         if (numOutputTokens == outputTokenIds.length) outputTokenIds = Arrays.copyOf(outputTokenIds, numOutputTokens * 2);
         outputTokenIds[numOutputTokens++] = tokenId;
         if (constraint != null && !eosTokenIds.contains(tokenId)) constraint.advance(tokenId);

@@ -24,6 +24,8 @@ final class FakeModelRunner implements ModelRunner {
     /** An error the engine cannot contain (a VirtualMachineError): its thread dies. */
     volatile Predicate<SchedulerOutput> dieWhen = so -> false;
     volatile long delayMillis;
+    /** Whether the engine may queue run-ahead steps ({@link ModelRunner#canRunAhead}); they resolve on the host. */
+    volatile boolean runAhead;
 
     FakeModelRunner(int numBlocks, int blockSize, int vocabSize, int eosEvery) {
         this.blockSize = blockSize;
@@ -35,6 +37,11 @@ final class FakeModelRunner implements ModelRunner {
 
     FakeModelRunner(int numBlocks, int blockSize) {
         this(numBlocks, blockSize, 1000, 0);
+    }
+
+    @Override
+    public boolean canRunAhead() {
+        return runAhead;
     }
 
     @Override

@@ -125,11 +125,14 @@ final class DecodeGraphs {
      * the graph's first launch. No DJL op runs before the graph.
      *
      * @param inputIds   (rows) token ids, one per sequence
+     * @param deviceIds  0, or the device address of (rows) int64 ids to take instead of inputIds: copied over the
+     *                   staged ones on the graph's stream, after the legacy stream's work queued so far (which
+     *                   computes them)
      * @param embedTable (vocab, hidden) model dtype, contiguous: the embedding weights
      * @return (rows, vocab) float32 logits in {@code step}
      */
-    NDArray stepTokens(int[] inputIds, ForwardBatch batch, KvCache cache, long cos, long sin, long embedTable,
-                       NDManager step) {
+    NDArray stepTokens(int[] inputIds, long deviceIds, ForwardBatch batch, KvCache cache, long cos, long sin,
+                       long embedTable, NDManager step) {
         int rows = batch.numSeqs();
         int maxSeqLen = 0;
         int maxBlocks = 1;
@@ -153,6 +156,7 @@ final class DecodeGraphs {
         }
         cuda.waitForLegacy(); // prefill steps on the legacy stream wrote the cache this step reads
         cuda.copyFromStaging(kernels.address(inputs), staging, tableOffset() + 4L * stride * rows);
+        if (deviceIds != 0) cuda.copy(kernels.address(inputs), deviceIds, 8L * rows);
         return run(new Key(bucket, split[0], split[1], true), rows, cache.blockSize(), cos, sin, embedTable, step);
     }
 

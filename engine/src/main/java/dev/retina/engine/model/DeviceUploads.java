@@ -48,6 +48,12 @@ public final class DeviceUploads {
     private final boolean[] inFlight = new boolean[2];
     private int current;
     private long offset;
+    private static final int DOWNLOAD_SLOTS = 4;
+    private final MethodHandle cuMemcpyDtoHAsync;
+    private final MemorySegment[] downloadBuffers = new MemorySegment[DOWNLOAD_SLOTS];
+    private final MemorySegment[] downloaded = new MemorySegment[DOWNLOAD_SLOTS]; // recorded after a slot's copy
+    private final Download[] downloadOwners = new Download[DOWNLOAD_SLOTS];       // unread downloads, by slot
+    private int nextDownload;
 
     DeviceUploads(CudaKernels kernels) {
         this.kernels = kernels;
@@ -58,6 +64,8 @@ public final class DeviceUploads {
         cuMemFreeHost = CudaKernels.handle(linker, cuda, "cuMemFreeHost", FunctionDescriptor.of(I32, PTR));
         cuMemcpyHtoDAsync = CudaKernels.handle(linker, cuda, "cuMemcpyHtoDAsync_v2",
                 FunctionDescriptor.of(I32, I64, PTR, I64, PTR));
+        cuMemcpyDtoHAsync = CudaKernels.handle(linker, cuda, "cuMemcpyDtoHAsync_v2",
+                FunctionDescriptor.of(I32, PTR, I64, I64, PTR));
         cuEventRecord = CudaKernels.handle(linker, cuda, "cuEventRecord", FunctionDescriptor.of(I32, PTR, PTR));
         cuEventSynchronize = CudaKernels.handle(linker, cuda, "cuEventSynchronize", FunctionDescriptor.of(I32, PTR));
         MethodHandle eventCreate = CudaKernels.handle(linker, cuda, "cuEventCreate", FunctionDescriptor.of(I32, PTR, I32));
@@ -66,6 +74,64 @@ public final class DeviceUploads {
             call(() -> (int) eventCreate.invokeExact(out, EVENT_DISABLE_TIMING), "cuEventCreate");
             copied[i] = out.get(PTR, 0);
         }
+        for (int i = 0; i < DOWNLOAD_SLOTS; i++) {
+            call(() -> (int) eventCreate.invokeExact(out, EVENT_DISABLE_TIMING), "cuEventCreate");
+            downloaded[i] = out.get(PTR, 0);
+        }
+    }
+
+    /**
+     * A device-to-host copy of int64 values into page-locked memory, queued on the legacy stream behind the work that
+     * computes them; {@link #longs} waits for this copy alone, not for work queued after it (the next decode step).
+     */
+    public final class Download {
+        private final int slot;
+        private final int count;
+        private long[] values;
+
+        private Download(int slot, int count) {
+            this.slot = slot;
+            this.count = count;
+        }
+
+        /** The values, once the copy has landed (waits for it the first time). */
+        public long[] longs() {
+            if (values == null) {
+                kernels.ensureContext();
+                call(() -> (int) cuEventSynchronize.invokeExact(downloaded[slot]), "cuEventSynchronize");
+                values = new long[count];
+                MemorySegment.copy(downloadBuffers[slot], I64, 0, values, 0, count);
+                downloadOwners[slot] = null;
+            }
+            return values;
+        }
+    }
+
+    /**
+     * Queues a copy of {@code src} (int64, contiguous, on the GPU) to the host. Four copies can be in flight; a fifth
+     * reads the oldest unread one first.
+     */
+    public Download longsToHost(NDArray src) {
+        if (src.getDataType() != DataType.INT64) throw new IllegalArgumentException("int64 expected, got " + src.getDataType());
+        kernels.ensureContext();
+        int count = Math.toIntExact(src.size());
+        int slot = nextDownload;
+        nextDownload = (nextDownload + 1) % DOWNLOAD_SLOTS;
+        if (downloadOwners[slot] != null) downloadOwners[slot].longs();
+        long bytes = 8L * count;
+        if (downloadBuffers[slot] == null || downloadBuffers[slot].byteSize() < bytes) {
+            if (downloadBuffers[slot] != null) free(downloadBuffers[slot]);
+            downloadBuffers[slot] = alloc(Math.max(bytes, 4096));
+        }
+        MemorySegment dst = downloadBuffers[slot];
+        long address = kernels.address(src);
+        if (bytes > 0)
+            call(() -> (int) cuMemcpyDtoHAsync.invokeExact(dst, address, bytes, MemorySegment.NULL), "cuMemcpyDtoHAsync");
+        MemorySegment event = downloaded[slot];
+        call(() -> (int) cuEventRecord.invokeExact(event, MemorySegment.NULL), "cuEventRecord");
+        Download d = new Download(slot, count);
+        downloadOwners[slot] = d;
+        return d;
     }
 
     /** {@code values} as a (values.length) int64 array on the device, in {@code step}. */

@@ -153,10 +153,11 @@ final class DirectDecode {
      * copy of the step's inputs, the embedding lookup inside the graph), or null where graphs do not take it (off,
      * failed, profiling, too many rows, or a PTX without embed_rows).
      *
+     * @param deviceIds  0, or the device address of the rows' int64 ids (read instead of inputIds)
      * @param embedTable (vocab, hidden) fp16 contiguous
      * @return (rows, vocab) float32 logits in {@code step}, or null
      */
-    NDArray forwardTokens(int[] inputIds, ForwardBatch batch, KvCache cache, NDArray cos, NDArray sin,
+    NDArray forwardTokens(int[] inputIds, long deviceIds, ForwardBatch batch, KvCache cache, NDArray cos, NDArray sin,
                           NDArray embedTable, NDManager step) {
         int rows = batch.numSeqs();
         if (!graphsOn || graphsFailed || PROFILE || !DecodeGraphs.fits(rows) || !kernels.hasEmbedRows()) return null;
@@ -166,7 +167,7 @@ final class DirectDecode {
         ensureCache(cache);
         kernels.ensureContext();
         if (!takesGemv(m)) tune(m);
-        return graphs().stepTokens(inputIds, batch, cache, kernels.address(cos), kernels.address(sin),
+        return graphs().stepTokens(inputIds, deviceIds, batch, cache, kernels.address(cos), kernels.address(sin),
                 kernels.address(embedTable), step);
     }
 

@@ -281,15 +281,20 @@ final class LlamaModel implements AutoCloseable {
     /**
      * A pure decode step from token ids through the direct path's CUDA graphs ({@link DirectDecode#forwardTokens}),
      * or null where it cannot go that way.
+     *
+     * @param deviceIds null, or the ids on the device (int64, one per sequence), read instead of inputIds
      */
-    NDArray forwardTokens(int[] inputIds, ForwardBatch batch, KvCache cache, NDManager step) {
+    NDArray forwardTokens(int[] inputIds, NDArray deviceIds, ForwardBatch batch, KvCache cache, NDManager step) {
         if (!pagedDecode || !AttentionMetadata.isPureDecode(batch) || !useDirect(batch)) return null;
         if (embedTokens.getDataType() != DataType.FLOAT16 || !kernels.isContiguous(embedTokens)) return null;
         int maxPosition = 0;
         for (int p : batch.positions()) maxPosition = Math.max(maxPosition, p);
         rotaryEmb.ensureCapacity(maxPosition);
-        return direct.forwardTokens(inputIds, batch, cache, rotaryEmb.cosTable(), rotaryEmb.sinTable(), embedTokens,
-                step);
+        if (deviceIds != null && (deviceIds.getDataType() != DataType.INT64 || deviceIds.size() != batch.numSeqs()
+                || !kernels.isContiguous(deviceIds)))
+            throw new IllegalArgumentException("device ids " + deviceIds + " for " + batch.numSeqs() + " sequences");
+        return direct.forwardTokens(inputIds, deviceIds == null ? 0L : kernels.address(deviceIds), batch, cache,
+                rotaryEmb.cosTable(), rotaryEmb.sinTable(), embedTokens, step);
     }
 
     /** Split-K decode attention on the direct path on or off (for comparisons). */

@@ -251,7 +251,18 @@ public final class LlavaModel implements AutoCloseable {
      * @return (numSeqs, vocab) float32 logits in {@code step}, or null
      */
     public NDArray forwardTokens(int[] inputIds, ForwardBatch batch, KvCache cache, NDManager step) {
-        return languageModel.forwardTokens(inputIds, batch, cache, step);
+        return languageModel.forwardTokens(inputIds, null, batch, cache, step);
+    }
+
+    /**
+     * {@link #forwardTokens(int[], ForwardBatch, KvCache, NDManager)} with the token ids on the device: a run-ahead
+     * decode step fed the previous step's samples without their coming back to the host first. The ids are read
+     * after the work queued before this call (the sampling that writes them).
+     *
+     * @param deviceIds (numSeqs) int64 on the model's device, contiguous; {@code inputIds} is then not read
+     */
+    public NDArray forwardTokens(NDArray deviceIds, ForwardBatch batch, KvCache cache, NDManager step) {
+        return languageModel.forwardTokens(new int[batch.numSeqs()], deviceIds, batch, cache, step);
     }
 
     /**
