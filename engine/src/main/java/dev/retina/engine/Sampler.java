@@ -287,9 +287,11 @@ public final class Sampler {
         // The first id whose cumulative mass exceeds the target: zero-probability ids (masked, -inf) never qualify,
         // since their cumulative equals their predecessor's; capped at the last id with mass, for a target that
         // rounds up to the total.
+        // Both counts lie in [0, vocab - 1] (the last id's cumulative equals the total), so no clip: DJL's clip takes
+        // its bounds as device scalars and reads them back, which waits for the device.
         NDArray first = cum.lte(target).sum(new int[] {1});
         NDArray lastWithMass = cum.lt(total).sum(new int[] {1});
-        return NDArrays.minimum(first, lastWithMass).toType(DataType.INT64, false).clip(0, vocabSize - 1);
+        return NDArrays.minimum(first, lastWithMass).toType(DataType.INT64, false);
     }
 
     /**
@@ -332,17 +334,21 @@ public final class Sampler {
         NDArray order = scaled.argSort(1, false);                      // (numSeqs, vocab) ids, most likely first
         NDArray sorted = scaled.gather(order, 1);
         NDArray probs = sorted.softmax(1);                             // (numSeqs, vocab), descending
-        NDArray positions = sm.arange(0f, (float) vocabSize, 1f).toDevice(device, false).reshape(1, vocabSize);
-        NDArray keep = positions.lt(floats(sm, topK, col, device, uploads));
+        // Nothing below copies from the host or reads back: rank + 1 is a running count of ones (exact in float32),
+        // masks multiply, and the index is capped by the last id with mass instead of a clip.
+        NDArray rankPlusOne = probs.onesLike().cumSum(1);              // (numSeqs, vocab): 1, 2, ...
+        NDArray keep = rankPlusOne.lte(floats(sm, topK, col, device, uploads));
         keep = keep.logicalAnd(probs.gte(probs.get(":, 0:1").mul(floats(sm, minP, col, device, uploads))));
-        NDArray kept = NDArrays.where(keep, probs, sm.zeros(new Shape(1)).toDevice(device, false));
+        NDArray kept = probs.mul(keep.toType(DataType.FLOAT32, false));
         kept = kept.div(kept.sum(new int[] {1}, true));
         NDArray exclusiveCum = kept.cumSum(1).sub(kept);
         keep = keep.logicalAnd(exclusiveCum.lt(floats(sm, topP, col, device, uploads)));
-        NDArray finalProbs = NDArrays.where(keep, kept, sm.zeros(new Shape(1)).toDevice(device, false));
+        NDArray finalProbs = kept.mul(keep.toType(DataType.FLOAT32, false));
         NDArray cum = finalProbs.cumSum(1);
-        NDArray target = cum.get(":, -1:").mul(uniformCol);
-        NDArray index = cum.lt(target).sum(new int[] {1}, true).toType(DataType.INT64, false).clip(0, vocabSize - 1);
+        NDArray total = cum.get(":, -1:");
+        NDArray target = total.mul(uniformCol);
+        NDArray index = NDArrays.minimum(cum.lt(target).sum(new int[] {1}, true), cum.lt(total).sum(new int[] {1}, true))
+                .toType(DataType.INT64, false);
         NDArray sortedIds = order.gather(index, 1).reshape(numSeqs);
         NDArray sampledIds = NDArrays.where(bools(sm, unfiltered, device, uploads), unsortedIds, sortedIds);
         return NDArrays.where(isGreedy, greedyIds, sampledIds);
