@@ -49,6 +49,11 @@ final class CudaKernels {
     /** Plain GEMVs with outputs up to this wide take 8 W rows per block (gemv_m*_plain_r8), others 4. */
     private static final int GEMV_NARROW = 8192;
     /**
+     * Loads each thread of a one-row, 4-rows-per-block GEMV keeps in flight: 4 (gemv_m1_plain_l4 / glu_l4, 6 blocks
+     * per SM, the default) or 8 ({@code -Dretina.gemvLoads=8}: gemv_m1_plain / glu, 4 blocks per SM).
+     */
+    static final int GEMV_LOADS = Integer.getInteger("retina.gemvLoads", 4);
+    /**
      * Programmatic dependent launch for the kernels that start with pdl_entry, while {@link #setProgrammatic} is on
      * ({@code -Dretina.programmaticLaunch=false} never).
      */
@@ -91,6 +96,7 @@ final class CudaKernels {
     // [input rows - 1][variant] (4 W rows per block) and [input rows - 1] (plain, 8 W rows); null: not in this PTX
     private final MemorySegment[][] gemv = new MemorySegment[GEMV_MAX_ROWS][GEMV_VARIANTS.length];
     private final MemorySegment[] gemvPlainR8 = new MemorySegment[GEMV_MAX_ROWS];
+    private final MemorySegment[] gemvL4 = new MemorySegment[GEMV_VARIANTS.length]; // gemv_m1_*_l4, or null
     private final int multiprocessors;
     private final MethodHandle cuEventCreate;      // (CUevent*, flags) -> CUresult
     private final MethodHandle cuEventRecord;      // (CUevent, CUstream) -> CUresult
@@ -189,6 +195,8 @@ final class CudaKernels {
                     gemv[m][v] = optionalFunction(getFunction, module, "gemv_m" + (m + 1) + "_" + GEMV_VARIANTS[v]);
                 gemvPlainR8[m] = optionalFunction(getFunction, module, "gemv_m" + (m + 1) + "_plain_r8");
             }
+            for (int v = 0; v < GEMV_VARIANTS.length; v++)
+                gemvL4[v] = optionalFunction(getFunction, module, "gemv_m1_" + GEMV_VARIANTS[v] + "_l4");
             // The PTX's entries named in PROGRAMMATIC_KERNELS (all start with pdl_entry), in a PTX that has the
             // instruction at all; the driver hands out the same handle for a name each time
             String text = new String(ptx, java.nio.charset.StandardCharsets.US_ASCII);
@@ -492,6 +500,10 @@ final class CudaKernels {
             throw new IllegalArgumentException("gemv glu: " + n + " rows of gate | up" + (accumulate ? ", accumulate" : ""));
         MemorySegment f = blockRows == 8 ? gemvPlainR8[rows - 1] : gemv[rows - 1][glu ? 1 : 0];
         String name = "gemv_m" + rows + "_" + (blockRows == 8 ? "plain_r8" : GEMV_VARIANTS[glu ? 1 : 0]);
+        if (rows == 1 && blockRows == 4 && GEMV_LOADS == 4 && gemvL4[glu ? 1 : 0] != null) {
+            f = gemvL4[glu ? 1 : 0];
+            name += "_l4";
+        }
         if (f == null) throw new IllegalStateException("this PTX has no " + name);
         int i = 0;
         values.set(I64, 8L * i++, y);

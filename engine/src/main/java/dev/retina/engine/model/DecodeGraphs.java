@@ -154,8 +154,10 @@ final class DecodeGraphs {
             int[] table = batch.blockTables()[r];
             MemorySegment.copy(table, 0, staging, ValueLayout.JAVA_INT, tableOffset() + 4L * stride * r, table.length);
         }
-        cuda.waitForLegacy(); // prefill steps on the legacy stream wrote the cache this step reads
+        // The copy goes first: only this stream's graphs read the block, so it need not wait for the legacy stream and
+        // runs while the previous step's sampling does there.
         cuda.copyFromStaging(kernels.address(inputs), staging, tableOffset() + 4L * stride * rows);
+        cuda.waitForLegacy(); // prefill steps on the legacy stream wrote the cache this step reads; the sampled ids
         if (deviceIds != 0) cuda.copy(kernels.address(inputs), deviceIds, 8L * rows);
         return run(new Key(bucket, split[0], split[1], true), rows, cache.blockSize(), cos, sin, embedTable, step);
     }

@@ -86,13 +86,13 @@ class CudaKernelsTest {
             assertEquals(List.of("u64", "u64", "u64", "u32", "u32", "u32"), types, e.getKey());
             gemvs++;
         }
-        assertEquals(3 * 3, gemvs); // plain, plain_r8, glu at 1, 2 and 4 rows
+        assertEquals(3 * 3 + 2, gemvs); // plain, plain_r8, glu at 1, 2 and 4 rows; plain_l4 and glu_l4 at 1
     }
 
     /**
      * The one-row GEMVs (the decode graphs' batch-1 kernels) are held to 4 resident blocks per SM, so the glu variant
-     * keeps the plain kernel's loads in flight (left alone it took 80 registers: 3 blocks per SM). Entry bodies start
-     * with the performance directives.
+     * keeps the plain kernel's loads in flight (left alone it took 80 registers: 3 blocks per SM), and the _l4 ones
+     * to 6. Entry bodies start with the performance directives.
      */
     @Test
     void oneRowGemvsKeepFourBlocksPerSm() throws IOException {
@@ -100,6 +100,10 @@ class CudaKernelsTest {
         for (String name : List.of("gemv_m1_plain", "gemv_m1_plain_r8", "gemv_m1_glu")) {
             String head = entries.get(name)[1].substring(0, entries.get(name)[1].indexOf('{'));
             assertTrue(head.contains(".maxntid 256") && head.contains(".minnctapersm 4"), name + ": " + head);
+        }
+        for (String name : List.of("gemv_m1_plain_l4", "gemv_m1_glu_l4")) { // 4 loads in flight, 6 blocks per SM
+            String head = entries.get(name)[1].substring(0, entries.get(name)[1].indexOf('{'));
+            assertTrue(head.contains(".maxntid 256") && head.contains(".minnctapersm 6"), name + ": " + head);
         }
     }
 

@@ -807,14 +807,13 @@ namespace {
 //   GLU: W is gate | up (N = 2 * inter rows); y (M, inter) = silu(gate) * up, gate and up each rounded to fp16 first,
 //        then rounded as silu_mul rounds: the SwiGLU kernel and the gate_up round trip go away.
 // A block of kGemvThreads threads takes ROWS rows of W (grid: ceil(N / ROWS); with GLU ROWS / 2 gate rows and the
-// matching up rows) as one run of 16-byte chunks, thread t the chunks t, t + kGemvThreads, ..., kGemvLoads of them in
+// matching up rows) as one run of 16-byte chunks, thread t the chunks t, t + kGemvThreads, ..., U of them in
 // flight at a time. Many short blocks keep every SM's loads in flight, and the block scheduler balances them. The
 // first loads go out before pdl_entry's wait, so under programmatic launch they overlap the previous kernel's tail.
 // The partial sums meet in shared memory. Needs K % 8 == 0 and 16-byte aligned rows; y may not alias x.
 // (A version that computed RMSNorm in each block's prologue read the input row and the norm weight once per block,
 // 16 KiB of L2 traffic per 32 KiB of weights, and was slower than the rms_norm kernel followed by this one.)
 constexpr int kGemvThreads = 256;
-constexpr int kGemvLoads = 8;
 
 // Chunk q of a block's run over W: its rows are consecutive, or with GLU two runs of ROWS / 2 rows (gate, then up).
 // No division here: the loads go out as soon as their address is known.
@@ -826,11 +825,10 @@ __device__ __forceinline__ uint4 gemv_load(const uint4* __restrict__ w0, const u
     return __ldcs(w0 + q);
 }
 
-template <int M, int ROWS, bool GLU>
+template <int M, int ROWS, bool GLU, int U>
 __device__ __forceinline__ void gemv(__half* __restrict__ y, const __half* __restrict__ x, const __half* __restrict__ W,
                                      int N, int K, int accumulate) {
     constexpr int T = kGemvThreads;
-    constexpr int U = kGemvLoads;
     constexpr int kW = T / 32;
     __shared__ float red[kW][ROWS * M];
     const int tid = threadIdx.x;
@@ -920,27 +918,28 @@ __device__ __forceinline__ void gemv(__half* __restrict__ y, const __half* __res
 }  // namespace
 
 // gemv_m<M>_plain / _glu take 4 rows of W per block; gemv_m<M>_plain_r8 takes 8 (CudaKernels picks it for outputs up
-// to 8192 wide: the o and down projections).
-// At M = 1 every variant is held to 4 resident blocks per SM (at most 64 registers), as many loads in flight as the
-// plain kernel's 56 registers allow: left alone, the glu variant took 80 registers, so 3 blocks per SM, and streamed
-// gate_up's weights at 3.5 TB/s against the plain kernel's 4.2 (ptxas: 62 registers, no spills, with the bound). At
-// M = 2 and 4 the bound would spill.
-#define RETINA_GEMV_BOUNDS_1 __launch_bounds__(kGemvThreads, 4)
-#define RETINA_GEMV_BOUNDS_2 __launch_bounds__(kGemvThreads)
-#define RETINA_GEMV_BOUNDS_4 __launch_bounds__(kGemvThreads)
-#define RETINA_GEMV(M, ROWS, GLU, NAME)                                                                                \
-    extern "C" __global__ void RETINA_GEMV_BOUNDS_##M gemv_m##M##_##NAME(                                            \
+// to 8192 wide: the o and down projections); each thread keeps 8 loads in flight.
+// At M = 1 every variant is held to 4 resident blocks per SM (at most 64 registers): left alone, the glu variant took
+// 80 registers, so 3 blocks per SM, and streamed gate_up's weights at 3.5 TB/s against the plain kernel's 4.2. The _l4
+// variants (M = 1, 4 rows) keep 4 loads in flight per thread in 6 blocks per SM (38 registers): the GEMV sweep of
+// call 47 measured qkv, gate_up and lm_head faster that way, o and down slower. At M = 2 and 4 a bound would spill.
+#define RETINA_GEMV(M, ROWS, GLU, U, BOUNDS, NAME)                                                                     \
+    extern "C" __global__ void BOUNDS gemv_m##M##_##NAME(                                                            \
         __half* y, const __half* x, const __half* W, int N, int K, int accumulate) {                                 \
-        gemv<M, ROWS, GLU>(y, x, W, N, K, accumulate);                                                               \
+        gemv<M, ROWS, GLU, U>(y, x, W, N, K, accumulate);                                                            \
     }
-#define RETINA_GEMV_ALL(M)                  \
-    RETINA_GEMV(M, 4, false, plain)         \
-    RETINA_GEMV(M, 8, false, plain_r8)      \
-    RETINA_GEMV(M, 4, true, glu)
 
-RETINA_GEMV_ALL(1)
-RETINA_GEMV_ALL(2)
-RETINA_GEMV_ALL(4)
+RETINA_GEMV(1, 4, false, 8, __launch_bounds__(kGemvThreads, 4), plain)
+RETINA_GEMV(1, 8, false, 8, __launch_bounds__(kGemvThreads, 4), plain_r8)
+RETINA_GEMV(1, 4, true, 8, __launch_bounds__(kGemvThreads, 4), glu)
+RETINA_GEMV(1, 4, false, 4, __launch_bounds__(kGemvThreads, 6), plain_l4)
+RETINA_GEMV(1, 4, true, 4, __launch_bounds__(kGemvThreads, 6), glu_l4)
+RETINA_GEMV(2, 4, false, 8, __launch_bounds__(kGemvThreads), plain)
+RETINA_GEMV(2, 8, false, 8, __launch_bounds__(kGemvThreads), plain_r8)
+RETINA_GEMV(2, 4, true, 8, __launch_bounds__(kGemvThreads), glu)
+RETINA_GEMV(4, 4, false, 8, __launch_bounds__(kGemvThreads), plain)
+RETINA_GEMV(4, 8, false, 8, __launch_bounds__(kGemvThreads), plain_r8)
+RETINA_GEMV(4, 4, true, 8, __launch_bounds__(kGemvThreads), glu)
 
 // ---- The direct vision tower (DirectVision.java): CLIP's pre-norm encoder layers around cuBLAS GEMMs. ----
 // Biases enter a GEMM by starting its output at the bias and accumulating with beta = 1 (fp32 sum, one rounding,
