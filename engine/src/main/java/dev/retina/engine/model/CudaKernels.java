@@ -43,14 +43,12 @@ final class CudaKernels {
     private static final int CUDA_ERROR_NOT_READY = 600;
     /** Rows (sequences) the GEMV kernels take: gemv_m1, gemv_m2, gemv_m4. */
     static final int GEMV_MAX_ROWS = 4;
-    /** The GEMV variants, in the order of {@link #gemv}'s {@code glu} argument: y = x W^T, and SwiGLU's. */
-    static final String[] GEMV_VARIANTS = {"plain", "glu"};
     private static final int GEMV_THREADS = 256;
-    /** Plain GEMVs with outputs up to this wide take 8 W rows per block (gemv_m*_plain_r8), others 4. */
+    /** Plain GEMVs with outputs up to this wide (o, down) are "narrow": see {@link #gemvEntry}. */
     private static final int GEMV_NARROW = 8192;
     /**
-     * Loads each thread of a one-row, 4-rows-per-block GEMV keeps in flight: 4 (gemv_m1_plain_l4 / glu_l4, 6 blocks
-     * per SM, the default) or 8 ({@code -Dretina.gemvLoads=8}: gemv_m1_plain / glu, 4 blocks per SM).
+     * One-row GEMVs: 4 (the default) takes the variants tuned by the GEMV sweep of calls 47 and 48, fewer loads in
+     * flight per thread in more blocks per SM; 8 ({@code -Dretina.gemvLoads=8}) the 8-load ones, as at 2 and 4 rows.
      */
     static final int GEMV_LOADS = Integer.getInteger("retina.gemvLoads", 4);
     /**
@@ -93,10 +91,7 @@ final class CudaKernels {
     private final MemorySegment addLayerNorm; // null in a PTX built before the direct vision tower
     private final MemorySegment actFill;      // likewise
     private final MemorySegment patchRows;    // null in a PTX built before the vision graph took pixels
-    // [input rows - 1][variant] (4 W rows per block) and [input rows - 1] (plain, 8 W rows); null: not in this PTX
-    private final MemorySegment[][] gemv = new MemorySegment[GEMV_MAX_ROWS][GEMV_VARIANTS.length];
-    private final MemorySegment[] gemvPlainR8 = new MemorySegment[GEMV_MAX_ROWS];
-    private final MemorySegment[] gemvL4 = new MemorySegment[GEMV_VARIANTS.length]; // gemv_m1_*_l4, or null
+    private final java.util.Map<String, MemorySegment> gemv = new java.util.HashMap<>(); // the PTX's gemv_* entries
     private final int multiprocessors;
     private final MethodHandle cuEventCreate;      // (CUevent*, flags) -> CUresult
     private final MethodHandle cuEventRecord;      // (CUevent, CUstream) -> CUresult
@@ -190,13 +185,11 @@ final class CudaKernels {
             addLayerNorm = optionalFunction(getFunction, module, "add_layer_norm");
             actFill = optionalFunction(getFunction, module, "act_fill");
             patchRows = optionalFunction(getFunction, module, "patch_rows");
-            for (int m = 0; m < GEMV_MAX_ROWS; m++) {
-                for (int v = 0; v < GEMV_VARIANTS.length; v++)
-                    gemv[m][v] = optionalFunction(getFunction, module, "gemv_m" + (m + 1) + "_" + GEMV_VARIANTS[v]);
-                gemvPlainR8[m] = optionalFunction(getFunction, module, "gemv_m" + (m + 1) + "_plain_r8");
-            }
-            for (int v = 0; v < GEMV_VARIANTS.length; v++)
-                gemvL4[v] = optionalFunction(getFunction, module, "gemv_m1_" + GEMV_VARIANTS[v] + "_l4");
+            for (int m = 1; m <= GEMV_MAX_ROWS; m++)
+                for (String v : new String[] {"plain", "plain_r8", "glu", "plain_l2", "plain_l4", "glu_l4"}) {
+                    MemorySegment f = optionalFunction(getFunction, module, "gemv_m" + m + "_" + v);
+                    if (f != null) gemv.put("gemv_m" + m + "_" + v, f);
+                }
             // The PTX's entries named in PROGRAMMATIC_KERNELS (all start with pdl_entry), in a PTX that has the
             // instruction at all; the driver hands out the same handle for a name each time
             String text = new String(ptx, java.nio.charset.StandardCharsets.US_ASCII);
@@ -465,12 +458,13 @@ final class CudaKernels {
         return i;
     }
 
-    /** Whether this PTX has the small-batch GEMV kernels (every row count {@link #gemvFits} takes, every variant). */
+    /** Whether this PTX has the small-batch GEMV kernels (every row count {@link #gemvFits} takes, every shape). */
     boolean hasGemv() {
         for (int rows = 1; rows <= GEMV_MAX_ROWS; rows++) {
             if (!gemvFits(rows, 8)) continue;
-            if (gemvPlainR8[rows - 1] == null) return false;
-            for (MemorySegment f : gemv[rows - 1]) if (f == null) return false;
+            for (String name : new String[] {gemvEntry(rows, true, 4096, 8), gemvEntry(rows, false, 4096, 8),
+                    gemvEntry(rows, false, 12288, 8)})
+                if (!gemv.containsKey(name)) return false;
         }
         return true;
     }
@@ -481,29 +475,38 @@ final class CudaKernels {
         return (rows == 1 || rows == 2 || rows == 4) && k > 0 && k % 8 == 0;
     }
 
-    /** W rows one GEMV block takes: 8 for plain outputs up to {@code GEMV_NARROW} wide (o, down), else 4. */
-    static int gemvBlockRows(boolean glu, int n) {
-        return !glu && n <= GEMV_NARROW ? 8 : 4;
+    /**
+     * The GEMV entry for {@code rows} input rows and {@code n} outputs. With 8 loads in flight per thread: 8 W rows
+     * per block for plain outputs up to {@code GEMV_NARROW} wide (o, down: {@code gemv_m*_plain_r8}), else 4. With 4
+     * (one row only): {@code gemv_m1_plain_l4} / {@code glu_l4} (4 loads, 6 blocks per SM) for wide outputs and gate |
+     * up, {@code gemv_m1_plain_l2} (2 loads, 8 blocks per SM, 4 rows) for narrow ones: the fastest of the sweep.
+     */
+    static String gemvEntry(int rows, boolean glu, int n, int loads) {
+        boolean narrow = !glu && n <= GEMV_NARROW;
+        if (rows == 1 && loads == 4) return "gemv_m1_" + (glu ? "glu_l4" : narrow ? "plain_l2" : "plain_l4");
+        return "gemv_m" + rows + "_" + (narrow ? "plain_r8" : glu ? "glu" : "plain");
+    }
+
+    /** W rows one block of {@code entry} takes: 8 for the _r8 entries, else 4 (a glu block: 2 gate + 2 up rows). */
+    static int gemvBlockRows(String entry) {
+        return entry.endsWith("_r8") ? 8 : 4;
     }
 
     /**
      * Small-batch GEMV {@code y (rows, n) = x (rows, k) @ w (n, k)^T (+ y)}, fp32 accumulation, one rounding (see the
      * .cu). With {@code glu}, w is gate | up ({@code n = 2 * inter} rows) and y (rows, inter) = silu(gate) * up (no
      * accumulate). Device addresses the caller has checked: fp16 contiguous rows, 16-byte aligned, {@link #gemvFits};
-     * y does not alias x.
+     * y does not alias x. A PTX without the tuned one-row entries takes the 8-load ones.
      */
     void gemv(boolean glu, long y, long x, long w, int rows, int n, int k, boolean accumulate) {
         if (!gemvFits(rows, k)) throw new IllegalArgumentException("gemv: " + rows + " rows of " + k);
-        int blockRows = gemvBlockRows(glu, n);
+        String name = gemvEntry(rows, glu, n, GEMV_LOADS);
+        if (!gemv.containsKey(name)) name = gemvEntry(rows, glu, n, 8);
+        int blockRows = gemvBlockRows(name);
         // GLU: a block takes blockRows / 2 gate rows and the same up rows, so each half divides into whole blocks
         if (glu && (n % blockRows != 0 || accumulate))
             throw new IllegalArgumentException("gemv glu: " + n + " rows of gate | up" + (accumulate ? ", accumulate" : ""));
-        MemorySegment f = blockRows == 8 ? gemvPlainR8[rows - 1] : gemv[rows - 1][glu ? 1 : 0];
-        String name = "gemv_m" + rows + "_" + (blockRows == 8 ? "plain_r8" : GEMV_VARIANTS[glu ? 1 : 0]);
-        if (rows == 1 && blockRows == 4 && GEMV_LOADS == 4 && gemvL4[glu ? 1 : 0] != null) {
-            f = gemvL4[glu ? 1 : 0];
-            name += "_l4";
-        }
+        MemorySegment f = gemv.get(name);
         if (f == null) throw new IllegalStateException("this PTX has no " + name);
         int i = 0;
         values.set(I64, 8L * i++, y);

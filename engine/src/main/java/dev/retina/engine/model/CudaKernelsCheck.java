@@ -71,12 +71,12 @@ public final class CudaKernelsCheck {
                 for (int rows = 1; rows <= CudaKernels.GEMV_MAX_ROWS; rows++) {
                     if (!CudaKernels.gemvFits(rows, 8)) continue;
                     gemv(kernels, m, false, rows, 12288, 4096, false); // the 7B's qkv
-                    gemv(kernels, m, false, rows, 4096, 4096, true);   // o + residual (8 W rows per block)
+                    gemv(kernels, m, false, rows, 4096, 4096, true);   // o + residual (a narrow output)
                     gemv(kernels, m, true, rows, 22016, 4096, false);  // gate_up + SiLU·up
                     gemv(kernels, m, false, rows, 4096, 11008, true);  // down + residual
                     gemv(kernels, m, false, rows, 32064, 4096, false); // lm_head
                     gemv(kernels, m, false, rows, 44, 32, true);       // tiny, N not a block multiple
-                    gemv(kernels, m, false, rows, 8196, 88, false);    // 4 W rows per block, a partial last block
+                    gemv(kernels, m, false, rows, 8196, 88, false);    // a wide output, a partial last block
                     gemv(kernels, m, true, rows, 48, 88, false);       // tiny gate | up
                 }
             } else {
@@ -400,7 +400,7 @@ public final class CudaKernelsCheck {
                 ref = g.mul(g.getNDArrayInternal().sigmoid()).mul(gu.get(1));
             }
             if (accumulate) ref = ref.add(y0.toType(DataType.FLOAT32, false));
-            report(String.format(Locale.ROOT, "gemv_m%d_%s n %d k %d%s", rows, glu ? "glu" : "plain", n, k,
+            report(String.format(Locale.ROOT, "%s n %d k %d%s", CudaKernels.gemvEntry(rows, glu, n, CudaKernels.GEMV_LOADS), n, k,
                     accumulate ? " + y" : ""), y, ref);
         }
     }

@@ -38,10 +38,18 @@ class CudaKernelsTest {
         assertFalse(CudaKernels.gemvFits(3, 4096)); // no gemv_m3: a 3-row eager step takes cuBLAS
         assertFalse(CudaKernels.gemvFits(5, 4096));
         assertFalse(CudaKernels.gemvFits(1, 4100)); // 16-byte chunks
-        assertEquals(8, CudaKernels.gemvBlockRows(false, 4096));  // o, down
-        assertEquals(4, CudaKernels.gemvBlockRows(false, 12288)); // qkv
-        assertEquals(4, CudaKernels.gemvBlockRows(false, 32064)); // lm_head
-        assertEquals(4, CudaKernels.gemvBlockRows(true, 4096));   // gate | up always 4 (2 gate + 2 up rows)
+        // One row, the tuned set: o and down (narrow) 2 loads per thread, qkv and lm_head 4, gate | up 4 (glu)
+        assertEquals("gemv_m1_plain_l2", CudaKernels.gemvEntry(1, false, 4096, 4));
+        assertEquals("gemv_m1_plain_l4", CudaKernels.gemvEntry(1, false, 12288, 4));
+        assertEquals("gemv_m1_plain_l4", CudaKernels.gemvEntry(1, false, 32064, 4));
+        assertEquals("gemv_m1_glu_l4", CudaKernels.gemvEntry(1, true, 22016, 4));
+        // 8 loads (2 and 4 rows, or -Dretina.gemvLoads=8): 8 W rows per block for narrow outputs
+        assertEquals("gemv_m1_plain_r8", CudaKernels.gemvEntry(1, false, 4096, 8));
+        assertEquals("gemv_m2_plain", CudaKernels.gemvEntry(2, false, 12288, 4));
+        assertEquals("gemv_m4_glu", CudaKernels.gemvEntry(4, true, 22016, 4));
+        assertEquals(8, CudaKernels.gemvBlockRows("gemv_m2_plain_r8"));
+        assertEquals(4, CudaKernels.gemvBlockRows("gemv_m1_plain_l2"));
+        assertEquals(4, CudaKernels.gemvBlockRows("gemv_m1_glu_l4")); // gate | up: 2 gate + 2 up rows
     }
 
     /**
@@ -86,13 +94,13 @@ class CudaKernelsTest {
             assertEquals(List.of("u64", "u64", "u64", "u32", "u32", "u32"), types, e.getKey());
             gemvs++;
         }
-        assertEquals(3 * 3 + 2, gemvs); // plain, plain_r8, glu at 1, 2 and 4 rows; plain_l4 and glu_l4 at 1
+        assertEquals(3 * 3 + 3, gemvs); // plain, plain_r8, glu at 1, 2 and 4 rows; plain_l4, glu_l4, plain_l2 at 1
     }
 
     /**
      * The one-row GEMVs (the decode graphs' batch-1 kernels) are held to 4 resident blocks per SM, so the glu variant
      * keeps the plain kernel's loads in flight (left alone it took 80 registers: 3 blocks per SM), and the _l4 ones
-     * to 6. Entry bodies start with the performance directives.
+     * to 6 or 8. Entry bodies start with the performance directives.
      */
     @Test
     void oneRowGemvsKeepFourBlocksPerSm() throws IOException {
@@ -101,9 +109,10 @@ class CudaKernelsTest {
             String head = entries.get(name)[1].substring(0, entries.get(name)[1].indexOf('{'));
             assertTrue(head.contains(".maxntid 256") && head.contains(".minnctapersm 4"), name + ": " + head);
         }
-        for (String name : List.of("gemv_m1_plain_l4", "gemv_m1_glu_l4")) { // 4 loads in flight, 6 blocks per SM
+        for (String name : List.of("gemv_m1_plain_l4", "gemv_m1_glu_l4", "gemv_m1_plain_l2")) {
             String head = entries.get(name)[1].substring(0, entries.get(name)[1].indexOf('{'));
-            assertTrue(head.contains(".maxntid 256") && head.contains(".minnctapersm 6"), name + ": " + head);
+            String blocks = name.endsWith("_l2") ? "8" : "6"; // 2 loads in flight: 8 blocks per SM; 4 loads: 6
+            assertTrue(head.contains(".maxntid 256") && head.contains(".minnctapersm " + blocks), name + ": " + head);
         }
     }
 

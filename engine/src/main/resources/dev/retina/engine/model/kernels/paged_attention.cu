@@ -917,12 +917,12 @@ __device__ __forceinline__ void gemv(__half* __restrict__ y, const __half* __res
 
 }  // namespace
 
-// gemv_m<M>_plain / _glu take 4 rows of W per block; gemv_m<M>_plain_r8 takes 8 (CudaKernels picks it for outputs up
-// to 8192 wide: the o and down projections); each thread keeps 8 loads in flight.
-// At M = 1 every variant is held to 4 resident blocks per SM (at most 64 registers): left alone, the glu variant took
-// 80 registers, so 3 blocks per SM, and streamed gate_up's weights at 3.5 TB/s against the plain kernel's 4.2. The _l4
-// variants (M = 1, 4 rows) keep 4 loads in flight per thread in 6 blocks per SM (38 registers): the GEMV sweep of
-// call 47 measured qkv, gate_up and lm_head faster that way, o and down slower. At M = 2 and 4 a bound would spill.
+// gemv_m<M>_plain / _glu take 4 rows of W per block; gemv_m<M>_plain_r8 takes 8 (for outputs up to 8192 wide: the o
+// and down projections); each thread keeps 8 loads in flight. At M = 1 these are held to 4 resident blocks per SM (at
+// most 64 registers): left alone, the glu variant took 80 registers, so 3 blocks per SM, and streamed gate_up's
+// weights at 3.5 TB/s against the plain kernel's 4.2. At M = 2 and 4 a bound would spill.
+// One-row steps take fewer loads per thread in more resident blocks, the fastest of the GEMV sweep (calls 47, 48):
+// _l4 (4 loads, 6 blocks per SM) for qkv, gate_up and lm_head; _l2 (2 loads, 8 blocks per SM, 4 rows) for o and down.
 #define RETINA_GEMV(M, ROWS, GLU, U, BOUNDS, NAME)                                                                     \
     extern "C" __global__ void BOUNDS gemv_m##M##_##NAME(                                                            \
         __half* y, const __half* x, const __half* W, int N, int K, int accumulate) {                                 \
@@ -934,6 +934,7 @@ RETINA_GEMV(1, 8, false, 8, __launch_bounds__(kGemvThreads, 4), plain_r8)
 RETINA_GEMV(1, 4, true, 8, __launch_bounds__(kGemvThreads, 4), glu)
 RETINA_GEMV(1, 4, false, 4, __launch_bounds__(kGemvThreads, 6), plain_l4)
 RETINA_GEMV(1, 4, true, 4, __launch_bounds__(kGemvThreads, 6), glu_l4)
+RETINA_GEMV(1, 4, false, 2, __launch_bounds__(kGemvThreads, 8), plain_l2)
 RETINA_GEMV(2, 4, false, 8, __launch_bounds__(kGemvThreads), plain)
 RETINA_GEMV(2, 8, false, 8, __launch_bounds__(kGemvThreads), plain_r8)
 RETINA_GEMV(2, 4, true, 8, __launch_bounds__(kGemvThreads), glu)
