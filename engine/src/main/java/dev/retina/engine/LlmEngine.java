@@ -224,9 +224,12 @@ public final class LlmEngine implements AutoCloseable {
         long stepStart = System.nanoTime();
         boolean decodeOnly = schedulerOutput.numBatchedTokens() <= schedulerOutput.sequences().size();
         long updateStart;
+        long planAheadNanos;
+        long awaitStart;
         try {
             if (current == null) current = runner.submit(schedulerOutput, null);
-            queueAhead(current);
+            planAheadNanos = queueAhead(current);
+            awaitStart = System.nanoTime();
             RunnerOutput runnerOutput = current.await();
             updateStart = System.nanoTime();
             updates = scheduler.update(schedulerOutput, runnerOutput);
@@ -281,17 +284,24 @@ public final class LlmEngine implements AutoCloseable {
             long executeNanos = updateStart - stepStart;
             long inputs = runnerNanos == null ? 0 : runnerNanos[0];
             long forward = runnerNanos == null ? executeNanos : runnerNanos[1];
-            long sample = runnerNanos == null ? 0 : runnerNanos[2];
-            decodePhases = decodePhases.plus(new StepPhases(1, stepStart - scheduleStart, inputs, forward, sample,
-                    outputsStart - updateStart, end - outputsStart));
+            // The runner's phases are its last submit's (the run-ahead step's, when one was queued); sampling includes
+            // the wait for this step's tokens, and scheduling the planning of the step ahead.
+            long sample = (runnerNanos == null ? 0 : runnerNanos[2]) + (updateStart - awaitStart);
+            decodePhases = decodePhases.plus(new StepPhases(1, stepStart - scheduleStart + planAheadNanos, inputs,
+                    forward, sample, outputsStart - updateStart, end - outputsStart));
         }
     }
 
-    /** Plans the decode step after {@code current} and queues it behind it, where the scheduler and runner can. */
-    private void queueAhead(PendingStep current) {
-        if (!ASYNC_SCHEDULING || !runner.canRunAhead()) return;
+    /**
+     * Plans the decode step after {@code current} and queues it behind it, where the scheduler and runner can.
+     * Returns the host nanoseconds the planning took (the runner times its own part).
+     */
+    private long queueAhead(PendingStep current) {
+        if (!ASYNC_SCHEDULING || !runner.canRunAhead()) return 0;
+        long start = System.nanoTime();
         SchedulerOutput next = scheduler.scheduleAhead(current.schedulerOutput());
-        if (next == null) return;
+        long planned = System.nanoTime() - start;
+        if (next == null) return planned;
         try {
             ahead = runner.submit(next, current);
         } catch (RuntimeException e) {
@@ -303,6 +313,7 @@ public final class LlmEngine implements AutoCloseable {
             else log.debug("queueing a decode step ahead failed", e);
             aheadFailed = true;
         }
+        return planned;
     }
 
     /** Waits for a run-ahead step whose input step failed, and forgets it (its sequences were not advanced). */

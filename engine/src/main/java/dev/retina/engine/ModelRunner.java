@@ -49,8 +49,8 @@ public interface ModelRunner extends AutoCloseable {
     }
 
     /**
-     * Host nanoseconds of the last {@link #execute}'s phases: building inputs, the forward call, sampling (with its
-     * wait for the device); null when not measured. Engine thread only.
+     * Host nanoseconds of the last {@link #execute} or {@link #submit}: building inputs, the forward call, sampling
+     * (without the wait for the device where the step was only queued); null when not measured. Engine thread only.
      */
     default long[] lastStepNanos() {
         return null;
