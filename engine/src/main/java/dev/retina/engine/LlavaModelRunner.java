@@ -175,7 +175,7 @@ public final class LlavaModelRunner implements ModelRunner {
             if (stepImages == null) {
                 NDArray deviceIds = fed && !prompt ? fedIds(seqs, previous, step) : null;
                 logits = deviceIds != null ? model.forwardTokens(deviceIds, batch, cache, step) : null;
-                if (logits == null && fed) fed = resolveOnHost(inputIds, seqs, queryStartLoc, previous);
+                if (logits == null && fed) resolveOnHost(inputIds, seqs, queryStartLoc, previous);
                 if (logits == null) logits = model.forwardTokens(inputIds, batch, cache, step);
             } else if (fed) {
                 resolveOnHost(inputIds, seqs, queryStartLoc, previous);
@@ -225,7 +225,7 @@ public final class LlavaModelRunner implements ModelRunner {
      * are not previous's sampling rows in order. Null where previous keeps none on the device (its tokens are then
      * read back on the host).
      */
-    private static NDArray fedIds(List<ScheduledSequence> rows, PendingStep previous, NDManager step) {
+    private NDArray fedIds(List<ScheduledSequence> rows, PendingStep previous, NDManager step) {
         if (!(previous instanceof Queued q) || q.chosen == null) return null;
         java.util.Map<Long, Integer> index = new java.util.HashMap<>();
         int k = 0;
@@ -240,18 +240,17 @@ public final class LlavaModelRunner implements ModelRunner {
             identity &= at == r;
         }
         if (identity) return q.chosen;
-        return q.chosen.get(new NDIndex("{}", step.create(pick).toDevice(q.chosen.getDevice(), false)));
+        return q.chosen.get(new NDIndex("{}", model.deviceUploads().longs(pick, step))); // an upload that never waits
     }
 
-    /** Writes previous's tokens into the fed rows' input ids (waiting for them). Returns false: nothing fed remains. */
-    private static boolean resolveOnHost(int[] inputIds, List<ScheduledSequence> rows, int[] queryStartLoc,
-                                         PendingStep previous) {
+    /** Writes previous's tokens into the fed rows' input ids (waiting for them). */
+    private static void resolveOnHost(int[] inputIds, List<ScheduledSequence> rows, int[] queryStartLoc,
+                                      PendingStep previous) {
         if (previous == null) throw new IllegalStateException("a run-ahead step without the step before it");
         SchedulerOutput resolved = ScheduledSequence.resolve(new SchedulerOutput(rows, inputIds.length, List.of(),
                 java.util.Set.of()), previous.schedulerOutput(), previous.await());
         for (int r = 0; r < rows.size(); r++)
             if (rows.get(r).fedFromPreviousStep()) inputIds[queryStartLoc[r]] = resolved.sequences().get(r).tokenIds()[0];
-        return false;
     }
 
     /** A step whose chosen ids are on their way to the host; its NDManager lives until they have come back. */
