@@ -285,8 +285,9 @@ public final class LlmEngine implements AutoCloseable {
             long inputs = runnerNanos == null ? 0 : runnerNanos[0];
             long forward = runnerNanos == null ? executeNanos : runnerNanos[1];
             // The runner's phases are its last submit's (the run-ahead step's, when one was queued); sampling includes
-            // the wait for this step's tokens, and scheduling the planning of the step ahead.
-            long sample = (runnerNanos == null ? 0 : runnerNanos[2]) + (updateStart - awaitStart);
+            // the wait for this step's tokens, and scheduling the planning of the step ahead. A runner that reports no
+            // phases has its whole step, the wait included, as the forward call.
+            long sample = runnerNanos == null ? 0 : runnerNanos[2] + (updateStart - awaitStart);
             decodePhases = decodePhases.plus(new StepPhases(1, stepStart - scheduleStart + planAheadNanos, inputs,
                     forward, sample, outputsStart - updateStart, end - outputsStart));
         }
