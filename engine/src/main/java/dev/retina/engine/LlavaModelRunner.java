@@ -277,10 +277,7 @@ public final class LlavaModelRunner implements ModelRunner {
             if (out != null) return out;
             if (failure != null) throw failure;
             try {
-                long[] ids = download.longs();
-                int[] tokens = new int[ids.length];
-                for (int i = 0; i < ids.length; i++) tokens[i] = Math.toIntExact(ids[i]);
-                out = new RunnerOutput(tokens, null);
+                out = new RunnerOutput(Sampler.toInts(download.longs()), null);
                 return out;
             } catch (RuntimeException e) {
                 failure = e;

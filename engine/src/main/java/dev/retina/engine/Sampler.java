@@ -398,7 +398,7 @@ public final class Sampler {
         return new RunnerOutput(ids, out);
     }
 
-    private static int[] toInts(long[] ids) {
+    static int[] toInts(long[] ids) {
         int[] out = new int[ids.length];
         for (int i = 0; i < ids.length; i++) out[i] = (int) ids[i];
         return out;
